@@ -1,0 +1,5 @@
+import sys
+
+from brainlike.cli import main
+
+sys.exit(main())
