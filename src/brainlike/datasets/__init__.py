@@ -1,0 +1,30 @@
+"""Brain data: one ``BrainData`` object, loaders for the field's formats, a checksummed registry.
+
+``load(name, **options)`` reads a named dataset (``list_datasets()``) from the offline mirror
+(``BRAINLIKE_DATA_MIRROR``), the data home (``BRAINLIKE_DATA``) or its URL; the format loaders
+(``load_bdata``, ``load_horikawa_bids``, ``load_decodability``, ``load_nsd``, ``load_kay_vim1``,
+``load_kay_npz``) read local files directly.
+"""
+
+from ._braindata import BrainData, NaNVoxelWarning, concat_subjects
+from ._fetch import ChecksumError, DataNotAvailableError, RemoteFile, data_home, file_sha256, mirror_dir
+from ._real import Kriegeskorte92
+from .registry import DatasetInfo, fetch, info, list_datasets, load
+
+__all__ = [
+    "BrainData",
+    "ChecksumError",
+    "DataNotAvailableError",
+    "DatasetInfo",
+    "Kriegeskorte92",
+    "NaNVoxelWarning",
+    "RemoteFile",
+    "concat_subjects",
+    "data_home",
+    "fetch",
+    "file_sha256",
+    "info",
+    "list_datasets",
+    "load",
+    "mirror_dir",
+]

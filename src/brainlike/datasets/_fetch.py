@@ -1,0 +1,220 @@
+"""Local resolution, verification and download of registry files.
+
+Order for each file: the offline mirror (``BRAINLIKE_DATA_MIRROR``, never the network when set),
+then the data home (``BRAINLIKE_DATA``, default ``~/.cache/brainlike``), then a download with
+pooch into the data home. Downloads go to a ``.part`` file that is resumed with an HTTP range
+request after an interruption; pooch checks the SHA-256 of the finished temporary file and only
+then moves it under its final name, so a half file is never read back as complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "RemoteFile",
+    "ChecksumError",
+    "DataNotAvailableError",
+    "data_home",
+    "mirror_dir",
+    "file_sha256",
+    "resolve_file",
+]
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a dataset.
+
+    ``path`` is relative to the data home and to the mirror (same layout). ``sha256`` None means
+    the checksum is not known in advance: it is recorded on first download and verified afterwards.
+    ``url`` None means the file cannot be downloaded automatically (``note`` says how to get it).
+    """
+
+    path: str
+    url: str | None
+    sha256: str | None = None
+    note: str = ""
+
+
+class ChecksumError(ValueError):
+    """A file's SHA-256 differs from the registry's (message names the file and both hashes)."""
+
+
+class DataNotAvailableError(FileNotFoundError):
+    """A file is neither in the mirror nor in the data home and cannot be downloaded here."""
+
+
+def data_home() -> Path:
+    """``BRAINLIKE_DATA`` or ``~/.cache/brainlike``."""
+    env = os.environ.get("BRAINLIKE_DATA")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "brainlike"
+
+
+def mirror_dir() -> Path | None:
+    """``BRAINLIKE_DATA_MIRROR`` (an offline folder laid out like the data home) or None."""
+    env = os.environ.get("BRAINLIKE_DATA_MIRROR")
+    return Path(env).expanduser() if env else None
+
+
+# Hashes of files already verified in this process, keyed by (path, size, mtime_ns): a file is
+# hashed once per change, not once per load.
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+_LOCK = threading.Lock()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file (memoised per path, size and modification time)."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    with _LOCK:
+        if key in _VERIFIED:
+            return _VERIFIED[key]
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    with _LOCK:
+        _VERIFIED[key] = digest
+    return digest
+
+
+def _recorded_path(home: Path) -> Path:
+    return home / ".brainlike-checksums.json"
+
+
+def _recorded(home: Path) -> dict:
+    p = _recorded_path(home)
+    if p.is_file():
+        try:
+            return json.loads(p.read_text())
+        except (OSError, ValueError):
+            return {}
+    return {}
+
+
+def _record(home: Path, rel: str, digest: str) -> None:
+    data = _recorded(home)
+    data[rel] = digest
+    p = _recorded_path(home)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, p)
+
+
+def verify(path: Path, expected: str | None, label: str) -> str:
+    """Hash ``path``; raise ``ChecksumError`` naming the file and both hashes on mismatch."""
+    digest = file_sha256(path)
+    if expected is not None and digest != expected.lower():
+        raise ChecksumError(
+            f"checksum mismatch for {label} ({path}): expected SHA-256 {expected.lower()}, got {digest}. "
+            "The file is corrupt, truncated or a different version; delete it and fetch again."
+        )
+    return digest
+
+
+class ResumableDownloader:
+    """pooch downloader that keeps a ``.part`` file and resumes it with an HTTP Range request."""
+
+    def __init__(self, progressbar: bool = False, timeout: float = 60.0):
+        self.progressbar = progressbar
+        self.timeout = timeout
+
+    def part_path(self, url: str, directory: Path) -> Path:
+        return directory / f".{hashlib.sha1(url.encode()).hexdigest()[:16]}.part"
+
+    def __call__(self, url, output_file, pooch_obj=None, check_only=False):
+        import requests
+
+        if check_only:
+            return requests.head(url, allow_redirects=True, timeout=self.timeout).ok
+        out = Path(output_file if isinstance(output_file, (str, os.PathLike)) else output_file.name)
+        part = self.part_path(url, out.parent)
+        have = part.stat().st_size if part.exists() else 0
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        with requests.get(url, headers=headers, stream=True, timeout=self.timeout, allow_redirects=True) as r:
+            if r.status_code == 416:  # nothing left to fetch: the .part is complete
+                pass
+            else:
+                r.raise_for_status()
+                mode = "ab" if (have and r.status_code == 206) else "wb"
+                total = r.headers.get("Content-Length")
+                bar = None
+                if self.progressbar:
+                    from tqdm.auto import tqdm
+
+                    bar = tqdm(
+                        total=(int(total) + (have if mode == "ab" else 0)) if total else None,
+                        initial=have if mode == "ab" else 0,
+                        unit="B",
+                        unit_scale=True,
+                        desc=out.name,
+                    )
+                with open(part, mode) as f:
+                    for block in r.iter_content(chunk_size=_CHUNK):
+                        f.write(block)
+                        if bar is not None:
+                            bar.update(len(block))
+                if bar is not None:
+                    bar.close()
+        os.replace(part, out)
+
+
+def _download(rf: RemoteFile, dest: Path, progress: bool) -> None:
+    import pooch
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    known = f"sha256:{rf.sha256}" if rf.sha256 else None
+    try:
+        pooch.retrieve(
+            rf.url,
+            known_hash=known,
+            fname=dest.name,
+            path=dest.parent,
+            downloader=ResumableDownloader(progressbar=progress),
+            progressbar=False,
+        )
+    except ValueError as err:  # pooch's hash mismatch: the temporary file was removed
+        if "hash" in str(err).lower():
+            raise ChecksumError(f"checksum mismatch for {rf.path} downloaded from {rf.url}: {err}") from err
+        raise
+
+
+def resolve_file(rf: RemoteFile, *, download: bool = True, progress: bool = True) -> Path:
+    """Local path of a registry file, verified against its SHA-256 (see module docstring)."""
+    mirror = mirror_dir()
+    home = data_home()
+    if mirror is not None:
+        cand = mirror / rf.path
+        if cand.is_file():
+            verify(cand, rf.sha256, rf.path)
+            return cand
+    cand = home / rf.path
+    if cand.is_file():
+        expected = rf.sha256 or _recorded(home).get(rf.path)
+        verify(cand, expected, rf.path)
+        return cand
+    where = f"mirror {mirror} nor data home {home}" if mirror is not None else f"data home {home}"
+    if mirror is not None:
+        raise DataNotAvailableError(
+            f"{rf.path} is in neither the {where}; BRAINLIKE_DATA_MIRROR is set, so nothing is downloaded"
+            + (f" (source: {rf.url})" if rf.url else "")
+        )
+    if rf.url is None or not download:
+        how = rf.note or "it has no public download URL"
+        raise DataNotAvailableError(f"{rf.path} is not in the {where}: {how}")
+    _download(rf, cand, progress)
+    digest = verify(cand, rf.sha256, rf.path)
+    if rf.sha256 is None:
+        _record(home, rf.path, digest)
+    return cand
