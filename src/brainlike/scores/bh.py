@@ -1,0 +1,561 @@
+"""Brain Hierarchy (BH) score of Nonaka et al. (2021), with confidence intervals and a null.
+
+The score asks whether the hierarchy of a network's layers lines up with the hierarchy of
+visual areas. Decoding-based: for every DNN unit, the ROI from which it is best predicted
+(its "best ROI") is kept when that accuracy is positive and significant; the BH score is the
+Spearman correlation between layer index and best-ROI index over the kept units. The
+encoding-based score swaps the roles (voxels of ROIs, best layer per voxel).
+
+Everything here works on *counts*: once each unit has a best ROI (or is dropped), the score
+depends only on the table ``counts[layer, roi]``. Spearman with ties is computed exactly from
+that table, which makes layer selection, unit bootstraps and permutation nulls cheap even for
+the ~650k units of an AlexNet-sized network.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from brainlike._validate import check_choice
+
+SIGNIFICANCE = ("reference", "t-test")
+
+
+# --------------------------------------------------------------------------------------------
+# input checks
+
+
+def _as_accuracy_list(accuracies, name: str = "accuracies", *, min_items: int = 2) -> list[np.ndarray]:
+    """Validate a hierarchy-ordered list of (n_rois, n_units) arrays; return float64 copies.
+
+    NaN accuracies become 0, as in the reference code (which did it in place; we copy).
+    """
+    if isinstance(accuracies, np.ndarray) or not isinstance(accuracies, Sequence):
+        raise ValueError(
+            f"{name} must be a list (hierarchy order) of 2-D arrays (n_rois, n_units); "
+            f"got {type(accuracies).__name__}"
+        )
+    if len(accuracies) < min_items:
+        raise ValueError(f"{name} needs at least {min_items} layers; got {len(accuracies)}")
+    out = []
+    n_rows = None
+    for i, acc in enumerate(accuracies):
+        arr = np.asarray(acc)
+        if arr.ndim != 2:
+            raise ValueError(f"{name}[{i}] must be a 2-D array (n_rois, n_units); got shape {arr.shape}")
+        if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+            raise ValueError(f"{name}[{i}] must hold numbers; got dtype {arr.dtype}")
+        if n_rows is None:
+            n_rows = arr.shape[0]
+        elif arr.shape[0] != n_rows:
+            raise ValueError(
+                f"every {name}[i] must have the same number of rows (ROIs); "
+                f"{name}[0] has {n_rows}, {name}[{i}] has {arr.shape[0]}"
+            )
+        arr = np.array(arr, dtype=np.float64, copy=True)
+        arr[np.isnan(arr)] = 0.0
+        out.append(arr)
+    if n_rows is not None and n_rows < 2:
+        raise ValueError(f"{name} arrays need at least 2 rows (ROIs) to rank; got {n_rows}")
+    return out
+
+
+def _check_test_args(pval, n_samples, significance) -> None:
+    if not (np.isscalar(pval) and 0 < float(pval) <= 1):
+        raise ValueError(f"pval must be a number in (0, 1]; got {pval!r}")
+    if not (isinstance(n_samples, (int, np.integer)) and n_samples > 2):
+        raise ValueError(f"n_samples must be an integer > 2 (test images behind each accuracy); got {n_samples!r}")
+    check_choice(significance, "significance", SIGNIFICANCE)
+
+
+# --------------------------------------------------------------------------------------------
+# core
+
+
+def correlation_pvalue(r, n_samples: int, significance: str = "reference") -> np.ndarray:
+    """Two-sided p-value of Pearson correlations ``r`` from ``n_samples`` pairs (df = n - 2).
+
+    ``significance="reference"`` reproduces the statistic of the published BHscore code,
+    ``t = r * sqrt((n - 2) * (1 - r**2))``; ``"t-test"`` is the textbook
+    ``t = r * sqrt((n - 2) / (1 - r**2))``. They agree for small r; the reference one is more
+    conservative (at n = 50 it needs r > 0.305 instead of r > 0.279 for p < 0.05), cannot go
+    below p = 0.0011 at n = 50, and drops nearly perfect units (r > 0.952 at n = 50, where its
+    t falls again). The reference one is the default so that scores equal the published ones;
+    use ``"t-test"`` for new work where that matters.
+    """
+    r = np.asarray(r, dtype=np.float64)
+    df = n_samples - 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if significance == "reference":
+            tstat = r * np.sqrt(df * (1.0 - r**2))
+        else:
+            tstat = r * np.sqrt(df / (1.0 - r**2))
+    # Written as in the reference (1 - cdf) so that kept sets agree bit for bit.
+    return 2.0 * (1.0 - stats.t.cdf(tstat, df=df))
+
+
+def best_rois(accuracy: np.ndarray, pval: float = 0.05, n_samples: int = 50, significance: str = "reference"):
+    """Best row (ROI) per column (unit) and whether the unit is kept.
+
+    Returns ``(best, kept)``: int array (n_units,) of argmax rows (first on ties) and bool
+    array (n_units,) true where the best accuracy is > 0 and its p-value < ``pval``.
+    ``accuracy`` must already have NaN replaced (see :func:`bh_score`).
+    """
+    best = np.argmax(accuracy, axis=0)
+    top = np.max(accuracy, axis=0)
+    p = correlation_pvalue(top, n_samples, significance)
+    kept = (p < pval) & (top > 0)
+    return best, kept
+
+
+def _counts(accuracy: np.ndarray, n_rois: int, pval, n_samples, significance) -> tuple[np.ndarray, np.ndarray]:
+    """(kept counts per ROI (n_rois,), per-unit category: best ROI or -1 when dropped)."""
+    best, kept = best_rois(accuracy, pval, n_samples, significance)
+    cat = np.where(kept, best, -1)
+    return np.bincount(best[kept], minlength=n_rois).astype(np.float64), cat
+
+
+def spearman_from_table(table) -> np.ndarray:
+    """Spearman correlation of (row index, column index) pairs given as a count table.
+
+    ``table[..., i, j]`` = number of observations with row value i and column value j (rows and
+    columns in increasing order). Ties get mid-ranks, so this equals ``scipy.stats.spearmanr``
+    on the expanded pairs. Leading axes are batch axes. NaN where either variable is constant.
+    """
+    t = np.asarray(table, dtype=np.float64)
+    rows = t.sum(axis=-1)
+    cols = t.sum(axis=-2)
+    n = rows.sum(axis=-1)
+    mean = (n + 1.0) / 2.0
+    ra = np.cumsum(rows, axis=-1) - (rows - 1.0) / 2.0 - mean[..., None]
+    rb = np.cumsum(cols, axis=-1) - (cols - 1.0) / 2.0 - mean[..., None]
+    cov = np.einsum("...i,...ij,...j->...", ra, t, rb)
+    va = np.einsum("...i,...i,...i->...", rows, ra, ra)
+    vb = np.einsum("...j,...j,...j->...", cols, rb, rb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = cov / np.sqrt(va * vb)
+    degenerate = (va <= 1e-12 * np.maximum(n, 1) ** 3) | (vb <= 1e-12 * np.maximum(n, 1) ** 3)
+    return np.where(degenerate, np.nan, rho)
+
+
+def _score_table(table: np.ndarray) -> float:
+    rho = float(spearman_from_table(table))
+    if np.isnan(rho):
+        warnings.warn(
+            "BH score is undefined (NaN): the kept units span a single layer or a single ROI "
+            f"(kept units per layer: {table.sum(axis=1).astype(int).tolist()})",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return rho
+
+
+def bh_table(accuracies, pval: float = 0.05, n_samples: int = 50, significance: str = "reference") -> np.ndarray:
+    """Count table (n_layers, n_rois) of kept units by layer and best ROI."""
+    _check_test_args(pval, n_samples, significance)
+    accs = _as_accuracy_list(accuracies)
+    n_rois = accs[0].shape[0]
+    return np.stack([_counts(a, n_rois, pval, n_samples, significance)[0] for a in accs])
+
+
+def bh_score(
+    accuracies,
+    pval: float = 0.05,
+    n_samples: int = 50,
+    return_top_rois: bool = False,
+    significance: str = "reference",
+):
+    """BH score of one network (Nonaka et al. 2021).
+
+    Parameters
+    ----------
+    accuracies : list of arrays (n_rois, n_units), one per layer in hierarchy order
+        Prediction accuracy (Pearson r over ``n_samples`` test images) of every unit from every
+        ROI (ROIs in hierarchy order). NaN counts as 0. The inputs are never modified.
+        For the encoding-based score pass one array per ROI of shape (n_layers, n_voxels).
+    pval : float
+        Significance threshold for keeping a unit (two-sided test of its best correlation).
+    n_samples : int
+        Number of test samples behind each correlation (the reference hard-codes 50).
+    return_top_rois : bool
+        Also return, per layer, the best-ROI indices (0-based) of the kept units.
+    significance : {"reference", "t-test"}
+        Which t statistic decides significance; see :func:`correlation_pvalue`.
+
+    Returns
+    -------
+    float, or (float, list of int arrays) with ``return_top_rois``.
+    """
+    _check_test_args(pval, n_samples, significance)
+    accs = _as_accuracy_list(accuracies)
+    n_rois = accs[0].shape[0]
+    table = np.empty((len(accs), n_rois))
+    tops = []
+    for i, acc in enumerate(accs):
+        best, kept = best_rois(acc, pval, n_samples, significance)
+        table[i] = np.bincount(best[kept], minlength=n_rois)
+        if return_top_rois:
+            tops.append(best[kept])
+    score = _score_table(table)
+    return (score, tops) if return_top_rois else score
+
+
+def _layer_selections(n_total: int, n_layers: int, n_repeat: int, seed) -> np.ndarray:
+    """(n_repeat, n_layers) sorted layer indices: first and last always, the rest at random.
+
+    Uses the legacy ``RandomState`` stream so that ``seed`` reproduces exactly what the
+    reference code draws after ``np.random.seed(seed)``.
+    """
+    if not (isinstance(n_layers, (int, np.integer)) and 2 <= n_layers <= n_total):
+        raise ValueError(f"n_layers must be an integer in [2, {n_total}] (the number of layers given); got {n_layers!r}")
+    if not (isinstance(n_repeat, (int, np.integer)) and n_repeat >= 1):
+        raise ValueError(f"n_repeat must be a positive integer; got {n_repeat!r}")
+    rs = seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
+    middle = np.arange(1, n_total - 1)
+    sel = np.empty((n_repeat, n_layers), dtype=np.int64)
+    for i in range(n_repeat):
+        pick = np.sort(rs.choice(middle, size=n_layers - 2, replace=False))
+        sel[i] = np.concatenate([[0], pick, [n_total - 1]])
+    return sel
+
+
+def bh_score_layer_select(
+    accuracies,
+    n_layers: int = 5,
+    n_repeat: int = 100,
+    seed=0,
+    return_top_rois: bool = False,
+    pval: float = 0.05,
+    n_samples: int = 50,
+    significance: str = "reference",
+):
+    """BH scores over random layer subsets (the paper's decoding-based score is their mean).
+
+    The first and last layers are always used, ``n_layers - 2`` others are drawn without
+    replacement, ``n_repeat`` times. Networks with many layers are thereby not favoured.
+    ``seed`` (int, None or ``np.random.RandomState``) gives the same draws as the reference
+    after ``np.random.seed(seed)``.
+
+    Returns an array (n_repeat,) of scores, and with ``return_top_rois`` also the list (per
+    repeat) of per-layer best-ROI arrays of kept units.
+    """
+    _check_test_args(pval, n_samples, significance)
+    accs = _as_accuracy_list(accuracies)
+    n_rois = accs[0].shape[0]
+    sel = _layer_selections(len(accs), n_layers, n_repeat, seed)
+    per_layer = [best_rois(a, pval, n_samples, significance) for a in accs]
+    table = np.stack([np.bincount(b[k], minlength=n_rois) for b, k in per_layer]).astype(np.float64)
+    scores = spearman_from_table(table[sel])
+    if np.isnan(scores).any():
+        warnings.warn(
+            f"{int(np.isnan(scores).sum())} of {n_repeat} layer selections give an undefined (NaN) BH score "
+            "(kept units in a single layer or ROI)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    if return_top_rois:
+        tops = [[per_layer[j][0][per_layer[j][1]] for j in row] for row in sel]
+        return scores, tops
+    return scores
+
+
+def _pool_subjects(roi_acc, n_voxels, rs, name):
+    """One ROI's encoding accuracies: an array (n_layers, n_voxels) or a list of per-subject ones."""
+    if isinstance(roi_acc, np.ndarray) or (
+        isinstance(roi_acc, Sequence) and len(roi_acc) and np.ndim(roi_acc[0]) == 1
+    ):
+        parts = [np.asarray(roi_acc)]
+    else:
+        parts = [np.asarray(p) for p in roi_acc]
+    pooled = []
+    for s, part in enumerate(parts):
+        if part.ndim != 2:
+            raise ValueError(f"{name}[{s}] must be a 2-D array (n_layers, n_voxels); got shape {part.shape}")
+        if n_voxels is not None and part.shape[1] > n_voxels:
+            idx = np.sort(rs.choice(part.shape[1], size=n_voxels, replace=False))
+            part = part[:, idx]
+        pooled.append(part)
+    n_layers = {p.shape[0] for p in pooled}
+    if len(n_layers) != 1:
+        raise ValueError(f"{name}: every subject needs the same number of layers (rows); got {sorted(n_layers)}")
+    return np.hstack(pooled)
+
+
+def bh_score_encoding(
+    accuracies,
+    pval: float = 0.05,
+    n_samples: int = 50,
+    n_voxels: int | None = 1000,
+    seed=0,
+    return_top_layers: bool = False,
+    significance: str = "reference",
+):
+    """Encoding-based BH score: per voxel its best layer, Spearman(ROI index, best-layer index).
+
+    Parameters
+    ----------
+    accuracies : list over ROIs (hierarchy order)
+        Each item is an array (n_layers, n_voxels) of voxel encoding accuracies from every layer
+        (layers in hierarchy order), or a list of such arrays, one per subject.
+    n_voxels : int or None
+        As in the paper, at most ``n_voxels`` voxels drawn at random per subject and ROI (then
+        pooled across subjects); None uses every voxel (the published accuracy files already
+        hold the 1000-voxel samples, so the reproduction passes None).
+    seed : int, None or RandomState
+        Voxel sampling.
+    """
+    if isinstance(accuracies, np.ndarray) or not isinstance(accuracies, Sequence):
+        raise ValueError(
+            "accuracies must be a list over ROIs of arrays (n_layers, n_voxels) or of per-subject lists; "
+            f"got {type(accuracies).__name__}"
+        )
+    if n_voxels is not None and not (isinstance(n_voxels, (int, np.integer)) and n_voxels > 0):
+        raise ValueError(f"n_voxels must be a positive integer or None; got {n_voxels!r}")
+    rs = seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
+    pooled = [_pool_subjects(a, n_voxels, rs, f"accuracies[{i}]") for i, a in enumerate(accuracies)]
+    return bh_score(pooled, pval=pval, n_samples=n_samples, return_top_rois=return_top_layers, significance=significance)
+
+
+def bh_score_average(decoding: float, encoding: float) -> float:
+    """Averaged BH score: the mean of decoding- and encoding-based scores, as in the paper."""
+    return float(np.mean([decoding, encoding]))
+
+
+# --------------------------------------------------------------------------------------------
+# uncertainty
+
+
+@dataclass
+class BootstrapResult:
+    """Point estimate, percentile confidence interval and the bootstrap distribution."""
+
+    score: float
+    ci_low: float
+    ci_high: float
+    level: float
+    samples: np.ndarray = field(repr=False)
+
+
+@dataclass
+class PermutationResult:
+    """Observed score, permutation null distribution and p-value."""
+
+    score: float
+    p_value: float
+    alternative: str
+    null: np.ndarray = field(repr=False)
+
+
+def _check_resampling(n, name):
+    if not (isinstance(n, (int, np.integer)) and n >= 1):
+        raise ValueError(f"{name} must be a positive integer; got {n!r}")
+
+
+def _statistic(tables: np.ndarray, sel: np.ndarray | None) -> np.ndarray:
+    """BH score per batch of tables (..., n_layers, n_rois), optionally layer-select mean."""
+    if sel is None:
+        return spearman_from_table(tables)
+    return np.nanmean(spearman_from_table(tables[..., sel, :]), axis=-1)
+
+
+def _ci(samples, level):
+    alpha = (1.0 - level) / 2.0
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return np.nan, np.nan
+    return float(np.quantile(finite, alpha)), float(np.quantile(finite, 1 - alpha))
+
+
+def bootstrap_bh_score(
+    accuracies,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed=0,
+    layer_select: dict | None = None,
+    pval: float = 0.05,
+    n_samples: int = 50,
+    significance: str = "reference",
+) -> BootstrapResult:
+    """Percentile CI of the BH score over the sampling of units (resampled within each layer).
+
+    Each layer's units are drawn again with replacement (the number of units per layer is
+    kept); a unit carries its best ROI and whether it was kept, so one bootstrap replicate is a
+    multinomial draw of each layer's category counts. Captures how much the score depends on
+    which units were sampled (the reference samples 1000 random units per layer). For the
+    uncertainty due to the finite test-image set use :func:`bootstrap_bh_score_images`.
+
+    ``layer_select``: None for :func:`bh_score`, or a dict of :func:`bh_score_layer_select`
+    options (``n_layers``, ``n_repeat``, ``seed``); the same layer subsets are used in every
+    replicate, and the statistic is their mean.
+    """
+    _check_test_args(pval, n_samples, significance)
+    _check_resampling(n_boot, "n_boot")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level!r}")
+    accs = _as_accuracy_list(accuracies)
+    n_rois = accs[0].shape[0]
+    sel = None
+    if layer_select is not None:
+        opts = {"n_layers": 5, "n_repeat": 100, "seed": 0, **layer_select}
+        sel = _layer_selections(len(accs), opts["n_layers"], opts["n_repeat"], opts["seed"])
+    # category counts per layer: kept by ROI, plus one "dropped" bin
+    probs, sizes, table = [], [], []
+    for a in accs:
+        counts, _ = _counts(a, n_rois, pval, n_samples, significance)
+        n_units = a.shape[1]
+        sizes.append(n_units)
+        table.append(counts)
+        probs.append(np.append(counts, n_units - counts.sum()) / max(n_units, 1))
+    table = np.stack(table)
+    score = float(_statistic(table, sel))
+    rng = np.random.default_rng(seed)
+    boot = np.empty((n_boot, len(accs), n_rois))
+    for i, (n_units, p) in enumerate(zip(sizes, probs)):
+        boot[:, i, :] = rng.multinomial(n_units, p, size=n_boot)[:, :n_rois] if n_units else 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        samples = _statistic(boot, sel)
+    lo, hi = _ci(samples, level)
+    return BootstrapResult(score, lo, hi, level, samples)
+
+
+def pearson_columns(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Pearson r per column over axis -2 (samples); batch axes allowed. NaN for constant columns."""
+    yt = y_true - y_true.mean(axis=-2, keepdims=True)
+    yp = y_pred - y_pred.mean(axis=-2, keepdims=True)
+    num = (yt * yp).sum(axis=-2)
+    den = np.sqrt((yt**2).sum(axis=-2) * (yp**2).sum(axis=-2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num / den
+
+
+def bootstrap_bh_score_images(
+    y_true,
+    y_pred,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed=0,
+    resample_units: bool = True,
+    layer_select: dict | None = None,
+    pval: float = 0.05,
+    significance: str = "reference",
+) -> BootstrapResult:
+    """Percentile CI of the BH score over test images (and units).
+
+    Needs the per-image predictions. Each replicate draws the test images with replacement
+    (the same draw for every layer and ROI, since all were tested on the same images),
+    recomputes every unit's accuracy from every ROI, re-selects best ROIs and significance
+    (n_samples = number of images) and, with ``resample_units``, also resamples units as in
+    :func:`bootstrap_bh_score`.
+
+    Parameters
+    ----------
+    y_true : list over layers of arrays (n_images, n_units): true unit activations.
+    y_pred : list over layers of arrays (n_rois, n_images, n_units): decoded activations.
+    """
+    check_choice(significance, "significance", SIGNIFICANCE)
+    _check_resampling(n_boot, "n_boot")
+    if len(y_true) != len(y_pred) or len(y_true) < 2:
+        raise ValueError(
+            f"y_true and y_pred must be lists with one entry per layer (>= 2); got {len(y_true)} and {len(y_pred)}"
+        )
+    yt = [np.asarray(a, dtype=np.float64) for a in y_true]
+    yp = [np.asarray(a, dtype=np.float64) for a in y_pred]
+    n_images = yt[0].shape[0]
+    n_rois = yp[0].shape[0]
+    for i, (a, b) in enumerate(zip(yt, yp)):
+        if a.ndim != 2 or b.ndim != 3 or b.shape[1:] != a.shape or a.shape[0] != n_images or b.shape[0] != n_rois:
+            raise ValueError(
+                f"layer {i}: y_true must be (n_images, n_units) and y_pred (n_rois, n_images, n_units) with "
+                f"n_images={n_images}, n_rois={n_rois}; got {a.shape} and {b.shape}"
+            )
+    _check_test_args(pval, n_images, significance)
+    sel = None
+    if layer_select is not None:
+        opts = {"n_layers": 5, "n_repeat": 100, "seed": 0, **layer_select}
+        sel = _layer_selections(len(yt), opts["n_layers"], opts["n_repeat"], opts["seed"])
+
+    def tables(idx, rng):
+        out = np.empty((len(yt), n_rois))
+        for i, (a, b) in enumerate(zip(yt, yp)):
+            acc = pearson_columns(a[idx][None], b[:, idx])
+            acc[np.isnan(acc)] = 0.0
+            counts, cat = _counts(acc, n_rois, pval, n_images, significance)
+            if rng is not None:
+                cat = cat[rng.integers(0, cat.size, cat.size)]
+                counts = np.bincount(cat[cat >= 0], minlength=n_rois)
+            out[i] = counts
+        return out
+
+    score = float(_statistic(tables(np.arange(n_images), None), sel))
+    rng = np.random.default_rng(seed)
+    samples = np.empty(n_boot)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for b in range(n_boot):
+            idx = rng.integers(0, n_images, n_images)
+            samples[b] = _statistic(tables(idx, rng if resample_units else None), sel)
+    lo, hi = _ci(samples, level)
+    return BootstrapResult(score, lo, hi, level, samples)
+
+
+def permutation_bh_score(
+    accuracies,
+    n_perm: int = 1000,
+    seed=0,
+    alternative: str = "greater",
+    layer_select: dict | None = None,
+    pval: float = 0.05,
+    n_samples: int = 50,
+    significance: str = "reference",
+) -> PermutationResult:
+    """Permutation null of the BH score: layer labels shuffled across units.
+
+    Under the null the layer a unit belongs to says nothing about its best ROI. Each
+    permutation reassigns all units (kept or not) to layers at random, keeping the number of
+    units per layer; drawn exactly as successive multivariate hypergeometric samples of the
+    category counts. p-value = (1 + #{null >= observed}) / (1 + n_perm) for
+    ``alternative="greater"``, with |.| for ``"two-sided"``.
+    """
+    _check_test_args(pval, n_samples, significance)
+    _check_resampling(n_perm, "n_perm")
+    check_choice(alternative, "alternative", ("greater", "two-sided"))
+    accs = _as_accuracy_list(accuracies)
+    n_rois = accs[0].shape[0]
+    sel = None
+    if layer_select is not None:
+        opts = {"n_layers": 5, "n_repeat": 100, "seed": 0, **layer_select}
+        sel = _layer_selections(len(accs), opts["n_layers"], opts["n_repeat"], opts["seed"])
+    sizes, table = [], []
+    for a in accs:
+        counts, _ = _counts(a, n_rois, pval, n_samples, significance)
+        sizes.append(a.shape[1])
+        table.append(counts)
+    table = np.stack(table)
+    score = float(_statistic(table, sel))
+    colors = np.append(table.sum(axis=0), sum(sizes) - table.sum()).astype(np.int64)
+    rng = np.random.default_rng(seed)
+    null_tables = np.empty((n_perm, len(accs), n_rois))
+    remaining = np.repeat(colors[None], n_perm, axis=0)
+    for i, n_units in enumerate(sizes):
+        if i == len(sizes) - 1:
+            draw = remaining
+        else:
+            draw = np.stack([rng.multivariate_hypergeometric(rem, n_units) for rem in remaining])
+        null_tables[:, i, :] = draw[:, :n_rois]
+        remaining = remaining - draw
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        null = _statistic(null_tables, sel)
+    finite = null[np.isfinite(null)]
+    if alternative == "greater":
+        hits = np.sum(finite >= score - 1e-12)
+    else:
+        hits = np.sum(np.abs(finite) >= abs(score) - 1e-12)
+    p = (1.0 + hits) / (1.0 + finite.size)
+    return PermutationResult(score, float(p), alternative, null)
