@@ -1,0 +1,121 @@
+"""The ``Model`` object: an eval-mode network, its preprocessing, layer aliases and a content fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Preprocess:
+    """uint8 (N, H, W, 3) -> float32 tensor (N, 3, size, size): resize the whole image, scale to [0, 1], normalise.
+
+    The whole stimulus is resized (no centre crop), as in BHscore's extraction scripts:
+    the network sees what the subject saw.
+    """
+
+    def __init__(self, size, mean=IMAGENET_MEAN, std=IMAGENET_STD, interpolation: str = "bilinear"):
+        self.size = (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        if interpolation not in ("bilinear", "bicubic", "nearest"):
+            raise ValueError(f"interpolation must be one of ['bilinear', 'bicubic', 'nearest']; got {interpolation!r}")
+        self.interpolation = interpolation
+
+    def spec(self) -> dict:
+        return {"kind": "resize-normalize", "size": list(self.size), "mean": list(self.mean), "std": list(self.std),
+                "interpolation": self.interpolation}
+
+    def __repr__(self) -> str:
+        return f"Preprocess(size={self.size}, mean={self.mean}, std={self.std}, interpolation={self.interpolation!r})"
+
+    def __call__(self, images):
+        import torch
+        import torch.nn.functional as F
+
+        arr = np.asarray(images)
+        if arr.ndim == 3:
+            arr = arr[None]
+        if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+            raise ValueError(f"images must be uint8 (N, H, W, 3); got {arr.dtype} {arr.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+        if tuple(x.shape[-2:]) != self.size:
+            if self.interpolation == "nearest":
+                x = F.interpolate(x, size=self.size, mode="nearest")
+            else:
+                x = F.interpolate(x, size=self.size, mode=self.interpolation, align_corners=False, antialias=True)
+                x = x.clamp_(0.0, 1.0)
+        mean = torch.tensor(self.mean, dtype=x.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+
+def _probe_images() -> np.ndarray:
+    rng = np.random.default_rng(12345)
+    return rng.integers(0, 256, size=(2, 37, 53, 3), dtype=np.uint8)
+
+
+def preprocess_fingerprint(preprocess: Callable) -> str:
+    """Hash of the preprocessing: its spec (when it has one) and its output on fixed probe images.
+
+    Hashing the output catches a changed custom function even when its name is unchanged.
+    """
+    h = hashlib.sha256(b"brainlike.preprocess.v1")
+    spec = getattr(preprocess, "spec", None)
+    if callable(spec):
+        h.update(json.dumps(spec(), sort_keys=True).encode())
+    out = preprocess(_probe_images())
+    arr = out.detach().cpu().numpy() if hasattr(out, "detach") else np.asarray(out)
+    h.update(str(arr.shape).encode() + str(arr.dtype).encode())
+    h.update(np.ascontiguousarray(np.round(arr.astype(np.float64), 5)).tobytes())
+    return h.hexdigest()
+
+
+def weights_fingerprint(module) -> str:
+    """SHA-256 of the module class and every parameter/buffer (names, dtypes, shapes, bytes)."""
+    import torch
+
+    h = hashlib.sha256(b"brainlike.weights.v1")
+    h.update(f"{type(module).__module__}.{type(module).__qualname__}".encode())
+    for name, t in module.state_dict().items():
+        h.update(name.encode() + b"\0" + str(t.dtype).encode() + str(tuple(t.shape)).encode())
+        t = t.detach().cpu().contiguous()
+        if t.dtype == torch.bfloat16:
+            t = t.view(torch.int16)
+        h.update(t.numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+@dataclass
+class Model:
+    """A network ready for feature extraction.
+
+    ``module`` is in eval mode; ``preprocess`` maps uint8 (N, H, W, 3) to the float tensor the
+    network expects; ``aliases`` maps literature layer names (e.g. ``conv1``, ``fc7``) to module paths.
+    """
+
+    module: object
+    preprocess: Callable
+    name: str
+    pretrained: bool = False
+    aliases: dict = field(default_factory=dict)
+    input_size: tuple | None = None
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    def fingerprint(self) -> str:
+        """Content hash of the weights and of the preprocessing (recomputed: weights may have changed)."""
+        h = hashlib.sha256(b"brainlike.Model.v1")
+        h.update(weights_fingerprint(self.module).encode())
+        h.update(preprocess_fingerprint(self.preprocess).encode())
+        return h.hexdigest()
+
+    def layers(self) -> list[str]:
+        from ._layers import layers
+
+        return layers(self)
