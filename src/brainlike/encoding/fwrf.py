@@ -1,0 +1,512 @@
+"""Feature-weighted receptive field (fwRF) encoding model (St-Yves & Naselaris 2018; St-Yves et al. 2022).
+
+Every voxel sees the feature maps of one or more network layers through one isotropic
+Gaussian pooling field (x, y, sigma), chosen from a fixed grid of candidates; the pooled
+features (optionally compressed and z-scored) are mapped to the voxel by ridge regression.
+Field and ridge penalty are chosen per voxel on a holdout split.
+
+The expensive part is shared: for a batch of candidate fields the pooled features of all
+images are computed once, their Gram matrix is diagonalised once, and then every voxel and
+every penalty is scored with matrix products (all voxels of a batch at once). Memory stays
+bounded by the candidate, sample and voxel batch sizes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy.special import erf
+from sklearn.base import BaseEstimator
+
+from brainlike._validate import as_2d_float, check_choice, check_positive
+from brainlike.encoding._backend import NONLINEARITIES, Backend, apply_nonlinearity
+
+DEFAULT_LAMBDAS = np.logspace(0, 6, 9)
+
+
+# --------------------------------------------------------------------------------------------
+# candidate grid and Gaussian pooling fields
+# --------------------------------------------------------------------------------------------
+def rf_grid(
+    sizes=None,
+    *,
+    n_sizes: int = 8,
+    min_size: float = 0.04,
+    max_size: float = 0.4,
+    min_spacing: float = 1.4,
+    aperture: float = 1.0,
+    extent: float = 1.1,
+) -> np.ndarray:
+    """Candidate fields (n, 3) of (x, y, sigma) in the units of ``aperture``.
+
+    As in the paper: log-spaced sizes; for each size a square lattice of centres spanning
+    ``extent * aperture`` (a little beyond the image) with spacing about ``min_spacing``
+    sizes. The defaults give the paper's 875 candidates.
+    """
+    check_positive(aperture, "aperture")
+    check_positive(min_spacing, "min_spacing")
+    if sizes is None:
+        check_positive(min_size, "min_size")
+        if max_size < min_size:
+            raise ValueError(f"max_size must be >= min_size; got {max_size} < {min_size}")
+        sizes = np.exp(np.linspace(np.log(min_size), np.log(max_size), int(n_sizes)))
+    sizes = np.atleast_1d(np.asarray(sizes, dtype=np.float64))
+    check_positive(sizes, "sizes")
+    span = extent * aperture
+    rows = []
+    for s in sizes:
+        k = max(1, int(np.ceil(span / (s * min_spacing))))
+        pos = np.linspace(-span / 2, span / 2, k) if k > 1 else np.zeros(1)
+        xx, yy = np.meshgrid(pos, pos)
+        rows.append(np.stack([xx.ravel(), yy.ravel(), np.full(xx.size, s)], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def gaussian_fields(candidates, n_pix: int, aperture: float = 1.0, dtype=np.float64) -> np.ndarray:
+    """Pooling weights (n_candidates, n_pix, n_pix): Gaussian mass falling in each map pixel.
+
+    The image spans [-aperture/2, aperture/2] in x (left to right) and y (bottom to top;
+    row 0 of a map is the top). Each weight is the exact integral of the normalised
+    Gaussian over the pixel (erf), so small fields on coarse maps keep their mass.
+    """
+    cand = np.asarray(candidates, dtype=np.float64).reshape(-1, 3)
+    edges = np.linspace(-aperture / 2, aperture / 2, n_pix + 1)
+    x, y, s = cand[:, 0:1], cand[:, 1:2], cand[:, 2:3] * np.sqrt(2.0)
+    cdf_x = 0.5 * erf((edges[None, :] - x) / s)
+    gx = np.diff(cdf_x, axis=1)  # (k, n_pix) columns left -> right
+    top_down = edges[::-1]
+    cdf_y = 0.5 * erf((top_down[None, :] - y) / s)
+    gy = -np.diff(cdf_y, axis=1)  # (k, n_pix) rows top -> bottom
+    return (gy[:, :, None] * gx[:, None, :]).astype(dtype)
+
+
+def check_candidates(candidates, aperture: float, extent: float = 1.1) -> np.ndarray:
+    """Validate a candidate array (n, 3); every field must sit on (or just beyond) the image."""
+    cand = np.asarray(candidates, dtype=np.float64)
+    if cand.ndim != 2 or cand.shape[1] != 3 or cand.shape[0] == 0:
+        raise ValueError(f"candidates must be an array (n_candidates, 3) of (x, y, sigma); got shape {cand.shape}")
+    if not np.isfinite(cand).all():
+        raise ValueError("candidates contains NaN/inf values")
+    bad = np.flatnonzero(cand[:, 2] <= 0)
+    if bad.size:
+        raise ValueError(f"candidates sigma must be > 0; candidate {bad[0]} has sigma {cand[bad[0], 2]}")
+    limit = extent * aperture / 2 + 1e-9
+    out = np.flatnonzero((np.abs(cand[:, 0]) > limit) | (np.abs(cand[:, 1]) > limit))
+    if out.size:
+        i = out[0]
+        raise ValueError(
+            f"{out.size} candidate field(s) lie outside the aperture: candidate {i} has centre "
+            f"({cand[i, 0]:.3g}, {cand[i, 1]:.3g}) but |x|, |y| must be <= {extent} * aperture / 2 = {limit:.3g} "
+            f"(aperture={aperture}); use a larger aperture or a smaller grid"
+        )
+    return cand
+
+
+# --------------------------------------------------------------------------------------------
+# feature-map sources: arrays, tensors, LayerFeatures (.maps), or images + an extractor
+# --------------------------------------------------------------------------------------------
+class _Maps:
+    """Uniform access to a list of per-layer map sources, each (n, C, H, W)."""
+
+    def __init__(self, X, name="X"):
+        if isinstance(X, Mapping):
+            X = list(X.values())
+        if hasattr(X, "shape") and len(getattr(X, "shape", ())) == 4:
+            X = [X]
+        if not isinstance(X, Sequence) or isinstance(X, (str, bytes)) or len(X) == 0:
+            raise ValueError(
+                f"{name} must be a feature map array (n, C, H, W) or a non-empty list of them (one per layer); "
+                f"got {type(X).__name__}"
+            )
+        self.sources = list(X)
+        self.shapes = []
+        for i, src in enumerate(self.sources):
+            shape = self._shape(src)
+            if len(shape) != 4:
+                raise ValueError(f"{name}[{i}] must be 4-D feature maps (n, C, H, W); got shape {tuple(shape)}")
+            if shape[2] != shape[3]:
+                raise ValueError(
+                    f"{name}[{i}] must have square maps (H == W) for the square candidate grid; "
+                    f"got H={shape[2]}, W={shape[3]} (crop or resize the maps)"
+                )
+            self.shapes.append(tuple(int(v) for v in shape))
+        ns = {s[0] for s in self.shapes}
+        if len(ns) != 1:
+            raise ValueError(f"all layers of {name} must have the same number of samples; got {[s[0] for s in self.shapes]}")
+        self.n = self.shapes[0][0]
+        self.channels = [s[1] for s in self.shapes]
+        self.n_pix = [s[2] for s in self.shapes]
+
+    @staticmethod
+    def _shape(src):
+        if hasattr(src, "unit_shape") and hasattr(src, "maps"):
+            return (src.shape[0], *tuple(src.unit_shape))
+        return tuple(src.shape)
+
+    def batch(self, idx):
+        """List of arrays (b, C, H, W) for the samples ``idx`` (sorted ints)."""
+        out = []
+        for src in self.sources:
+            if hasattr(src, "unit_shape") and hasattr(src, "maps"):
+                out.append(src.maps(idx))
+            elif hasattr(src, "detach"):
+                out.append(src[idx])
+            else:
+                out.append(np.asarray(src[idx]))
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# the estimator
+# --------------------------------------------------------------------------------------------
+class FWRF(BaseEstimator):
+    """fwRF encoding model: per-voxel Gaussian pooling field + ridge over pooled features.
+
+    Parameters
+    ----------
+    candidates : (n, 3) array of (x, y, sigma), default ``rf_grid()`` (875 fields).
+    aperture : image width in the units of the candidates.
+    lambdas : ridge penalties tried per voxel.
+    holdout : fraction (0-1) or number of training samples held out to choose field and penalty.
+    nonlinearity : None, "log1p", "sqrt", "logtanh" or a callable on pooled features.
+    zscore : z-score pooled features with training statistics (per candidate).
+    fit_intercept : unpenalised intercept (features and responses centred on the training part).
+    refit : refit the chosen (field, penalty) on all samples (the paper keeps the training-part fit).
+    backend, device, dtype : "numpy" or "torch" (device "cuda" when present), float32 by default.
+    candidate_batch_size, sample_batch_size, voxel_batch_size : bound the memory.
+    """
+
+    def __init__(
+        self,
+        candidates=None,
+        *,
+        aperture: float = 1.0,
+        lambdas=DEFAULT_LAMBDAS,
+        holdout=0.1,
+        nonlinearity=None,
+        zscore: bool = True,
+        fit_intercept: bool = True,
+        refit: bool = False,
+        backend: str = "numpy",
+        device=None,
+        dtype=None,
+        candidate_batch_size: int = 8,
+        sample_batch_size: int = 512,
+        voxel_batch_size: int = 2048,
+        extent: float = 1.1,
+        random_state=0,
+        progress: bool = False,
+    ):
+        self.candidates = candidates
+        self.aperture = aperture
+        self.lambdas = lambdas
+        self.holdout = holdout
+        self.nonlinearity = nonlinearity
+        self.zscore = zscore
+        self.fit_intercept = fit_intercept
+        self.refit = refit
+        self.backend = backend
+        self.device = device
+        self.dtype = dtype
+        self.candidate_batch_size = candidate_batch_size
+        self.sample_batch_size = sample_batch_size
+        self.voxel_batch_size = voxel_batch_size
+        self.extent = extent
+        self.random_state = random_state
+        self.progress = progress
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _check_params(self):
+        check_positive(self.aperture, "aperture")
+        lam = np.atleast_1d(np.asarray(self.lambdas, dtype=np.float64))
+        if lam.ndim != 1 or lam.size == 0:
+            raise ValueError(f"lambdas must be a non-empty 1-D sequence; got {self.lambdas!r}")
+        check_positive(lam, "lambdas", allow_zero=True)
+        if not callable(self.nonlinearity):
+            check_choice(self.nonlinearity, "nonlinearity", NONLINEARITIES)
+        for name in ("candidate_batch_size", "sample_batch_size", "voxel_batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer; got {v!r}")
+        cand = rf_grid(aperture=self.aperture, extent=self.extent) if self.candidates is None else self.candidates
+        cand = check_candidates(cand, self.aperture, self.extent)
+        return cand, lam
+
+    def _split(self, n, holdout_mask=None):
+        if holdout_mask is not None:
+            mask = np.asarray(holdout_mask, dtype=bool)
+            if mask.shape != (n,):
+                raise ValueError(f"holdout_mask must be a boolean array of shape ({n},); got shape {mask.shape}")
+            ho = np.flatnonzero(mask)
+        else:
+            h = self.holdout
+            if isinstance(h, (float, np.floating)) and 0 < h < 1:
+                n_ho = int(math.ceil(h * n))
+            elif isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1:
+                n_ho = int(h)
+            else:
+                raise ValueError(f"holdout must be a fraction in (0, 1) or a positive integer; got {h!r}")
+            rng = np.random.default_rng(self.random_state)
+            ho = np.sort(rng.permutation(n)[:n_ho])
+        tr = np.setdiff1d(np.arange(n), ho)
+        if ho.size < 2 or tr.size < 2:
+            raise ValueError(
+                f"too few samples for the holdout split: {n} samples give {tr.size} for training and "
+                f"{ho.size} held out; both need at least 2 (holdout={self.holdout!r})"
+            )
+        return tr, ho
+
+    def _pool(self, be, maps: _Maps, fields, idx_all):
+        """Pooled features (n_cand, n_samples, n_features) of the samples ``idx_all``."""
+        k = fields[0].shape[1]
+        out = []
+        sb = self.sample_batch_size
+        for start in range(0, len(idx_all), sb):
+            idx = idx_all[start : start + sb]
+            parts = []
+            for m, g in zip(maps.batch(idx), fields):
+                m = be.asarray(m)
+                b, c = m.shape[0], m.shape[1]
+                p = be.reshape(m, (b * c, -1)) @ g  # (b*C, k)
+                parts.append(be.T(be.reshape(p, (b, c, k))))  # (b, k, C)
+            feats = be.concat(parts, axis=2)  # (b, k, F)
+            out.append(feats)
+        pooled = be.concat(out, axis=0)  # (n, k, F)
+        pooled = apply_nonlinearity(be, pooled, self.nonlinearity)
+        if be.name == "numpy":
+            return np.ascontiguousarray(pooled.transpose(1, 0, 2))
+        return pooled.permute(1, 0, 2).contiguous()
+
+    def _fields(self, be, cand_rows, maps: _Maps):
+        return [
+            be.asarray(gaussian_fields(cand_rows, npix, self.aperture).reshape(len(cand_rows), -1).T)
+            for npix in maps.n_pix
+        ]
+
+    def _standardise(self, be, P, rows):
+        """Centre/scale (n_cand, n, F) with the statistics of ``rows``; returns (Z, mean, scale)."""
+        if self.fit_intercept or self.zscore:
+            ref = P[:, rows, :] if rows is not None else P
+            mu = be.mean(ref, axis=1, keepdims=True)
+        else:
+            mu = be.zeros((P.shape[0], 1, P.shape[2]))
+        if self.zscore:
+            ref = P[:, rows, :] if rows is not None else P
+            sd = be.std(ref, axis=1, keepdims=True)
+            sd = be.maximum_scalar(sd, 0.0) + 1e-6
+        else:
+            sd = be.zeros((P.shape[0], 1, P.shape[2])) + 1.0
+        return (P - mu) / sd, mu[:, 0, :], sd[:, 0, :]
+
+    # -- fit -------------------------------------------------------------------------------
+    def fit(self, X, Y, holdout_mask=None):
+        """Choose a field and a penalty per voxel on the holdout split, fit the ridge weights.
+
+        X : feature maps (n, C, H, W) or a list of them (one per layer), numpy/torch/LayerFeatures.
+        Y : responses (n_samples, n_voxels).
+        holdout_mask : optional boolean (n_samples,) overriding ``holdout``.
+        """
+        cand, lam = self._check_params()
+        be = Backend(self.backend, self.device, self.dtype)
+        maps = _Maps(X)
+        Y = as_2d_float(Y, "Y", dtype=be.np_dtype)
+        if Y.shape[0] != maps.n:
+            raise ValueError(f"X and Y must have the same number of samples; got {maps.n} and {Y.shape[0]}")
+        n, nv = Y.shape
+        tr, ho = self._split(n, holdout_mask)
+        nf = int(sum(maps.channels))
+        k_all = cand.shape[0]
+        Yt = be.asarray(Y)
+        tr_t = be.index(tr)
+        ho_t = be.index(ho)
+        Ytr, Yho = Yt[tr_t], Yt[ho_t]
+        ymean = be.mean(Ytr, axis=0) if self.fit_intercept else be.zeros((nv,))
+        Ytr_c, Yho_c = Ytr - ymean, Yho - ymean
+        lam_t = be.asarray(lam)
+
+        best_loss = np.full(nv, np.inf)
+        best_cand = np.full(nv, -1, dtype=np.int64)
+        best_lam = np.full(nv, -1, dtype=np.int64)
+        coef = np.zeros((nf, nv), dtype=be.np_dtype)
+        cand_mean = np.zeros((k_all, nf), dtype=be.np_dtype)
+        cand_scale = np.ones((k_all, nf), dtype=be.np_dtype)
+        all_idx = np.arange(n)
+
+        batches = list(range(0, k_all, self.candidate_batch_size))
+        iterator = batches
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(batches, desc="fwRF candidates", unit="batch")
+        for c0 in iterator:
+            rows = cand[c0 : c0 + self.candidate_batch_size]
+            kb = rows.shape[0]
+            P = self._pool(be, maps, self._fields(be, rows, maps), all_idx)  # (kb, n, F)
+            Z, mu, sd = self._standardise(be, P, tr_t)
+            del P
+            cand_mean[c0 : c0 + kb] = be.to_numpy(mu)
+            cand_scale[c0 : c0 + kb] = be.to_numpy(sd)
+            Xtr, Xho = Z[:, tr_t, :], Z[:, ho_t, :]
+            K = be.T(Xtr) @ Xtr  # (kb, F, F)
+            s, V = be.eigh(K)
+            s = be.maximum_scalar(s, 0.0)
+            A = Xho @ V  # (kb, n_ho, F)
+            for v0 in range(0, nv, self.voxel_batch_size):
+                vs = slice(v0, v0 + self.voxel_batch_size)
+                B = be.T(V) @ (be.T(Xtr) @ Ytr_c[:, vs])  # (kb, F, nvb)
+                yho = Yho_c[:, vs]
+                losses = []
+                for li in range(len(lam)):
+                    pred = A @ (B / (s[:, :, None] + lam_t[li]))  # (kb, n_ho, nvb)
+                    losses.append(be.sum((yho[None] - pred) ** 2, axis=1))  # (kb, nvb)
+                L = be.to_numpy(be.concat([l_[None] for l_ in losses], axis=0)).astype(np.float64)  # (nl, kb, nvb)
+                L = L.transpose(1, 0, 2).reshape(kb * len(lam), -1)  # candidate-major: (kb*nl, nvb)
+                flat = np.argmin(L, axis=0)
+                val = L[flat, np.arange(L.shape[1])]
+                vidx = np.arange(v0, v0 + L.shape[1])
+                imp = val < best_loss[vidx]
+                if not imp.any():
+                    continue
+                ci, li = np.divmod(flat[imp], len(lam))
+                vox = vidx[imp]
+                best_loss[vox] = val[imp]
+                best_cand[vox] = c0 + ci
+                best_lam[vox] = li
+                # weights of the improved voxels: V diag(1/(s+lambda)) V' X'y
+                Bn = be.to_numpy(B)
+                Vn, sn = be.to_numpy(V), be.to_numpy(s)
+                local = np.flatnonzero(imp)
+                for c in np.unique(ci):
+                    sel = ci == c
+                    cols = local[sel]
+                    d = 1.0 / (sn[c][:, None] + lam[li[sel]][None, :])
+                    coef[:, vox[sel]] = (Vn[c] @ (Bn[c][:, cols] * d)).astype(be.np_dtype)
+
+        yho_np = be.to_numpy(Yho).astype(np.float64)
+        ss = ((yho_np - yho_np.mean(axis=0)) ** 2).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = np.where(ss > 0, 1.0 - best_loss / ss, np.nan)
+
+        self.candidates_ = cand
+        self.lambdas_ = lam
+        self.n_features_in_ = nf
+        self.layer_channels_ = list(maps.channels)
+        self.layer_resolutions_ = list(maps.n_pix)
+        self.candidate_index_ = best_cand
+        self.rf_x_ = cand[best_cand, 0]
+        self.rf_y_ = cand[best_cand, 1]
+        self.rf_sigma_ = cand[best_cand, 2]
+        self.lambda_ = lam[best_lam]
+        self.holdout_loss_ = best_loss
+        self.holdout_score_ = score
+        self.train_index_ = tr
+        self.holdout_index_ = ho
+        self._cand_mean = cand_mean
+        self._cand_scale = cand_scale
+        self.coef_ = coef
+        self.intercept_ = be.to_numpy(ymean).astype(be.np_dtype)
+        if self.refit:
+            self._refit_all(be, maps, Yt)
+        return self
+
+    def _refit_all(self, be, maps: _Maps, Yt):
+        """Refit each voxel's chosen (field, penalty) on all samples."""
+        n, nv = Yt.shape
+        ymean = be.mean(Yt, axis=0) if self.fit_intercept else be.zeros((nv,))
+        Yc = Yt - ymean
+        all_idx = np.arange(n)
+        for c in np.unique(self.candidate_index_):
+            vox = np.flatnonzero(self.candidate_index_ == c)
+            rows = self.candidates_[c : c + 1]
+            P = self._pool(be, maps, self._fields(be, rows, maps), all_idx)
+            Z, mu, sd = self._standardise(be, P, None)
+            X = Z[0]
+            s, V = be.eigh(be.T(X) @ X)
+            s = be.maximum_scalar(s, 0.0)
+            vt = be.index(vox)
+            B = be.to_numpy(be.T(V) @ (be.T(X) @ Yc[:, vt]))
+            d = 1.0 / (be.to_numpy(s)[:, None] + self.lambda_[vox][None, :])
+            self.coef_[:, vox] = (be.to_numpy(V) @ (B * d)).astype(self.coef_.dtype)
+            self._cand_mean[c] = be.to_numpy(mu)[0]
+            self._cand_scale[c] = be.to_numpy(sd)[0]
+        self.intercept_ = be.to_numpy(ymean).astype(self.coef_.dtype)
+
+    # -- predict / score ------------------------------------------------------------------
+    def _check_fitted(self):
+        if not hasattr(self, "coef_"):
+            raise ValueError("this FWRF is not fitted yet; call fit(X, Y) first")
+
+    def predict(self, X, voxels=None, feature_mask=None):
+        """Predicted responses (n_samples, n_voxels) for feature maps ``X``.
+
+        voxels : optional indices of the voxels to predict.
+        feature_mask : optional boolean (n_features,) keeping only some pooled features
+            (the others' weights set to zero; used by the tuning analysis).
+        """
+        self._check_fitted()
+        be = Backend(self.backend, self.device, self.dtype)
+        maps = _Maps(X)
+        if list(maps.channels) != self.layer_channels_ or list(maps.n_pix) != self.layer_resolutions_:
+            raise ValueError(
+                f"X must have the layers seen in fit: channels {self.layer_channels_}, resolutions "
+                f"{self.layer_resolutions_}; got {maps.channels}, {maps.n_pix}"
+            )
+        vox_all = np.arange(self.coef_.shape[1]) if voxels is None else np.asarray(voxels, dtype=np.int64)
+        coef = self.coef_
+        if feature_mask is not None:
+            fm = np.asarray(feature_mask, dtype=bool)
+            if fm.shape != (self.n_features_in_,):
+                raise ValueError(f"feature_mask must be boolean of shape ({self.n_features_in_},); got {fm.shape}")
+            coef = coef * fm[:, None]
+        out = np.zeros((maps.n, vox_all.size), dtype=self.coef_.dtype)
+        cidx = self.candidate_index_[vox_all]
+        uniq = np.unique(cidx)
+        all_idx = np.arange(maps.n)
+        for c0 in range(0, uniq.size, self.candidate_batch_size):
+            cs = uniq[c0 : c0 + self.candidate_batch_size]
+            P = self._pool(be, maps, self._fields(be, self.candidates_[cs], maps), all_idx)
+            mu = be.asarray(self._cand_mean[cs])[:, None, :]
+            sd = be.asarray(self._cand_scale[cs])[:, None, :]
+            Z = (P - mu) / sd
+            for j, c in enumerate(cs):
+                cols = np.flatnonzero(cidx == c)
+                w = be.asarray(coef[:, vox_all[cols]])
+                out[:, cols] = be.to_numpy(Z[j] @ w) + self.intercept_[vox_all[cols]]
+        return out
+
+    def score(self, X, Y, metric: str = "r2", multioutput: str = "uniform_average"):
+        """Mean R² (default) or Pearson r over voxels; ``multioutput="raw_values"`` gives one per voxel."""
+        check_choice(metric, "metric", ("r2", "pearson"))
+        check_choice(multioutput, "multioutput", ("uniform_average", "raw_values"))
+        Y = as_2d_float(Y, "Y", dtype=np.float64)
+        pred = self.predict(X).astype(np.float64)
+        if pred.shape != Y.shape:
+            raise ValueError(f"Y must have shape {pred.shape} (samples, voxels); got {Y.shape}")
+        vals = column_score(Y, pred, metric)
+        return vals if multioutput == "raw_values" else float(np.nanmean(vals))
+
+    def feature_slices(self):
+        """Slice of the pooled-feature axis belonging to each layer (for tuning analyses)."""
+        self._check_fitted()
+        out, start = [], 0
+        for c in self.layer_channels_:
+            out.append(slice(start, start + c))
+            start += c
+        return out
+
+
+def column_score(y_true: np.ndarray, y_pred: np.ndarray, metric: str = "pearson") -> np.ndarray:
+    """Per-column Pearson r or R² (NaN for constant columns)."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if metric == "r2":
+        ss = ((y_true - y_true.mean(0)) ** 2).sum(0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(ss > 0, 1 - ((y_true - y_pred) ** 2).sum(0) / ss, np.nan)
+    a = y_true - y_true.mean(0)
+    b = y_pred - y_pred.mean(0)
+    den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, (a * b).sum(0) / den, np.nan)
