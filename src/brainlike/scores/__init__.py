@@ -22,6 +22,16 @@ from brainlike.scores.bh import (
     permutation_bh_score,
     spearman_from_table,
 )
+from brainlike.scores.decodability import (
+    add_ranks,
+    average_subjects,
+    export_decodability,
+    intersubject_correlation,
+    intersubject_matrix,
+    preferred_images,
+    rank_units,
+    unit_accuracy,
+)
 
 __all__ = [
     "BootstrapResult",
@@ -38,4 +48,12 @@ __all__ = [
     "pearson_columns",
     "permutation_bh_score",
     "spearman_from_table",
+    "add_ranks",
+    "average_subjects",
+    "export_decodability",
+    "intersubject_correlation",
+    "intersubject_matrix",
+    "preferred_images",
+    "rank_units",
+    "unit_accuracy",
 ]
