@@ -1,0 +1,133 @@
+"""BHscore's feature layout: ``features/<image set>/<framework>/<network>/<layer>/<image id>.mat``.
+
+Each file holds ``feat``, shape 1 x n_units (float32). BHscore's PyTorch script writes it with
+``scipy.io.savemat`` (MATLAB v5); its Caffe script writes MATLAB v7.3 (HDF5) through
+bdpy/hdf5storage and keeps the blob shape (1, C, H, W). Both are read here, as bdpy reads
+them (flattened in C order). Layer names with ``/`` are stored with ``:`` as BHscore does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._store import FeatureSet, LayerFeatures
+
+
+def _layer_dir(name: str) -> str:
+    return name.replace("/", ":")
+
+
+def _atomic_savemat(path: Path, feat: np.ndarray, fmt: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if fmt == "v5":
+            from scipy.io import savemat
+
+            with open(tmp, "wb") as fh:
+                savemat(fh, {"feat": feat})
+        else:
+            import hdf5storage
+
+            hdf5storage.savemat(str(tmp), {"feat": feat}, format="7.3", oned_as="column",
+                                store_python_metadata=True)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def export_bhscore(features, root, image_set: str, framework: str, network: str, layers=None,
+                   format: str = "v5", unit_chunk: int | None = None) -> Path:
+    """Write ``features`` (a FeatureSet or {layer: LayerFeatures}) in BHscore's one-file-per-image layout.
+
+    Returns the network folder ``root/image_set/framework/network``. ``format`` is "v5"
+    (scipy.io.savemat, as BHscore's PyTorch script) or "v7.3" (HDF5, as its Caffe script).
+    Files are written whole (tmp + rename), one image's row at a time.
+    """
+    if format not in ("v5", "v7.3"):
+        raise ValueError(f"format must be one of ['v5', 'v7.3']; got {format!r}")
+    for label, val in (("image_set", image_set), ("framework", framework), ("network", network)):
+        if not isinstance(val, str) or not val or "/" in val:
+            raise ValueError(f"{label} must be a non-empty folder name without '/'; got {val!r}")
+    names = list(features) if layers is None else list(layers)
+    out = Path(root) / image_set / framework / network
+    for name in names:
+        lf = features[name]
+        d = out / _layer_dir(name)
+        d.mkdir(parents=True, exist_ok=True)
+        for i, sid in enumerate(lf.ids):
+            row = np.asarray(lf.read(slice(None), [i]), dtype=np.float32).reshape(1, -1)
+            _atomic_savemat(d / f"{sid}.mat", row, format)
+    return out
+
+
+def _load_feat(path: Path) -> np.ndarray:
+    from scipy.io import loadmat
+
+    try:
+        return np.asarray(loadmat(str(path), variable_names=["feat"])["feat"])
+    except (NotImplementedError, ValueError):
+        import hdf5storage
+
+        return np.asarray(hdf5storage.loadmat(str(path), variable_names=["feat"])["feat"])
+    except KeyError:
+        raise ValueError(f"{path} holds no variable 'feat'") from None
+
+
+def import_bhscore(root, image_set: str | None = None, framework: str | None = None, network: str | None = None,
+                   layers=None, ids=None) -> FeatureSet:
+    """Read BHscore-layout features into an in-memory ``FeatureSet`` (ids natural-sorted or as given).
+
+    ``root`` is the ``features`` folder (with ``image_set/framework/network`` below it) or, when those
+    are None, the network folder itself. Every layer must hold the same image ids.
+    """
+    from ..stimuli import natural_key
+
+    base = Path(root)
+    if image_set is not None:
+        base = base / image_set / (framework or "") / (network or "")
+    if not base.is_dir():
+        raise FileNotFoundError(f"BHscore feature folder not found: {base}")
+    avail = sorted((p.name for p in base.iterdir() if p.is_dir()), key=natural_key)
+    if not avail:
+        raise ValueError(f"no layer folders under {base}")
+    if layers is None:
+        chosen = avail
+    else:
+        chosen = [_layer_dir(n) for n in ([layers] if isinstance(layers, str) else layers)]
+        unknown = [c for c in chosen if c not in avail]
+        if unknown:
+            raise ValueError(f"layers {unknown} not found under {base}; available: {avail}")
+    out = {}
+    ref_ids = None
+    for lname in chosen:
+        files = {p.stem: p for p in (base / lname).glob("*.mat")}
+        if not files:
+            raise ValueError(f"layer folder {base / lname} holds no .mat files")
+        layer_ids = sorted(files, key=natural_key) if ids is None else [str(i) for i in ids]
+        missing = [i for i in layer_ids if i not in files]
+        if missing:
+            raise ValueError(f"layer {lname!r}: no file for ids {missing[:5]} ({len(missing)} in all) in {base / lname}")
+        if ref_ids is None:
+            ref_ids = layer_ids
+        elif set(layer_ids) != set(ref_ids):
+            from .._validate import check_ids_match
+
+            check_ids_match(ref_ids, layer_ids, f"layer {chosen[0]!r}", f"layer {lname!r}")
+        rows, unit_shape = [], None
+        for sid in ref_ids:
+            f = _load_feat(files[sid])
+            if f.ndim < 2 or f.shape[0] != 1:
+                raise ValueError(f"{files[sid]}: feat must have shape (1, ...); got {f.shape}")
+            shape = tuple(f.shape[1:])
+            if unit_shape is None:
+                unit_shape = shape
+            elif shape != unit_shape:
+                raise ValueError(f"{files[sid]}: feat shape {f.shape} differs from the layer's (1, {unit_shape})")
+            rows.append(f.reshape(-1).astype(np.float32))
+        name = lname.replace(":", "/")
+        out[name] = LayerFeatures(np.stack(rows), ref_ids, unit_shape, name=name)
+    return FeatureSet(out, ref_ids, path=str(base))
