@@ -88,6 +88,8 @@ class BrainData:
         dtype=np.float32,
         nan: str = "warn",
         voxel_subject=None,
+        voxel_info: Mapping[str, np.ndarray] | None = None,
+        sample_info: Mapping[str, np.ndarray] | None = None,
     ):
         check_choice(nan, "nan", ("warn", "drop", "raise", "ignore"))
         arr = np.asarray(responses)
@@ -138,6 +140,18 @@ class BrainData:
         self.voxel_subject = None if voxel_subject is None else np.asarray(voxel_subject).astype(str)
         if self.voxel_subject is not None and self.voxel_subject.shape != (v,):
             raise ValueError(f"voxel_subject must have shape ({v},); got {self.voxel_subject.shape}")
+        self.voxel_info = {}
+        for k, a in (voxel_info or {}).items():
+            a = np.asarray(a)
+            if a.shape[:1] != (v,):
+                raise ValueError(f"voxel_info[{k!r}] must have {v} rows (one per voxel); got shape {a.shape}")
+            self.voxel_info[str(k)] = a
+        self.sample_info = {}
+        for k, a in (sample_info or {}).items():
+            a = np.asarray(a)
+            if a.shape[:1] != (n,):
+                raise ValueError(f"sample_info[{k!r}] must have {n} rows (one per sample); got shape {a.shape}")
+            self.sample_info[str(k)] = a
         self.provenance = dict(provenance or {})
         self.stimuli = stimuli
         self.n_averaged: np.ndarray | None = None
@@ -213,6 +227,7 @@ class BrainData:
         self.rois = {k: m[col] for k, m in self.rois.items()}
         if self.voxel_subject is not None:
             self.voxel_subject = self.voxel_subject[col]
+        self.voxel_info = {k: a[col] for k, a in self.voxel_info.items()}
 
     def _new(self, **changes) -> BrainData:
         out = object.__new__(BrainData)
@@ -264,6 +279,7 @@ class BrainData:
             split=take(self.split),
             sample_subject=take(self.sample_subject),
             n_averaged=take(self.n_averaged),
+            sample_info={k: a[row] for k, a in self.sample_info.items()},
         )
 
     def select_split(self, split: str) -> BrainData:
@@ -312,6 +328,7 @@ class BrainData:
             split=None if self.split is None else self.split[firsts],
             sample_subject=None if self.sample_subject is None else self.sample_subject[firsts],
             n_averaged=counts if self.n_averaged is None else np.bincount(group, self.n_averaged, n_groups).astype(np.int64),
+            sample_info={},  # per-trial details (run, onset) do not survive averaging
         )
         return out
 

@@ -1,0 +1,182 @@
+"""Kamitani lab BData HDF5 files (bdpy / BrainDecoderToolbox2 format).
+
+Layout: ``/dataset`` (n_samples, n_columns) float; ``/metadata/key`` (n_keys,) names,
+``/metadata/value`` (n_keys, n_columns) with 1 where a column belongs to the key (NaN
+elsewhere); optional ``/vmap/<key>/<value>`` label maps. Voxels are the ``VoxelData`` columns;
+ROIs are the ``ROI_*`` keys (``ROI_V1`` ... ``ROI_HVC``, ``ROI_VC``). Only the columns of the
+requested ROIs are read from disk.
+
+Stimulus labels stored as floats are ImageNet ids: ``1518878.005958`` is ``n01518878_5958``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ._braindata import BrainData
+from ._fetch import file_sha256
+
+__all__ = ["load_bdata", "float_label_to_id", "id_to_float_label", "stack_splits", "open_hdf5"]
+
+LABEL_KEYS = ("stimulus_name", "stimulus_id", "Label", "image_index")
+DATATYPE_SPLITS = {1: "train", 2: "test", 3: "imagery"}
+
+
+def float_label_to_id(x: float) -> str:
+    """``1518878.005958`` -> ``"n01518878_5958"`` (WordNet synset . image number, 6 decimals)."""
+    whole, frac = f"{float(x):.6f}".split(".")
+    return f"n{int(whole):08d}_{int(frac)}"
+
+
+def id_to_float_label(s: str) -> float:
+    """``"n01518878_5958"`` -> ``1518878.005958`` (inverse of ``float_label_to_id``)."""
+    syn, num = s.lstrip("n").split("_")
+    return float(f"{int(syn)}.{int(num):06d}")
+
+
+def open_hdf5(path):
+    """Open an HDF5 file read-only; a truncated or non-HDF5 file gives a ValueError naming it."""
+    import h5py
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"path must be an existing HDF5 file; got {str(path)!r}")
+    try:
+        return h5py.File(p, "r")
+    except OSError as err:
+        raise ValueError(
+            f"cannot read {p} as HDF5 ({p.stat().st_size} bytes): it is truncated, corrupt or not HDF5 ({err})"
+        ) from err
+
+
+def _labels_from_column(values: np.ndarray, vmap: dict | None) -> np.ndarray:
+    if vmap:
+        try:
+            return np.array([vmap[float(v)] for v in values])
+        except KeyError as err:
+            raise ValueError(f"label value {err.args[0]} has no entry in the file's vmap") from err
+    vals = np.asarray(values, dtype=np.float64)
+    if np.all(np.mod(vals, 1) == 0):
+        return np.array([str(int(v)) for v in vals])
+    return np.array([float_label_to_id(v) for v in vals])
+
+
+def load_bdata(
+    path,
+    roi=None,
+    *,
+    label_key: str | None = None,
+    split: str | None = None,
+    subject: str = "",
+    nan: str = "warn",
+    dtype=np.float32,
+) -> BrainData:
+    """Read a BData HDF5 file into ``BrainData``.
+
+    ``roi``: ROI name(s) without the ``ROI_`` prefix (None: every voxel); only those columns are
+    read. ``label_key``: metadata key of the stimulus labels (default: the first of
+    ``stimulus_name``, ``stimulus_id``, ``Label``, ``image_index`` present). ``split``: the split of
+    every sample (default: from a ``DataType`` column, 1/2/3 = train/test/imagery, if present).
+    Runs go to ``sample_info["run"]``.
+    """
+    p = Path(path)
+    with open_hdf5(p) as f:
+        ds_name = "dataset" if "dataset" in f else "dataSet" if "dataSet" in f else None
+        md_name = "metadata" if "metadata" in f else "metaData" if "metaData" in f else None
+        if ds_name is None or md_name is None:
+            raise ValueError(f"{p} is not a BData file: expected /dataset and /metadata, found {list(f)}")
+        dset = f[ds_name]
+        keys = [k.decode() if isinstance(k, bytes) else str(k) for k in f[md_name]["key"][()]]
+        mdv = np.asarray(f[md_name]["value"][()], dtype=np.float64)
+        if mdv.shape != (len(keys), dset.shape[1]):
+            raise ValueError(
+                f"{p}: metadata/value must be ({len(keys)}, {dset.shape[1]}) (keys x columns); got {mdv.shape}"
+            )
+        cols = {k: mdv[i] == 1 for i, k in enumerate(keys)}
+        vmaps = {}
+        if "vmap" in f:
+            for k in f["vmap"]:
+                vmaps[k] = {float(v): (f["vmap"][k][v][()].decode() if isinstance(f["vmap"][k][v][()], bytes)
+                                       else str(f["vmap"][k][v][()])) for v in f["vmap"][k]}
+        roi_keys = [k for k in keys if k.startswith("ROI_")]
+        if "VoxelData" in cols:
+            voxel_cols = cols["VoxelData"]
+        elif roi_keys:
+            voxel_cols = np.logical_or.reduce([cols[k] for k in roi_keys])
+        else:
+            raise ValueError(f"{p}: no 'VoxelData' or 'ROI_*' metadata key; keys are {keys}")
+        voxel_idx = np.flatnonzero(voxel_cols)
+        if roi is not None:
+            names = [roi] if isinstance(roi, str) else list(roi)
+            avail = [k[4:] for k in roi_keys]
+            for nm in names:
+                if nm not in avail:
+                    raise ValueError(f"roi must be among {avail} in {p}; got {nm!r}")
+            sel = np.logical_or.reduce([cols["ROI_" + nm] for nm in names]) & voxel_cols
+            voxel_idx = np.flatnonzero(sel)
+            if voxel_idx.size == 0:
+                raise ValueError(f"roi {names} selects no voxel in {p}")
+        # Read only the column range spanned by the selected voxels.
+        lo, hi = int(voxel_idx.min()), int(voxel_idx.max()) + 1
+        block = dset[:, lo:hi]
+        responses = block[:, voxel_idx - lo] if voxel_idx.size != hi - lo else block
+
+        def column(key):
+            idx = np.flatnonzero(cols[key])
+            if idx.size != 1:
+                raise ValueError(f"{p}: metadata key {key!r} must mark one column; it marks {idx.size}")
+            return dset[:, int(idx[0])]
+
+        if label_key is None:
+            label_key = next((k for k in LABEL_KEYS if k in cols), None)
+            if label_key is None:
+                raise ValueError(f"{p}: no stimulus label column among {LABEL_KEYS}; pass label_key (keys: {keys})")
+        elif label_key not in cols:
+            raise ValueError(f"label_key must be one of the metadata keys {keys}; got {label_key!r}")
+        ids = _labels_from_column(column(label_key), vmaps.get(label_key))
+        sample_info = {}
+        for k, out in (("Run", "run"), ("Block", "block"), ("Session", "session")):
+            if k in cols:
+                sample_info[out] = column(k).astype(np.int64)
+        if split is None and "DataType" in cols:
+            dt = column("DataType").astype(int)
+            split = np.array([DATATYPE_SPLITS.get(int(v), f"datatype{int(v)}") for v in dt])
+        rois = {k[4:]: cols[k][voxel_idx] for k in roi_keys}
+        voxel_info = {}
+        for axis in ("voxel_x", "voxel_y", "voxel_z"):
+            if axis in keys:
+                voxel_info[axis] = mdv[keys.index(axis)][voxel_idx]
+    prov = {
+        "dataset": "bdata",
+        "files": {p.name: {"path": str(p), "sha256": file_sha256(p)}},
+        "options": {"roi": roi, "label_key": label_key},
+    }
+    return BrainData(
+        responses, ids, rois=rois, split=split, subject=subject, provenance=prov, nan=nan, dtype=dtype,
+        voxel_info=voxel_info, sample_info=sample_info,
+    )
+
+
+def stack_splits(parts: list[BrainData], dataset: str = "") -> BrainData:
+    """Stack BrainData of one subject (same voxels, e.g. training and test files) along samples."""
+    first = parts[0]
+    for d in parts[1:]:
+        if d.n_voxels != first.n_voxels or any(not np.array_equal(d.rois[k], first.rois[k]) for k in first.rois):
+            raise ValueError("parts must share voxels and ROI masks to be stacked along samples")
+    keys = set.intersection(*[set(d.sample_info) for d in parts])
+    out = BrainData(
+        np.concatenate([d.responses for d in parts]),
+        np.concatenate([d.stimulus_ids for d in parts]),
+        rois=first.rois,
+        repetition=np.concatenate([d.repetition for d in parts]),
+        split=np.concatenate([d.split if d.split is not None else np.full(d.n_samples, "") for d in parts]),
+        subject=first.subject,
+        provenance={"dataset": dataset, "parts": [d.provenance for d in parts]},
+        dtype=first.responses.dtype,
+        nan="ignore",
+        voxel_info=first.voxel_info,
+        sample_info={k: np.concatenate([d.sample_info[k] for d in parts]) for k in keys},
+    )
+    return out
