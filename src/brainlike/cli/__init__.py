@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES: tuple[str, ...] = ("extract", "datasets")
+COMMAND_MODULES: tuple[str, ...] = ("extract", "datasets", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,50 @@
+"""``brainlike reproduce nonaka2021``: the 29 published BH scores, recomputed beside the paper's."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+PAPERS = ("nonaka2021",)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "reproduce",
+        help="recompute a paper's published results and compare",
+        description="Recompute published results from the published intermediate data and print them beside "
+        "the paper's. nonaka2021: decoding-, encoding-based and averaged BH scores of 29 DNNs from the "
+        "figshare accuracy trees (downloaded unless --accuracy-root is given).",
+    )
+    p.add_argument("paper", choices=PAPERS, help="which paper")
+    p.add_argument("--accuracy-root", type=Path, default=None,
+                   help="folder holding the unzipped decoding_accuracy/ and encoding_accuracy/ trees "
+                        "(default: download from figshare into the data home)")
+    p.add_argument("--settings", type=Path, default=None, help="BHscore settings.json (default: mirror/data home/download)")
+    p.add_argument("--dnn", action="append", default=None, help="restrict to this network (repeatable)")
+    p.add_argument("--kind", action="append", choices=("decoding", "encoding"), default=None,
+                   help="only this kind of accuracy (repeatable; default both)")
+    p.add_argument("--n-repeat", type=int, default=100, help="random layer selections for the decoding score (100)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the layer selection (0)")
+    p.add_argument("--download-dir", type=Path, default=None, help="where to download the archives")
+    p.add_argument("--out", type=Path, default=None, help="also write the comparison table as CSV")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from brainlike.reproduce import format_comparison, reproduce_nonaka2021
+
+    table = reproduce_nonaka2021(
+        accuracy_root=args.accuracy_root, settings=args.settings, dnns=args.dnn, n_repeat=args.n_repeat,
+        seed=args.seed, download_dir=args.download_dir, kinds=tuple(args.kind or ("decoding", "encoding")),
+    )
+    print(format_comparison(table))
+    if args.out is not None:
+        import os
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_name(args.out.name + ".part")
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, args.out)
+        print(f"wrote {args.out}")
+    return 0
