@@ -351,9 +351,9 @@ class BrainData:
         if np.unique(ids).size != ids.size:
             raise ValueError("ids: the requested ids contain duplicates")
         position = {s: i for i, s in enumerate(self.stimulus_ids)}
-        missing = [s for s in ids if s not in position]
+        missing = [s for s in ids.tolist() if s not in position]
         wanted = set(ids.tolist())
-        extra = [s for s in self.stimulus_ids if s not in wanted]
+        extra = [s for s in self.stimulus_ids.tolist() if s not in wanted]
         if missing or (extra and not allow_extra):
             parts = []
             if missing:
@@ -364,7 +364,7 @@ class BrainData:
                     "(pass allow_extra=True to drop them)"
                 )
             raise ValueError("stimulus ids do not match: " + "; ".join(parts))
-        return self.select_samples(np.array([position[s] for s in ids], dtype=np.intp))
+        return self.select_samples(np.array([position[s] for s in ids.tolist()], dtype=np.intp))
 
     def check_stimuli(self) -> None:
         """Every stimulus id must name an image of ``.stimuli``."""
