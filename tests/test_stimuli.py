@@ -235,7 +235,7 @@ def test_retina_warp_magnifies_centre_compresses_periphery():
     bar = np.zeros((n, n), np.uint8)
     bar[50, :] = 255
     out_bar = retina_warp(bar, fovea=fovea, order=0)
-    far = np.abs(xx - 50) > 12  # the magnified centre thickens the bar; away from it, it stays on row 50
+    far = np.abs(xx - 50) > 25  # the magnified centre thickens the bar; away from it, it stays on row 50
     assert set(yy[(out_bar > 0) & far]) == {50}
     assert (out_bar[50] == 255).all()
 
