@@ -1,0 +1,453 @@
+"""Layer-to-ROI mapping studies: ridge and PLS from DNN features to voxel / neuron responses.
+
+``map_layers`` fits, for every (layer, ROI) pair, a per-voxel-alpha ``RidgeCV`` and a ``PLSCV``
+(number of components chosen by inner CV) on the same splits, and scores every voxel (Pearson r and
+R² on each evaluation set), the ROI-averaged response (a model fitted to the mean response of the
+ROI's voxels) and, where the data hold repetitions, the noise ceiling of each voxel and of the ROI
+average, with ceiling-normalised scores. Noisy voxels and bad models can then be told apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from brainlike._validate import as_2d_float, check_choice
+from brainlike.mapping.splits import Splits, inner_folds, make_splits
+
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "DEFAULT_PLS_COMPONENTS",
+    "METHODS",
+    "MappingResult",
+    "check_names",
+    "map_layers",
+    "repeat_tensor",
+]
+
+METHODS = ("ridge", "pls")
+DEFAULT_ALPHAS = np.logspace(-1, 6, 8)
+DEFAULT_PLS_COMPONENTS = (1, 2, 4, 8, 16, 32)
+
+
+def check_names(requested, valid: Sequence[str], name: str) -> list[str]:
+    """Resolve ``requested`` (None / "all" = every one, a name or a list) against ``valid``."""
+    valid = list(valid)
+    if requested is None or requested == "all" or (isinstance(requested, (list, tuple)) and list(requested) == ["all"]):
+        return valid
+    req = [requested] if isinstance(requested, str) else list(requested)
+    if not req:
+        raise ValueError(f"{name} must name at least one of {valid}; got an empty list")
+    unknown = [r for r in req if r not in valid]
+    if unknown:
+        raise ValueError(f"unknown {name} {unknown}; valid {name}: {valid}")
+    return req
+
+
+@dataclass
+class MappingResult:
+    """Tidy tables of a mapping study.
+
+    ``voxels``: one row per (stimuli, layer, roi, method, split, voxel) with r, r2, ceiling_r,
+    r_norm (r / ceiling_r) and r2_norm (R² / reliability). ``roi_average``: one row per (stimuli,
+    layer, roi, method, split) for the ROI-averaged response: r, r_squared (Pearson r²), r2, ceiling_r,
+    r_norm. ``params``: chosen hyper-parameters. ``predictions``: (stimuli, layer, roi, method, split)
+    -> (actual, predicted) of the ROI average, for figures. ``fitted``: (stimuli, layer, roi, method)
+    -> per fit, the chosen alpha per target (ridge; last = ROI average) or (n_components voxels,
+    n_components ROI average) (PLS).
+    """
+
+    voxels: pd.DataFrame
+    roi_average: pd.DataFrame
+    params: pd.DataFrame
+    predictions: dict = field(default_factory=dict)
+    splits: Splits | None = None
+    info: dict = field(default_factory=dict)
+    fitted: dict = field(default_factory=dict)
+
+    def table(self, metric: str = "r", *, method: str | None = None, split: str | None = None, stimuli=None):
+        """Layer x ROI table of the mean voxel ``metric`` (rows in layer order)."""
+        df = self._select(self.voxels, method, split, stimuli)
+        if metric not in df.columns:
+            raise ValueError(f"metric must be one of {['r', 'r2', 'r_norm', 'r2_norm']}; got {metric!r}")
+        layers = list(dict.fromkeys(df["layer"]))
+        rois = list(dict.fromkeys(df["roi"]))
+        out = df.groupby(["layer", "roi"], sort=False)[metric].mean().unstack("roi")
+        return out.reindex(index=layers, columns=rois)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per (stimuli, layer, roi, method, split): voxel mean/SEM and the ROI-average fit."""
+        keys = ["stimuli", "layer", "roi", "method", "split"]
+        g = self.voxels.groupby(keys, sort=False)
+        s = pd.DataFrame(
+            {
+                "n_voxels": g["r"].size(),
+                "mean_r": g["r"].mean(),
+                "sem_r": g["r"].sem(),
+                "mean_r2": g["r2"].mean(),
+                "mean_r_norm": g["r_norm"].mean(),
+                "median_ceiling_r": g["ceiling_r"].median(),
+            }
+        ).reset_index()
+        roi = self.roi_average.rename(
+            columns={"r": "roi_avg_r", "r_squared": "roi_avg_r_squared", "r2": "roi_avg_r2",
+                     "ceiling_r": "roi_avg_ceiling_r", "r_norm": "roi_avg_r_norm"}
+        )
+        return s.merge(roi, on=keys, how="left")
+
+    @staticmethod
+    def _select(df, method, split, stimuli):
+        if method is not None:
+            df = df[df["method"] == method]
+        if split is not None:
+            df = df[df["split"] == split]
+        if stimuli is not None:
+            df = df[df["stimuli"] == stimuli]
+        if df.empty:
+            raise ValueError(f"no results for method={method!r}, split={split!r}, stimuli={stimuli!r}")
+        return df
+
+    def save(self, out_dir) -> Path:
+        """Write voxels/roi_average/params/summary as CSV (+ parquet for voxels), atomically."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_csv(self.voxels, out / "voxel_scores.csv")
+        _atomic_write(out / "voxel_scores.parquet", lambda p: self.voxels.to_parquet(p, index=False))
+        _atomic_csv(self.roi_average, out / "roi_average_scores.csv")
+        _atomic_csv(self.params, out / "params.csv")
+        _atomic_csv(self.summary(), out / "summary.csv")
+        _atomic_write(out / "info.json", lambda p: Path(p).write_text(json.dumps(self.info, indent=2, default=str)))
+        return out
+
+    @classmethod
+    def concat(cls, results: Sequence[MappingResult]) -> MappingResult:
+        """Stack results (e.g. plain and retina-warped stimuli)."""
+        preds, fitted = {}, {}
+        for r in results:
+            preds.update(r.predictions)
+            fitted.update(r.fitted)
+        return cls(
+            voxels=pd.concat([r.voxels for r in results], ignore_index=True),
+            roi_average=pd.concat([r.roi_average for r in results], ignore_index=True),
+            params=pd.concat([r.params for r in results], ignore_index=True),
+            predictions=preds,
+            splits=results[0].splits,
+            info={"parts": [r.info for r in results]},
+            fitted=fitted,
+        )
+
+
+def _atomic_write(path: Path, writer) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
+    _atomic_write(path, lambda p: df.to_csv(p, index=False))
+
+
+def repeat_tensor(responses: np.ndarray, keys: Sequence) -> tuple[list, np.ndarray]:
+    """Group samples with the same key into (n_keys, n_targets, max_repeats), NaN-padded."""
+    keys = list(keys)
+    order = list(dict.fromkeys(keys))
+    index = {k: i for i, k in enumerate(order)}
+    counts = np.zeros(len(order), dtype=int)
+    slot = np.empty(len(keys), dtype=int)
+    for s, k in enumerate(keys):
+        slot[s] = counts[index[k]]
+        counts[index[k]] += 1
+    out = np.full((len(order), responses.shape[1], counts.max()), np.nan, dtype=np.float64)
+    rows = np.array([index[k] for k in keys])
+    out[rows, :, slot] = responses
+    return order, out
+
+
+def _standardize(X: np.ndarray, fit_idx: np.ndarray) -> np.ndarray:
+    """Z-score features with the fitting set's statistics (comparable alphas across layers)."""
+    mu = X[fit_idx].mean(axis=0, dtype=np.float64)
+    sd = X[fit_idx].std(axis=0, dtype=np.float64)
+    sd[sd == 0] = 1.0
+    return ((X - mu.astype(X.dtype)) / sd.astype(X.dtype)).astype(X.dtype, copy=False)
+
+
+def _pearson_cols(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from brainlike.metrics import pearson
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(pearson(a, b), dtype=np.float64)
+
+
+def _r2_cols(y, p) -> np.ndarray:
+    from brainlike.metrics import r2
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(r2(y, p), dtype=np.float64)
+
+
+def _fit_predict(method, X, Y, fit_idx, pred_sets, *, alphas, pls_components, inner_cv, seed, backend):
+    """Fit one method on ``fit_idx`` and predict each evaluation set; return predictions and params."""
+    from brainlike.linear import PLSCV, RidgeCV
+
+    folds = inner_folds(len(fit_idx), inner_cv, seed)
+    Xf = X[fit_idx]
+    if method == "ridge":
+        model = RidgeCV(alphas=alphas, cv=folds, alpha_per_target=True, backend=backend)
+        model.fit(Xf, Y[fit_idx])
+        param = {"alphas": np.asarray(model.best_alphas_, dtype=np.float64)}
+    else:
+        model = PLSCV(n_components=tuple(pls_components), cv=folds)
+        model.fit(Xf, Y[fit_idx])
+        param = {"n_components": int(np.asarray(model.best_n_components_).ravel()[0])}
+    preds = {name: np.asarray(model.predict(X[idx]), dtype=np.float64).reshape(len(idx), -1)
+             for name, idx in pred_sets.items()}
+    return preds, param
+
+
+def _pls_candidates(pls_components, n_min_inner_train: int, n_features: int) -> tuple[int, ...]:
+    rank = max(1, min(n_min_inner_train - 1, n_features))
+    if pls_components is None:
+        cands = tuple(c for c in DEFAULT_PLS_COMPONENTS if c <= rank) or (1,)
+        return cands
+    cands = tuple(int(c) for c in np.atleast_1d(pls_components))
+    if not cands or min(cands) < 1:
+        raise ValueError(f"pls_components must be positive integers; got {pls_components!r}")
+    too_big = [c for c in cands if c > rank]
+    if too_big:
+        raise ValueError(
+            f"pls_components {too_big} exceed the rank of the features in the smallest inner fitting set "
+            f"({rank} = min(n_samples - 1 = {n_min_inner_train - 1}, n_features = {n_features})); "
+            f"use at most {rank} components"
+        )
+    return cands
+
+
+def _features_matrix(feat, name: str, dtype) -> np.ndarray:
+    arr = np.asarray(feat)
+    if arr.ndim > 2:
+        arr = arr.reshape(arr.shape[0], -1)
+    return as_2d_float(arr, name, dtype=dtype, min_rows=2)
+
+
+def _feature_ids(feat, feature_ids, n_rows: int, layer: str):
+    ids = getattr(feat, "ids", None)
+    if ids is None:
+        ids = feature_ids
+    if ids is None:
+        return None
+    ids = [str(i) for i in ids]
+    if len(ids) != n_rows:
+        raise ValueError(f"features[{layer!r}] has {n_rows} rows but {len(ids)} stimulus ids")
+    return ids
+
+
+def _align_rows(feat_ids, data_ids, layer: str) -> np.ndarray:
+    """Row of each data stimulus in the feature matrix; error listing ids missing from features."""
+    pos = {}
+    for i, s in enumerate(feat_ids):
+        pos.setdefault(s, i)
+    missing = [s for s in dict.fromkeys(data_ids) if s not in pos]
+    if missing:
+        raise ValueError(
+            f"stimulus ids do not match: {len(missing)} stimulus id(s) of the responses are not in "
+            f"features[{layer!r}], e.g. {missing[:5]}; features have e.g. {list(pos)[:5]}"
+        )
+    return np.array([pos[s] for s in data_ids])
+
+
+def map_layers(
+    features: Mapping,
+    data,
+    *,
+    layers=None,
+    rois=None,
+    methods: Sequence[str] = METHODS,
+    scheme: str = "auto",
+    n_heldout: int | float | None = None,
+    cv: int = 5,
+    inner_cv: int = 5,
+    alphas=DEFAULT_ALPHAS,
+    pls_components=None,
+    standardize: bool = True,
+    feature_ids: Sequence[str] | None = None,
+    stimuli_label: str = "plain",
+    seed: int = 0,
+    backend: str = "numpy",
+    dtype=np.float32,
+    progress=None,
+) -> MappingResult:
+    """Map every requested layer to every requested ROI with ridge and PLS on the same splits.
+
+    ``features``: layer name -> (n_stimuli, n_units) array-like (a ``LayerFeatures`` or array);
+    stimulus ids from its ``.ids`` or ``feature_ids``; without ids the rows must follow the
+    order of the (repetition-averaged) responses. ``data``: a ``BrainData``; repetitions are
+    averaged for fitting and used for the noise ceiling (split-half reliability, Spearman-Brown
+    corrected; ``ceiling_r`` = sqrt(reliability)). ``scheme``/``n_heldout``/``cv``: see
+    :func:`brainlike.mapping.make_splits`. ``pls_components``: candidates chosen by inner CV
+    (default 1..32, limited to the rank). ``progress``: optional callable(str).
+    """
+    for m in methods:
+        check_choice(m, "methods", METHODS)
+    if not methods:
+        raise ValueError(f"methods must name at least one of {list(METHODS)}; got an empty list")
+    layer_names = check_names(layers, list(features.keys()), "layers")
+    roi_names = check_names(rois, list(data.roi_names), "rois")
+
+    # --- responses: repetition-averaged for fitting, raw repeats for the ceiling ---------------
+    raw = data
+    has_repeats = False
+    if getattr(data, "repetition", None) is not None or _has_duplicate_ids(data):
+        avg = data.average_repetitions()
+        has_repeats = avg.n_samples < data.n_samples
+    else:
+        avg = data
+    Y_all = as_2d_float(avg.responses, "data.responses", dtype=np.float64, allow_nan=False)
+    ids = [str(s) for s in avg.stimulus_ids]
+    split_labels = None if getattr(avg, "split", None) is None else np.asarray(avg.split).astype(str)
+    splits = make_splits(len(ids), split_labels, scheme=scheme, n_heldout=n_heldout, cv=cv, seed=seed)
+    min_fit = min(len(f.fit) for f in splits.fits)
+    if min_fit < inner_cv:
+        raise ValueError(f"inner_cv={inner_cv} folds need at least {inner_cv} fitting samples; got {min_fit}")
+    n_inner_min = min_fit - int(np.ceil(min_fit / inner_cv))
+
+    ceilings = _ceilings(raw, avg, splits, roi_names) if has_repeats else {}
+
+    voxel_rows, roi_rows, param_rows, predictions, fitted = [], [], [], {}, {}
+    for layer in layer_names:
+        feat = features[layer]
+        X = _features_matrix(feat, f"features[{layer!r}]", dtype)
+        fids = _feature_ids(feat, feature_ids, X.shape[0], layer)
+        if fids is not None:
+            X = X[_align_rows(fids, ids, layer)]
+        elif X.shape[0] != len(ids):
+            raise ValueError(
+                f"features[{layer!r}] has {X.shape[0]} rows and no stimulus ids, but the responses have "
+                f"{len(ids)} stimuli; give feature_ids to align them"
+            )
+        cands = _pls_candidates(pls_components, n_inner_min, X.shape[1]) if "pls" in methods else ()
+        for roi in roi_names:
+            mask = np.asarray(data.rois[roi], dtype=bool)
+            if not mask.any():
+                raise ValueError(f"ROI {roi!r} has no voxels")
+            vox = np.flatnonzero(mask)
+            Y = np.column_stack([Y_all[:, vox], Y_all[:, vox].mean(axis=1)])  # last column: ROI average
+            for method in methods:
+                if progress:
+                    progress(f"{stimuli_label} {layer} -> {roi} ({len(vox)} voxels): {method}")
+                pred = {name: np.full((len(idx), Y.shape[1]), np.nan) for name, idx in splits.evaluations.items()}
+                pos = {name: {s: i for i, s in enumerate(idx)} for name, idx in splits.evaluations.items()}
+                fitted[(stimuli_label, layer, roi, method)] = chosen = []
+                for k, fit in enumerate(splits.fits):
+                    Xs = _standardize(X, fit.fit) if standardize else X
+                    if method == "pls":
+                        # PLS is multi-output: fit the voxels and the ROI average separately
+                        p_vox, par = _fit_predict("pls", Xs, Y[:, :-1], fit.fit, fit.predict, alphas=alphas,
+                                                  pls_components=cands, inner_cv=inner_cv, seed=seed, backend=backend)
+                        p_avg, par_avg = _fit_predict("pls", Xs, Y[:, -1:], fit.fit, fit.predict, alphas=alphas,
+                                                      pls_components=cands, inner_cv=inner_cv, seed=seed, backend=backend)
+                        p = {n: np.column_stack([p_vox[n], p_avg[n]]) for n in p_vox}
+                        chosen.append((par["n_components"], par_avg["n_components"]))
+                        param_rows.append(dict(stimuli=stimuli_label, layer=layer, roi=roi, method=method, fold=k,
+                                               n_components=par["n_components"],
+                                               n_components_roi_average=par_avg["n_components"]))
+                    else:
+                        p, par = _fit_predict("ridge", Xs, Y, fit.fit, fit.predict, alphas=alphas,
+                                              pls_components=cands, inner_cv=inner_cv, seed=seed, backend=backend)
+                        a = par["alphas"]
+                        chosen.append(a)
+                        param_rows.append(dict(stimuli=stimuli_label, layer=layer, roi=roi, method=method, fold=k,
+                                               median_alpha=float(np.median(a[:-1])), alpha_roi_average=float(a[-1])))
+                    for name, idx in fit.predict.items():
+                        rows = [pos[name][s] for s in idx]
+                        pred[name][rows] = p[name]
+                for name, idx in splits.evaluations.items():
+                    y_true, y_pred = Y[idx], pred[name]
+                    r = _pearson_cols(y_true, y_pred)
+                    r2v = _r2_cols(y_true, y_pred)
+                    ceil = ceilings.get((name, roi))
+                    c_vox = ceil[0] if ceil is not None else np.full(len(vox), np.nan)
+                    c_avg = ceil[1] if ceil is not None else np.nan
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        voxel_rows.append(pd.DataFrame(dict(
+                            stimuli=stimuli_label, layer=layer, roi=roi, method=method, split=name,
+                            voxel=vox, r=r[:-1], r2=r2v[:-1], ceiling_r=c_vox,
+                            r_norm=np.where(c_vox > 0, r[:-1] / c_vox, np.nan),
+                            r2_norm=np.where(c_vox > 0, r2v[:-1] / c_vox**2, np.nan),
+                        )))
+                    roi_rows.append(dict(stimuli=stimuli_label, layer=layer, roi=roi, method=method, split=name,
+                                         r=r[-1], r_squared=r[-1] ** 2, r2=r2v[-1], ceiling_r=c_avg,
+                                         r_norm=r[-1] / c_avg if c_avg and c_avg > 0 else np.nan))
+                    predictions[(stimuli_label, layer, roi, method, name)] = (y_true[:, -1], y_pred[:, -1])
+    info = dict(
+        splits=splits.describe(), scheme=splits.kind, n_stimuli=len(ids), layers=layer_names, rois=roi_names,
+        methods=list(methods), inner_cv=inner_cv, alphas=np.asarray(alphas).tolist(),
+        pls_components=list(cands) if "pls" in methods else None, standardize=standardize, seed=seed,
+        noise_ceiling="split-half reliability (Spearman-Brown)" if has_repeats else "none (no repetitions)",
+        stimuli=stimuli_label,
+    )
+    return MappingResult(
+        voxels=pd.concat(voxel_rows, ignore_index=True),
+        roi_average=pd.DataFrame(roi_rows),
+        params=pd.DataFrame(param_rows),
+        predictions=predictions,
+        splits=splits,
+        info=info,
+        fitted=fitted,
+    )
+
+
+def _has_duplicate_ids(data) -> bool:
+    ids = list(data.stimulus_ids)
+    split = getattr(data, "split", None)
+    keys = list(zip(ids, split)) if split is not None else ids
+    return len(set(keys)) < len(keys)
+
+
+def _ceilings(raw, avg, splits: Splits, roi_names) -> dict:
+    """(evaluation set, roi) -> (voxel ceiling r (n_voxels,), ROI-average ceiling r)."""
+    from brainlike.metrics import split_half_reliability
+
+    resp = np.asarray(raw.responses, dtype=np.float64)
+    split = getattr(raw, "split", None)
+    keys = [(str(s), str(sp)) for s, sp in zip(raw.stimulus_ids, split)] if split is not None else [
+        (str(s), "") for s in raw.stimulus_ids]
+    avg_split = getattr(avg, "split", None)
+    avg_keys = [(str(s), str(sp)) for s, sp in zip(avg.stimulus_ids, avg_split)] if avg_split is not None else [
+        (str(s), "") for s in avg.stimulus_ids]
+    out = {}
+    for name, idx in splits.evaluations.items():
+        wanted = {avg_keys[i] for i in idx}
+        sel = np.array([k in wanted for k in keys])
+        for roi in roi_names:
+            mask = np.asarray(raw.rois[roi], dtype=bool)
+            sub = resp[sel][:, mask]
+            sub = np.column_stack([sub, sub.mean(axis=1)])
+            _, rep = repeat_tensor(sub, [k for k, s in zip(keys, sel) if s])
+            if rep.shape[2] < 2:
+                continue
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                rel = np.asarray(split_half_reliability(rep), dtype=np.float64)
+            c = np.sqrt(np.clip(rel, 0.0, None))
+            out[(name, roi)] = (c[:-1], float(c[-1]))
+    return out

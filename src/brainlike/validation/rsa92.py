@@ -1,0 +1,179 @@
+"""RSA benchmark on the 92 images of Kriegeskorte et al. (2008).
+
+For every EfficientNet-Lite0 block (pretrained and random weights): the RDM of the block's
+features (1 - Pearson r between image patterns) is compared by Spearman rank correlation with
+the human IT RDM of fig. 1, with the monkey IT RDM (Kiani et al. 2007) and with each of the 4
+subjects' human IT RDMs (mean of their 2 sessions). The noise ceiling (Nili et al. 2014) of the
+subject-level comparison is computed from the 4 subject RDMs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from brainlike.metrics.rsa import compare_rdms, rdm, rdm_noise_ceiling
+from brainlike.validation._common import BenchmarkResult, Expectation, block_features, load_network, subset_ids
+
+__all__ = ["rsa_92images", "subject_rdms"]
+
+NETWORK = "efficientnet_lite0"
+SOURCE = "shared data SOURCES.md (EfficientNet-Lite0 RDM, 1 - Pearson, vs hIT/mIT, Spearman)"
+
+
+def subject_rdms(k92) -> tuple[np.ndarray, list[str]]:
+    """Human IT RDMs per subject (sessions averaged): (n_subjects, 92, 92) and the subject names."""
+    rd = np.asarray(k92.rdms["hIT"], dtype=np.float64)
+    labels = list(k92.rdm_labels.get("hIT", [str(i) for i in range(len(rd))]))
+    # labels look like "hIT | BE | Session: 1": the second field names the subject
+    subj = [lab.split("|")[1].strip() if lab.count("|") >= 2 else "" for lab in labels]
+    names = list(dict.fromkeys(subj))
+    if "" in names or len(names) == len(rd):  # no subject names: the file's layout is subjects x 2 sessions
+        names = [f"subject{i + 1}" for i in range(len(rd) // 2)]
+        subj = [names[i // 2] for i in range(len(rd))]
+    stack = np.stack([rd[[j for j, s in enumerate(subj) if s == n]].mean(axis=0) for n in names])
+    return stack, names
+
+
+def rsa_92images(
+    *,
+    n_images: int | None = None,
+    weights=("pretrained", "random"),
+    seed: int = 0,
+    out_dir=None,
+    store=None,
+    batch_size: int = 32,
+    progress=None,
+) -> BenchmarkResult:
+    """Block RDMs vs human and monkey IT with the noise ceiling (see module doc)."""
+    from brainlike import datasets
+
+    t0 = time.perf_counter()
+    k92 = datasets.load("kriegeskorte2008_92")
+    all_ids = list(k92.stimuli.ids)
+    keep_ids = subset_ids(all_ids, n_images, seed)
+    if len(keep_ids) < 3:
+        raise ValueError(f"n_images must be >= 3 for an RDM comparison; got {n_images}")
+    keep = np.array([all_ids.index(i) for i in keep_ids])
+    sel = np.ix_(keep, keep)
+    hit_fig1 = k92.rdms["hIT_fig1"][0][sel]
+    mit = k92.rdms["mIT"][0][sel]
+    subj, subj_names = subject_rdms(k92)
+    subj = subj[:, keep][:, :, keep]
+    nc_low, nc_up = rdm_noise_ceiling(subj, "spearman")
+    stimuli = k92.stimuli.subset(keep_ids)
+    rows, timings = [], {}
+    for w in weights:
+        if w not in ("pretrained", "random"):
+            raise ValueError(f"weights must be 'pretrained' and/or 'random'; got {w!r}")
+        t = time.perf_counter()
+        model = load_network(NETWORK, pretrained=(w == "pretrained"), seed=seed)
+        sub_store = None if store is None else Path(store) / f"k92_{w}"
+        feats = block_features(model, stimuli, store=sub_store, batch_size=batch_size)
+        for label, lf in feats.items():
+            pos = {s: i for i, s in enumerate(lf.ids)}
+            X = np.asarray(lf, dtype=np.float32)[[pos[s] for s in keep_ids]]
+            D = rdm(X, "correlation")
+            per_subject = compare_rdms(subj, D, "spearman")
+            rows.append(dict(
+                weights=w, block=label,
+                rho_hIT=compare_rdms(D, hit_fig1, "spearman"),
+                rho_mIT=compare_rdms(D, mit, "spearman"),
+                rho_hIT_subjects=float(np.mean(per_subject)),
+                sem_hIT_subjects=float(np.std(per_subject, ddof=1) / np.sqrt(len(per_subject))),
+                tau_a_hIT=compare_rdms(D, hit_fig1, "kendall_tau_a"),
+                frac_of_lower_ceiling=float(np.mean(per_subject) / nc_low) if nc_low > 0 else np.nan,
+            ))
+            if progress:
+                progress(f"{w} {label}: rho hIT {rows[-1]['rho_hIT']:.3f}, mIT {rows[-1]['rho_mIT']:.3f}")
+        timings[w] = round(time.perf_counter() - t, 1)
+    table = pd.DataFrame(rows)
+    hit_vs_mit = compare_rdms(hit_fig1, mit, "spearman")
+    full = len(keep_ids) == len(all_ids)
+    exps = _expectations(table, hit_vs_mit, full)
+    figures = []
+    if out_dir is not None:
+        figures = [_figure(table, (nc_low, nc_up), hit_vs_mit, len(keep_ids), Path(out_dir))]
+    info = dict(network=NETWORK, n_images=len(keep_ids), subjects=subj_names,
+                noise_ceiling_hIT_subjects=f"[{nc_low:.3f}, {nc_up:.3f}] (Spearman, Nili et al. 2014)",
+                seconds=round(time.perf_counter() - t0, 1), timings=timings)
+    result = BenchmarkResult("rsa-92images", table, exps, figures, info)
+    if out_dir is not None:
+        result.save(out_dir)
+    return result
+
+
+def _num(label) -> int:
+    return int("".join(c for c in label if c.isdigit()))
+
+
+def _expectations(table, hit_vs_mit, full) -> list[Expectation]:
+    note = "" if full else " (image subset)"
+    exps = [Expectation("hIT vs mIT (Spearman)", "0.44", f"{hit_vs_mit:.3f}{note}",
+                        bool(abs(hit_vs_mit - 0.44) <= 0.02) if full else None, SOURCE)]
+    pre = table[table["weights"] == "pretrained"]
+    ran = table[table["weights"] == "random"]
+    if not pre.empty:
+        nums = pre["block"].map(_num)
+        late = pre[nums.between(11, 14)]
+        early = pre[nums <= 2]
+        if not late.empty:
+            lh, lm = late["rho_hIT"].mean(), late["rho_mIT"].mean()
+            exps.append(Expectation("pretrained blocks 11-14: rho vs hIT / mIT", "≈ 0.40 / 0.46",
+                                    f"{lh:.3f} / {lm:.3f}{note}",
+                                    bool(abs(lh - 0.40) <= 0.06 and abs(lm - 0.46) <= 0.06) if full else None,
+                                    SOURCE))
+        if not early.empty:
+            eh, em = early["rho_hIT"].mean(), early["rho_mIT"].mean()
+            exps.append(Expectation("pretrained early blocks (0-2): rho vs hIT / mIT", "≈ 0.15 / 0.15",
+                                    f"{eh:.3f} / {em:.3f}{note}",
+                                    bool(abs(eh - 0.15) <= 0.07 and abs(em - 0.15) <= 0.07) if full else None,
+                                    SOURCE))
+        if not late.empty and not early.empty:
+            exps.append(Expectation("late blocks beat early blocks (hIT and mIT)", "yes",
+                                    f"hIT {late['rho_hIT'].mean():.3f} > {early['rho_hIT'].mean():.3f}, "
+                                    f"mIT {late['rho_mIT'].mean():.3f} > {early['rho_mIT'].mean():.3f}",
+                                    bool(late["rho_hIT"].mean() > early["rho_hIT"].mean()
+                                         and late["rho_mIT"].mean() > early["rho_mIT"].mean())))
+    if not ran.empty:
+        rh, rm = ran["rho_hIT"].max(), ran["rho_mIT"].max()
+        exps.append(Expectation("random weights: max rho vs hIT / mIT", "≤ 0.13 / 0.21", f"{rh:.3f} / {rm:.3f}{note}",
+                                bool(rh <= 0.13 + 0.03 and rm <= 0.21 + 0.03) if full else None, SOURCE))
+        if not pre.empty:
+            exps.append(Expectation("best pretrained block beats every random block (hIT)", "yes",
+                                    f"{pre['rho_hIT'].max():.3f} vs {rh:.3f}", bool(pre["rho_hIT"].max() > rh)))
+    return exps
+
+
+def _figure(table, ceiling, hit_vs_mit, n_images, out: Path) -> Path:
+    from brainlike.mapping.plots import _pyplot, _save
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    colors = {"pretrained": "#1f77b4", "random": "#7f7f7f"}
+    blocks = list(dict.fromkeys(table["block"]))
+    x = np.arange(len(blocks))
+    ax = axes[0]
+    ax.axhspan(ceiling[0], ceiling[1], color="#cccccc", alpha=0.6, label="noise ceiling (4 subjects)")
+    for w, d in table.groupby("weights", sort=False):
+        ax.errorbar(x, d["rho_hIT_subjects"], yerr=d["sem_hIT_subjects"], marker="o", capsize=2, color=colors[w],
+                    label=f"{w}: mean over subjects")
+        ax.plot(x, d["rho_hIT"], linestyle="--", color=colors[w], alpha=0.7, label=f"{w}: fig. 1 group RDM")
+    ax.set_title("human IT", fontsize=10)
+    ax2 = axes[1]
+    for w, d in table.groupby("weights", sort=False):
+        ax2.plot(x, d["rho_mIT"], marker="o", color=colors[w], label=w)
+    ax2.axhline(hit_vs_mit, color="k", linestyle=":", linewidth=1, label=f"hIT vs mIT = {hit_vs_mit:.2f}")
+    ax2.set_title("monkey IT", fontsize=10)
+    for a in axes:
+        a.set_xticks(x)
+        a.set_xticklabels(blocks, rotation=45, ha="right", fontsize=8)
+        a.set_ylabel("Spearman rho (RDM)")
+        a.axhline(0, color="k", linewidth=0.5)
+        a.legend(fontsize=7, frameon=False)
+    fig.suptitle(f"EfficientNet-Lite0 block RDMs vs IT ({n_images} images)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out / "rsa_92images.png")
