@@ -1,0 +1,97 @@
+"""Input checks and small numerics shared by the estimators."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from brainlike._validate import as_2d_float, check_same_rows
+
+# Bytes of intermediates a target batch may hold (Z, predictions, ...); bounds memory for 100k+ targets.
+BATCH_BYTES = 256 * 2**20
+
+
+def check_xy(X, Y, dtype):
+    """Validate X (samples, features) and Y (samples,) or (samples, targets); return X, Y (2-D), y_was_1d."""
+    X = as_2d_float(X, "X", dtype=dtype)
+    y_arr = np.asarray(Y)
+    y1d = y_arr.ndim == 1
+    if y1d:
+        y_arr = y_arr.reshape(-1, 1)
+    Y = as_2d_float(y_arr, "Y", dtype=dtype)
+    check_same_rows(X, Y, "X", "Y")
+    return X, Y, y1d
+
+
+def check_x_predict(est, X, dtype):
+    X = as_2d_float(X, "X", dtype=dtype)
+    if X.shape[1] != est.n_features_in_:
+        raise ValueError(f"X must have {est.n_features_in_} features (as in fit); got {X.shape[1]}")
+    return X
+
+
+def check_alpha(alpha, n_targets: int, name: str = "alpha") -> float | np.ndarray:
+    """A scalar >= 0, or one value >= 0 per target."""
+    if isinstance(alpha, numbers.Real) and not isinstance(alpha, bool):
+        a = float(alpha)
+        if not np.isfinite(a) or a < 0:
+            raise ValueError(f"{name} must be a finite number >= 0; got {alpha!r}")
+        return a
+    arr = np.asarray(alpha, dtype=np.float64)
+    if arr.ndim == 0:
+        return check_alpha(float(arr), n_targets, name)
+    if arr.shape != (n_targets,):
+        raise ValueError(f"{name} must be a scalar or have shape ({n_targets},) (one per target); got {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError(f"{name} must be finite and >= 0 for every target; got min {np.nanmin(arr)!r}")
+    return arr
+
+
+def check_alphas(alphas) -> np.ndarray:
+    arr = np.asarray(alphas, dtype=np.float64).ravel()
+    if arr.size == 0:
+        raise ValueError("alphas must hold at least one value (an empty alpha grid was given)")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"alphas must be finite and > 0; got {alphas!r}")
+    return arr
+
+
+def batch_size(n_targets: int, per_target_values: int, itemsize: int, requested=None) -> int:
+    if requested is not None:
+        if int(requested) < 1:
+            raise ValueError(f"target_batch_size must be >= 1; got {requested!r}")
+        return min(int(requested), max(n_targets, 1))
+    return int(max(1, min(n_targets, BATCH_BYTES // max(1, per_target_values * itemsize))))
+
+
+def make_splits(cv, n_samples: int, groups=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """cv: int (KFold without shuffling, as scikit-learn and himalaya), a splitter, or (train, test) pairs."""
+    from sklearn.model_selection import KFold
+
+    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+        if cv < 2 or cv > n_samples:
+            raise ValueError(f"cv must be between 2 and the number of samples ({n_samples}); got {cv}")
+        splits = list(KFold(int(cv)).split(np.zeros(n_samples)))
+    elif hasattr(cv, "split"):
+        splits = list(cv.split(np.zeros((n_samples, 1)), groups=groups))
+    else:
+        try:
+            splits = [(np.asarray(tr), np.asarray(te)) for tr, te in cv]
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"cv must be an int, a splitter with .split, or (train, test) index pairs; got {cv!r}") from err
+    if not splits:
+        raise ValueError("cv produced no (train, test) split")
+    out = []
+    for i, (tr, te) in enumerate(splits):
+        tr, te = np.asarray(tr), np.asarray(te)
+        if tr.dtype == bool:
+            tr = np.flatnonzero(tr)
+        if te.dtype == bool:
+            te = np.flatnonzero(te)
+        if tr.size < 2 or te.size < 1:
+            raise ValueError(f"cv split {i} needs >= 2 training and >= 1 test samples; got {tr.size} and {te.size}")
+        if tr.max() >= n_samples or te.max() >= n_samples or tr.min() < 0 or te.min() < 0:
+            raise ValueError(f"cv split {i} has indices outside [0, {n_samples})")
+        out.append((tr.astype(np.int64), te.astype(np.int64)))
+    return out
