@@ -7,6 +7,7 @@ Nothing is registered by import side effects: the table below is plain data, rea
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -307,6 +308,13 @@ def load(name: str, **options):
     file_opts = {k: v for k, v in options.items() if k in entry.options}
     paths = fetch(name, **file_opts)
     module, func = entry.loader.split(":")
+    loader = getattr(importlib.import_module(module), func)
+    params = inspect.signature(loader).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        allowed = [p for p in params if p != "paths"]
+        bad = [k for k in options if k not in allowed]
+        if bad:
+            raise ValueError(f"options for {name!r} must be among {allowed}; got {bad}")
     opts = {k: v[0] for k, v in entry.options.items()}
     opts.update(options)
-    return getattr(importlib.import_module(module), func)(paths, **opts)
+    return loader(paths, **opts)

@@ -1,0 +1,208 @@
+"""Registry: mirror, data home, checksums, resumable downloads (from a local server), CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from brainlike.cli import main as cli_main
+from brainlike.datasets import ChecksumError, DataNotAvailableError, RemoteFile, fetch, info, list_datasets, load
+from brainlike.datasets import _fetch
+from brainlike.datasets.registry import DATASETS, DatasetInfo
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class _Server:
+    """Local HTTP server with Range support; ``cut`` bytes makes the next response stop early."""
+
+    def __init__(self, files: dict[str, bytes]):
+        self.files = files
+        self.requests: list[dict] = []
+        self.cut: int | None = None
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                body = outer.files.get(self.path)
+                outer.requests.append({"path": self.path, "range": self.headers.get("Range")})
+                if body is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                start = 0
+                rng = self.headers.get("Range")
+                if rng:
+                    start = int(rng.split("=")[1].split("-")[0])
+                    if start >= len(body):
+                        self.send_response(416)
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                part = body[start:]
+                self.send_header("Content-Length", str(len(part)))
+                self.end_headers()
+                if outer.cut is not None:
+                    self.wfile.write(part[: outer.cut])
+                    outer.cut = None
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(part)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    payload = np.random.default_rng(0).bytes(300_000)
+    s = _Server({"/data.bin": payload})
+    s.payload = payload
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.delenv("BRAINLIKE_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("BRAINLIKE_DATA", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_registry_lists_required_names_with_urls_and_checksums():
+    names = list_datasets()
+    for required in ("cowley2023_v4", "kriegeskorte2008_92", "kay2008_vim1_stimuli", "bhscore_settings", "nsd",
+                     "shen2019_deeprecon", "kay2008_vim1", "horikawa2019_decodability"):
+        assert required in names
+    for rf in info("cowley2023_v4").file_list(session="210325", raw=True):
+        assert rf.url.startswith("https://raw.githubusercontent.com/cowleygroup/V4_compact_models/f4552ad9")
+        assert len(rf.sha256) == 64
+    assert all(rf.sha256 for rf in info("kriegeskorte2008_92").file_list())
+    with pytest.raises(ValueError, match="session must be one of"):
+        info("cowley2023_v4").file_list(session="999999")
+    with pytest.raises(ValueError, match="raw repeats exist only for session"):
+        info("cowley2023_v4").file_list(session="190923", raw=True)
+    with pytest.raises(ValueError, match="options for 'cowley2023_v4' must be among"):
+        info("cowley2023_v4").file_list(sesion="190923")
+    with pytest.raises(ValueError, match="name must be one of"):
+        info("nope")
+
+
+def test_tampered_mirror_copy_names_file_and_both_hashes(mirror, tmp_path, monkeypatch):
+    rel = "bhscore/settings.json"
+    good = (mirror / rel).read_bytes()
+    fake = tmp_path / "mirror"
+    (fake / "bhscore").mkdir(parents=True)
+    (fake / rel).write_bytes(good.replace(b"AlexNet", b"AlexNey", 1))
+    monkeypatch.setenv("BRAINLIKE_DATA_MIRROR", str(fake))
+    expected = info("bhscore_settings").file_list()[0].sha256
+    with pytest.raises(ChecksumError) as err:
+        fetch("bhscore_settings")
+    msg = str(err.value)
+    assert rel in msg and expected in msg and sha((fake / rel).read_bytes()) in msg
+    (fake / rel).write_bytes(good)
+    assert fetch("bhscore_settings")[rel] == fake / rel
+
+
+def test_mirror_set_never_downloads(tmp_path, monkeypatch, server):
+    monkeypatch.setenv("BRAINLIKE_DATA_MIRROR", str(tmp_path / "empty"))
+    monkeypatch.setenv("BRAINLIKE_DATA", str(tmp_path / "home"))
+    rf = RemoteFile("x/data.bin", server.url + "/data.bin", sha(server.payload))
+    with pytest.raises(DataNotAvailableError, match="nothing is downloaded"):
+        _fetch.resolve_file(rf, progress=False)
+    assert server.requests == []
+
+
+def test_download_verifies_and_resumes(home, server):
+    rf = RemoteFile("x/data.bin", server.url + "/data.bin", sha(server.payload))
+    # first attempt is cut after 100 kB: no file under the final name, a .part is kept
+    server.cut = 100_000
+    with pytest.raises(Exception):
+        _fetch.resolve_file(rf, progress=False)
+    final = home / "x" / "data.bin"
+    assert not final.exists()
+    parts = list((home / "x").glob(".*.part"))
+    assert len(parts) == 1
+    kept = parts[0].stat().st_size
+    assert 0 < kept <= 100_000
+    # second attempt resumes with a Range request and verifies the whole file
+    path = _fetch.resolve_file(rf, progress=False)
+    assert path == final and final.read_bytes() == server.payload
+    assert server.requests[-1]["range"] == f"bytes={kept}-"
+    assert not list((home / "x").glob(".*.part"))
+    # later calls use the local copy (no request)
+    n = len(server.requests)
+    _fetch.resolve_file(rf, progress=False)
+    assert len(server.requests) == n
+
+
+def test_download_with_wrong_checksum_leaves_nothing(home, server):
+    rf = RemoteFile("x/data.bin", server.url + "/data.bin", "0" * 64)
+    with pytest.raises(ChecksumError, match="x/data.bin"):
+        _fetch.resolve_file(rf, progress=False)
+    assert not (home / "x" / "data.bin").exists()
+
+
+def test_unknown_checksum_recorded_on_first_download_then_verified(home, server):
+    rf = RemoteFile("y/data.bin", server.url + "/data.bin", None)
+    path = _fetch.resolve_file(rf, progress=False)
+    assert _fetch._recorded(home)["y/data.bin"] == sha(server.payload)
+    path.write_bytes(server.payload[:-10])  # later corruption is caught
+    with pytest.raises(ChecksumError, match=sha(server.payload)):
+        _fetch.resolve_file(rf, progress=False)
+
+
+def test_fetch_and_load_named_dataset_through_registry(home, server, monkeypatch):
+    entry = DatasetInfo("toy", "toy", "", "", "", "", lambda **_: [RemoteFile("toy/data.bin", server.url + "/data.bin",
+                                                                          sha(server.payload))],
+                        "brainlike.datasets._fetch:file_sha256")
+    monkeypatch.setitem(DATASETS, "toy", entry)
+    paths = fetch("toy", progress=False)
+    assert paths["toy/data.bin"].read_bytes() == server.payload
+    assert cli_main(["datasets", "fetch", "toy", "--no-progress"]) == 0
+
+
+def test_no_url_gives_clear_error(home):
+    with pytest.raises(DataNotAvailableError, match="CRCNS"):
+        fetch("kay2008_vim1")
+
+
+def test_cli_list_info_fetch(mirror, capsys):
+    assert cli_main(["datasets", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "cowley2023_v4" in out and "kriegeskorte2008_92" in out
+    assert cli_main(["datasets", "info", "cowley2023_v4", "-o", "session=210325"]) == 0
+    out = capsys.readouterr().out
+    assert "555e67037182611969ab90da291dcc39601de4411f651a64ad60e90572cf59d3" in out
+    assert cli_main(["datasets", "fetch", "bhscore_settings"]) == 0
+    assert "verified" in capsys.readouterr().out
+    assert cli_main(["datasets", "info", "nope"]) == 2
+    assert "name must be one of" in capsys.readouterr().err
+
+
+def test_load_passes_options(mirror):
+    d = load("cowley2023_v4", session="210224", stimuli=False)
+    assert d.responses.shape == (800, 67) and d.stimuli is None
+    with pytest.raises(ValueError, match="options for 'cowley2023_v4' must be among"):
+        load("cowley2023_v4", bogus=1)
