@@ -126,7 +126,10 @@ def load_horikawa_bids(
                 raise ValueError(f"{bold.name}: event at onset {row['onset']} s has no volume in the run")
             samples.append(ts[vols].mean(axis=0))
             sid = row["stim_id"]
-            ids.append(float_label_to_id(sid) if isinstance(sid, float) and sid % 1 else str(sid))
+            if isinstance(sid, float):
+                ids.append(float_label_to_id(sid) if sid % 1 else str(int(sid)))
+            else:
+                ids.append(str(sid))
             splits.append(_split_from_session(ses[4:]))
             run_ids.append(r)
             onsets.append(row["onset"])
