@@ -42,7 +42,9 @@ class PLS(_LinearBase):
         self._dtype = dt
         self.model_ = PLSRegression(n_components=nc, scale=self.scale).fit(X, Y)
         self.coef_ = np.asarray(self.model_.coef_.T, dtype=dt)
-        self.intercept_ = np.asarray(self.model_.intercept_, dtype=dt).reshape(-1)
+        # scikit-learn predicts (X - x_mean) @ coef + intercept_: fold the mean into the intercept
+        self.intercept_ = np.asarray(self.model_.intercept_ - self.model_._x_mean @ self.model_.coef_.T,
+                                     dtype=dt).reshape(-1)
         self.n_features_in_ = X.shape[1]
         return self
 

@@ -90,7 +90,8 @@ class SelectiveRidge(_LinearBase):
             Yc = Yb - ym if self.fit_intercept else Yb
             P = Xc.T @ Yc  # (p, chunk): correlations (once scaled) and right-hand sides
             ynorm = be.sqrt((Yc**2).sum(0))
-            corr = P / (xnorm[:, None] * ynorm[None, :])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                corr = P / (xnorm[:, None] * ynorm[None, :])
             corr = be.where(const_x[:, None] | (ynorm[None, :] == 0) | (xnorm[:, None] == 0), 0.0, corr)
             idx = be.top_abs(corr, k)  # (chunk, k)
             const_y = be.to_numpy(ynorm == 0)
