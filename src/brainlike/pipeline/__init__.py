@@ -1,0 +1,13 @@
+"""Experiments as configs, run as a graph of resumable jobs, locally or on a Dask cluster.
+
+>>> from brainlike.pipeline import load_config, run_experiment   # doctest: +SKIP
+>>> result = run_experiment("experiment.yaml")                    # doctest: +SKIP
+"""
+
+from .config import DNN, Experiment, load_config, read_config_file, validate
+from .execute import run_jobs
+from .jobs import Job, plan, run_job
+from .run import RunResult, run_experiment
+
+__all__ = ["DNN", "Experiment", "Job", "RunResult", "load_config", "plan", "read_config_file", "run_experiment",
+           "run_job", "run_jobs", "validate"]

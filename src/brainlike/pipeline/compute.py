@@ -1,0 +1,124 @@
+"""The numerical bodies of the jobs: decode a chunk of units, build a layer's kernel, encode voxels.
+
+Decoding follows BHscore / Horikawa et al. 2019: voxels and units are z-scored with training
+statistics, a FastL2LiR-style ``SelectiveRidge`` (``n_feat`` voxels per unit, penalised intercept)
+is fitted on the training trials, and each unit's accuracy is the Pearson r between predicted and
+true values over the (repetition-averaged) test images.
+
+Encoding predicts every voxel from all units of a layer with ridge (per-voxel alpha by grouped
+cross-validation). Ridge predictions depend on the features only through their inner products,
+so a layer is read in unit chunks to accumulate its stimulus-by-stimulus Gram matrix, which is
+then factorised into an equivalent ``(n_stimuli, rank)`` embedding ``Z`` (``Z Z^T = X X^T``).
+Fitting ``RidgeCV`` on ``Z`` gives exactly the predictions of ``RidgeCV`` on the full layer, for
+any alpha and any split, at a memory cost of ``n_stimuli^2`` instead of ``n_stimuli x n_units``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+
+def zscore_train(train: np.ndarray, *others: np.ndarray, dtype=np.float32):
+    """Z-score columns with the training mean/std (std 0 -> 1); returns new arrays."""
+    train = np.asarray(train, dtype=np.float64)
+    mean = train.mean(axis=0)
+    std = train.std(axis=0)
+    std[std == 0] = 1.0
+    out = [((train - mean) / std).astype(dtype, copy=False)]
+    out += [((np.asarray(o, dtype=np.float64) - mean) / std).astype(dtype, copy=False) for o in others]
+    return out
+
+
+def column_pearson(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Per-column Pearson r (NaN for a constant column, silently: NaN counts as 0 in BH scores)."""
+    from brainlike.metrics import pearson
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(pearson(pred, true), dtype=np.float64)
+
+
+def decode_units(x_train, y_train, x_test, y_test, *, alpha=100.0, n_feat=500, dtype="float32"):
+    """Fit one ``SelectiveRidge`` from voxels to a chunk of units; return (accuracy, prediction, truth).
+
+    x_*: (n_samples, n_voxels) brain responses; y_*: (n_samples, n_units) features. The test
+    arrays hold one row per test image (repetitions averaged). ``prediction`` is on the
+    z-scored feature scale (Pearson r does not depend on it); ``truth`` is the z-scored test
+    features, kept so that scores can be bootstrapped over test images.
+    """
+    from brainlike.linear import SelectiveRidge
+
+    dt = np.dtype(dtype)
+    xtr, xte = zscore_train(x_train, x_test, dtype=dt)
+    ytr, yte = zscore_train(y_train, y_test, dtype=dt)
+    n_vox = xtr.shape[1]
+    k = int(n_feat) if n_feat and int(n_feat) < n_vox else n_vox
+    model = SelectiveRidge(alpha=float(alpha), n_feat=k, dtype=dt)
+    model.fit(xtr, ytr)
+    pred = np.asarray(model.predict(xte), dtype=np.float32)
+    return column_pearson(pred, yte), pred, np.asarray(yte, dtype=np.float32)
+
+
+def accumulate_gram(read_chunk, n_units: int, train_rows: np.ndarray, chunk_size: int) -> np.ndarray:
+    """Gram matrix (n_rows, n_rows), float64, of z-scored units read ``chunk_size`` at a time.
+
+    ``read_chunk(units)`` returns (n_rows, len(units)); units are z-scored with the mean/std over
+    ``train_rows`` (constant units contribute nothing).
+    """
+    gram = None
+    for start in range(0, n_units, chunk_size):
+        units = np.arange(start, min(start + chunk_size, n_units))
+        f = np.asarray(read_chunk(units), dtype=np.float64)
+        tr = f[train_rows]
+        mean = tr.mean(axis=0)
+        std = tr.std(axis=0)
+        keep = std > 0
+        f = (f[:, keep] - mean[keep]) / std[keep]
+        g = f @ f.T
+        gram = g if gram is None else gram + g
+    if gram is None:
+        raise ValueError("n_units must be > 0 to build a kernel; got 0")
+    return gram
+
+
+def embed_gram(gram: np.ndarray, rtol: float = 1e-10) -> np.ndarray:
+    """``Z`` (n, rank) with ``Z @ Z.T == gram`` (eigen-decomposition, null space dropped)."""
+    gram = (gram + gram.T) / 2
+    w, v = np.linalg.eigh(gram)
+    keep = w > rtol * max(w.max(), 0.0) if w.size else w > 0
+    if not keep.any():
+        return np.zeros((gram.shape[0], 1))
+    return v[:, keep] * np.sqrt(w[keep])
+
+
+def grouped_folds(groups: np.ndarray, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K folds that never split the repetitions of one stimulus across train and validation."""
+    from sklearn.model_selection import GroupKFold
+
+    groups = np.asarray(groups)
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise ValueError(f"encoding cross-validation needs >= 2 distinct training stimuli; got {n_groups}")
+    k = min(int(n_folds), n_groups)
+    return [(tr, te) for tr, te in GroupKFold(n_splits=k).split(np.zeros(len(groups)), groups=groups)]
+
+
+def encode_voxels(z_train, y_train, z_test, y_test, *, alphas, cv=5, groups=None, dtype="float32"):
+    """Per-voxel ridge (alpha per voxel by grouped CV); return (accuracy, prediction, truth, alphas).
+
+    z_*: rows of the layer embedding (see :func:`embed_gram`); y_*: voxel responses.
+    """
+    from brainlike.linear import RidgeCV
+
+    dt = np.dtype(dtype)
+    ytr, yte = zscore_train(y_train, y_test, dtype=dt)
+    ztr = np.asarray(z_train, dtype=dt)
+    zte = np.asarray(z_test, dtype=dt)
+    folds = grouped_folds(groups if groups is not None else np.arange(len(ztr)), cv)
+    model = RidgeCV(alphas=np.asarray(alphas, dtype=np.float64), cv=folds, alpha_per_target=True, dtype=dt)
+    model.fit(ztr, ytr)
+    pred = np.asarray(model.predict(zte), dtype=np.float32)
+    best = np.broadcast_to(np.asarray(model.best_alphas_, dtype=np.float64), (ytr.shape[1],)).copy()
+    return column_pearson(pred, yte), pred, np.asarray(yte, dtype=np.float32), best

@@ -1,0 +1,423 @@
+"""Experiments as configs: a YAML file (or BHscore's own ``settings.json``) -> :class:`Experiment`.
+
+Everything is validated before any heavy work starts; each error names the bad key
+(``dnns.AlexNet.layers``), what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ANALYSES = ("decoding", "encoding")
+
+DEFAULTS: dict[str, Any] = {
+    "name": "experiment",
+    "out": "brainlike-output",
+    "seed": 0,
+    "analyses": ["decoding"],
+    "dataset": None,
+    "stimuli": None,
+    "subjects": None,
+    "rois": None,
+    "dnns": None,
+    "decoding": {
+        "alpha": 100.0,  # BHscore / Horikawa et al. 2019
+        "n_feat": 500,  # voxels selected per unit by correlation (FastL2LiR)
+        "units_per_layer": 1000,  # random subset per layer as in Nonaka et al. 2021; null = all units
+        "chunk_size": 1000,  # units per job
+        "dtype": "float32",
+    },
+    "encoding": {
+        "alphas": [0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6],
+        "cv": 5,
+        "chunk_size": 20000,  # units read at a time while building a layer's kernel
+        "dtype": "float32",
+    },
+    "scores": {
+        "pval": 0.05,
+        "n_layers": 5,  # layers per draw in the layer-selected BH score (first and last always kept)
+        "n_repeat": 100,
+        "voxels_per_roi": 1000,  # encoding BH: random voxels per subject and ROI
+        "n_boot": 200,  # bootstrap over test images and units -> confidence interval
+        "n_perm": 200,  # layer labels shuffled -> permutation p
+        "ci": 0.95,
+    },
+    "execution": {
+        "scheduler": "local",  # "local" (Dask LocalCluster), "synchronous", or a scheduler address
+        "n_workers": None,  # default: number of cores
+        "threads_per_worker": 1,
+        "retries": 2,
+    },
+    "report": True,
+}
+
+_DNN_KEYS = {"model", "layers", "pretrained", "features", "dir", "layer_labels", "batch_size", "control",
+             "input_size"}
+CONTROLS = ("layer_shuffled",)
+_DATASET_KEYS = {"name", "options", "subject_option"}
+_STIMULI_KEYS = {"folder", "zip", "npz", "hdf5", "key", "dataset"}
+
+
+@dataclass
+class DNN:
+    """One network: how to get its features and its layers in hierarchy order."""
+
+    name: str
+    layers: list[str]
+    model: str | None = None  # brainlike.models.load name
+    pretrained: bool = True
+    features: str | None = None  # a BHscore-layout feature tree (features/<image set>/...)
+    dir: str | None = None  # BHscore settings' "dir" (framework/network inside the feature tree)
+    layer_labels: list[str] | None = None  # display names (default: the layer names)
+    batch_size: int = 32
+    control: str | None = None  # "layer_shuffled": units dealt out to the layers at random (no hierarchy)
+    input_size: int | None = None  # images resized to this instead of the model's own input size
+
+
+@dataclass
+class Experiment:
+    """A validated experiment; ``raw`` keeps the config as given (for provenance)."""
+
+    name: str
+    out: Path
+    dnns: dict[str, DNN]
+    analyses: list[str]
+    dataset: dict | None
+    stimuli: dict | None
+    subjects: list[str] | None
+    rois: list[str] | None
+    decoding: dict
+    encoding: dict
+    scores: dict
+    execution: dict
+    seed: int
+    report: bool
+    raw: dict = field(default_factory=dict)
+    source: str = ""
+
+    def to_dict(self) -> dict:
+        """Plain, JSON-ready form of the resolved config (defaults filled in)."""
+        return {
+            "name": self.name,
+            "out": str(self.out),
+            "seed": self.seed,
+            "analyses": list(self.analyses),
+            "dataset": self.dataset,
+            "stimuli": self.stimuli,
+            "subjects": self.subjects,
+            "rois": self.rois,
+            "dnns": {
+                k: {"model": d.model, "layers": d.layers, "pretrained": d.pretrained, "features": d.features,
+                    "dir": d.dir, "layer_labels": d.layer_labels, "batch_size": d.batch_size,
+                    "control": d.control, "input_size": d.input_size}
+                for k, d in self.dnns.items()
+            },
+            "decoding": self.decoding,
+            "encoding": self.encoding,
+            "scores": self.scores,
+            "execution": self.execution,
+            "report": self.report,
+        }
+
+
+def _err(key: str, expected: str, got) -> ValueError:
+    return ValueError(f"config key '{key}': expected {expected}; got {got!r}")
+
+
+def _merge(defaults: dict, given: dict, prefix: str) -> dict:
+    out = copy.deepcopy(defaults)
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"config key '{prefix}.{unknown[0]}' is not known; expected one of {sorted(defaults)}"
+        )
+    out.update(given)
+    return out
+
+
+def _str_list(value, key: str, allow_none: bool = True) -> list[str] | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not value:
+        raise _err(key, "a non-empty list of names", value)
+    if not all(isinstance(v, str) and v for v in value):
+        raise _err(key, "a list of non-empty strings", value)
+    if len(set(value)) != len(value):
+        dup = sorted({v for v in value if list(value).count(v) > 1})
+        raise _err(key, "names without duplicates", dup)
+    return list(value)
+
+
+def _number(section: dict, key: str, prefix: str, *, integer=False, minimum=None, allow_none=False,
+            strict=False):
+    value = section[key]
+    if value is None and allow_none:
+        return None
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float) if not integer else (int,)):
+        if integer and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise _err(f"{prefix}.{key}", kind + (" or null" if allow_none else ""), value)
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise _err(f"{prefix}.{key}", f"{kind} {'>' if strict else '>='} {minimum}", value)
+    section[key] = value
+    return value
+
+
+def is_bhscore_settings(raw: dict) -> bool:
+    """BHscore's settings.json: exactly subjects, rois and dnns{name: {dir, layers}}."""
+    if not isinstance(raw, dict) or set(raw) != {"subjects", "rois", "dnns"}:
+        return False
+    dnns = raw.get("dnns")
+    return isinstance(dnns, dict) and all(isinstance(d, dict) and "dir" in d for d in dnns.values())
+
+
+def from_bhscore_settings(raw: dict) -> dict:
+    """Turn BHscore's settings.json into an experiment config (decoding, BHscore's defaults).
+
+    The settings name only subjects, ROIs and DNN feature folders; the dataset, the feature tree
+    root and the output folder come from the command line (``--dataset``, ``--features``, ``--out``).
+    """
+    dnns = {}
+    for name, d in raw["dnns"].items():
+        unknown = sorted(set(d) - {"dir", "layers"})
+        if unknown:
+            raise ValueError(f"config key 'dnns.{name}.{unknown[0]}' is not known in BHscore settings; "
+                             f"expected 'dir' and 'layers'")
+        dnns[name] = {"dir": d["dir"], "layers": d.get("layers")}
+    return {"name": "bhscore", "subjects": raw["subjects"], "rois": raw["rois"], "dnns": dnns,
+            "analyses": ["decoding"]}
+
+
+def read_config_file(path) -> dict:
+    """Read YAML or JSON (BHscore settings.json is converted) into a plain dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"experiment config not found: {path}")
+    text = path.read_text()
+    if path.suffix.lower() == ".json":
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON: {err}") from None
+    else:
+        import yaml
+
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of config keys at top level; got {type(raw).__name__}")
+    if is_bhscore_settings(raw):
+        raw = from_bhscore_settings(raw)
+    return raw
+
+
+def load_config(config, **overrides) -> Experiment:
+    """Validate a config (path, dict or :class:`Experiment`) and fill in defaults.
+
+    ``overrides`` replace top-level keys (``out=...``, ``execution={...}`` is merged).
+    Relative paths in the config are resolved against the config file's folder.
+    """
+    if isinstance(config, Experiment):
+        raw, source = copy.deepcopy(config.raw), config.source
+    elif isinstance(config, (str, Path)):
+        source = str(config)
+        raw = read_config_file(config)
+        base = Path(config).resolve().parent
+        raw = _resolve_paths(raw, base)
+    elif isinstance(config, dict):
+        raw, source = copy.deepcopy(config), "<dict>"
+        if is_bhscore_settings(raw):
+            raw = from_bhscore_settings(raw)
+    else:
+        raise ValueError(f"config must be a path, a dict or an Experiment; got {type(config).__name__}")
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in ("execution", "decoding", "encoding", "scores") and isinstance(value, dict):
+            raw[key] = {**(raw.get(key) or {}), **value}
+        else:
+            raw[key] = value
+    return validate(raw, source=source)
+
+
+def _resolve_paths(raw: dict, base: Path) -> dict:
+    raw = copy.deepcopy(raw)
+
+    def fix(p):
+        return p if p is None or Path(p).is_absolute() else str(base / p)
+
+    if isinstance(raw.get("out"), str):
+        raw["out"] = fix(raw["out"])
+    if isinstance(raw.get("stimuli"), dict):
+        for k in ("folder", "zip", "npz", "hdf5"):
+            if isinstance(raw["stimuli"].get(k), str):
+                raw["stimuli"][k] = fix(raw["stimuli"][k])
+    if isinstance(raw.get("dnns"), dict):
+        for d in raw["dnns"].values():
+            if isinstance(d, dict) and isinstance(d.get("features"), str):
+                d["features"] = fix(d["features"])
+    return raw
+
+
+def validate(raw: dict, source: str = "<dict>") -> Experiment:
+    """Check every key of a raw config; return the resolved :class:`Experiment`."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"config must be a mapping; got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"config key '{unknown[0]}' is not known; expected one of {sorted(DEFAULTS)}")
+    cfg = copy.deepcopy(DEFAULTS)
+    for key, value in raw.items():
+        if isinstance(DEFAULTS[key], dict):
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise _err(key, "a mapping", value)
+            cfg[key] = _merge(DEFAULTS[key], value, key)
+        else:
+            cfg[key] = value
+
+    name = cfg["name"]
+    if not isinstance(name, str) or not name:
+        raise _err("name", "a non-empty string", name)
+    if not isinstance(cfg["out"], (str, Path)) or not str(cfg["out"]):
+        raise _err("out", "an output folder path", cfg["out"])
+    seed = cfg["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise _err("seed", "a non-negative integer", seed)
+
+    analyses = cfg["analyses"]
+    if isinstance(analyses, str):
+        analyses = [analyses]
+    if not isinstance(analyses, list) or not analyses or any(a not in ANALYSES for a in analyses):
+        raise _err("analyses", f"a non-empty list drawn from {list(ANALYSES)}", cfg["analyses"])
+
+    # dnns
+    dnns_raw = cfg["dnns"]
+    if not isinstance(dnns_raw, dict) or not dnns_raw:
+        raise _err("dnns", "a mapping {name: {model: ..., layers: [...]}} with at least one DNN", dnns_raw)
+    dnns: dict[str, DNN] = {}
+    for dname, d in dnns_raw.items():
+        key = f"dnns.{dname}"
+        if not isinstance(dname, str) or not dname or "/" in dname:
+            raise _err("dnns", "DNN names that are non-empty strings without '/'", dname)
+        if not isinstance(d, dict):
+            raise _err(key, "a mapping with 'model' (or 'features') and 'layers'", d)
+        bad = sorted(set(d) - _DNN_KEYS)
+        if bad:
+            raise ValueError(f"config key '{key}.{bad[0]}' is not known; expected one of {sorted(_DNN_KEYS)}")
+        layers = _str_list(d.get("layers"), f"{key}.layers", allow_none=False)
+        if len(layers) < 2:
+            raise _err(f"{key}.layers", "at least 2 layers in hierarchy order", layers)
+        model = d.get("model")
+        if model is not None and not isinstance(model, str):
+            raise _err(f"{key}.model", "a model name such as 'torchvision:alexnet'", model)
+        features = d.get("features")
+        if features is not None and not isinstance(features, str):
+            raise _err(f"{key}.features", "a folder path", features)
+        if model is None and features is None and d.get("dir") is None:
+            raise _err(key, "'model' (a brainlike.models name) or 'features' (a feature tree)", d)
+        pretrained = d.get("pretrained", True)
+        if not isinstance(pretrained, bool):
+            raise _err(f"{key}.pretrained", "true or false", pretrained)
+        labels = _str_list(d.get("layer_labels"), f"{key}.layer_labels")
+        if labels is not None and len(labels) != len(layers):
+            raise _err(f"{key}.layer_labels", f"{len(layers)} labels (one per layer)", labels)
+        bs = d.get("batch_size", 32)
+        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
+            raise _err(f"{key}.batch_size", "a positive integer", bs)
+        input_size = d.get("input_size")
+        if input_size is not None and (isinstance(input_size, bool) or not isinstance(input_size, int)
+                                       or input_size < 16):
+            raise _err(f"{key}.input_size", "null or an integer >= 16 (pixels)", input_size)
+        control = d.get("control")
+        if control is not None and control not in CONTROLS:
+            raise _err(f"{key}.control", f"null or one of {list(CONTROLS)}", control)
+        dnns[dname] = DNN(name=dname, layers=layers, model=model, pretrained=pretrained, features=features,
+                          dir=d.get("dir"), layer_labels=labels, batch_size=bs, control=control,
+                          input_size=input_size)
+
+    subjects = _str_list(cfg["subjects"], "subjects")
+    rois = _str_list(cfg["rois"], "rois")
+    if rois is not None and len(rois) < 2:
+        raise _err("rois", "at least 2 ROIs in hierarchy order", rois)
+
+    dataset = cfg["dataset"]
+    if dataset is not None:
+        if isinstance(dataset, str):
+            dataset = {"name": dataset}
+        if not isinstance(dataset, dict):
+            raise _err("dataset", "a dataset name or {name: ..., options: {...}}", dataset)
+        bad = sorted(set(dataset) - _DATASET_KEYS)
+        if bad:
+            raise ValueError(f"config key 'dataset.{bad[0]}' is not known; expected one of {sorted(_DATASET_KEYS)}")
+        if not isinstance(dataset.get("name"), str):
+            raise _err("dataset.name", "a registered dataset name (brainlike.datasets.list_datasets())",
+                       dataset.get("name"))
+        if not isinstance(dataset.get("options", {}), dict):
+            raise _err("dataset.options", "a mapping of loader options", dataset.get("options"))
+        dataset = {"name": dataset["name"], "options": dict(dataset.get("options") or {}),
+                   "subject_option": dataset.get("subject_option", "subject")}
+    stimuli = cfg["stimuli"]
+    if stimuli is not None:
+        if not isinstance(stimuli, dict) or not (set(stimuli) & {"folder", "zip", "npz", "hdf5"}):
+            raise _err("stimuli", "{folder: PATH} | {zip: PATH} | {npz: PATH, key: NAME} | {hdf5: PATH, key: NAME}",
+                       stimuli)
+        bad = sorted(set(stimuli) - _STIMULI_KEYS)
+        if bad:
+            raise ValueError(f"config key 'stimuli.{bad[0]}' is not known; expected one of {sorted(_STIMULI_KEYS)}")
+
+    dec = cfg["decoding"]
+    _number(dec, "alpha", "decoding", minimum=0, strict=True)
+    _number(dec, "n_feat", "decoding", integer=True, minimum=0)
+    _number(dec, "units_per_layer", "decoding", integer=True, minimum=1, allow_none=True)
+    _number(dec, "chunk_size", "decoding", integer=True, minimum=1)
+    if dec["dtype"] not in ("float32", "float64"):
+        raise _err("decoding.dtype", "'float32' or 'float64'", dec["dtype"])
+    enc = cfg["encoding"]
+    alphas = enc["alphas"]
+    if isinstance(alphas, (int, float)) and not isinstance(alphas, bool):
+        alphas = [alphas]
+    if (not isinstance(alphas, (list, tuple)) or not alphas
+            or not all(isinstance(a, (int, float)) and not isinstance(a, bool) and a > 0 for a in alphas)):
+        raise _err("encoding.alphas", "a non-empty list of positive numbers", enc["alphas"])
+    enc["alphas"] = [float(a) for a in alphas]
+    _number(enc, "cv", "encoding", integer=True, minimum=2)
+    _number(enc, "chunk_size", "encoding", integer=True, minimum=1)
+    if enc["dtype"] not in ("float32", "float64"):
+        raise _err("encoding.dtype", "'float32' or 'float64'", enc["dtype"])
+    sc = cfg["scores"]
+    _number(sc, "pval", "scores", minimum=0, strict=True)
+    if sc["pval"] >= 1:
+        raise _err("scores.pval", "a number in (0, 1)", sc["pval"])
+    _number(sc, "n_layers", "scores", integer=True, minimum=2, allow_none=True)
+    _number(sc, "n_repeat", "scores", integer=True, minimum=1)
+    _number(sc, "voxels_per_roi", "scores", integer=True, minimum=1, allow_none=True)
+    _number(sc, "n_boot", "scores", integer=True, minimum=0)
+    _number(sc, "n_perm", "scores", integer=True, minimum=0)
+    _number(sc, "ci", "scores", minimum=0, strict=True)
+    if sc["ci"] >= 1:
+        raise _err("scores.ci", "a number in (0, 1)", sc["ci"])
+    ex = cfg["execution"]
+    if not isinstance(ex["scheduler"], str) or not ex["scheduler"]:
+        raise _err("execution.scheduler", "'local', 'synchronous' or a scheduler address such as tcp://host:8786",
+                   ex["scheduler"])
+    _number(ex, "n_workers", "execution", integer=True, minimum=1, allow_none=True)
+    _number(ex, "threads_per_worker", "execution", integer=True, minimum=1)
+    _number(ex, "retries", "execution", integer=True, minimum=0)
+    if not isinstance(cfg["report"], bool):
+        raise _err("report", "true or false", cfg["report"])
+    np.asarray(enc["alphas"])  # sanity
+    return Experiment(name=name, out=Path(cfg["out"]), dnns=dnns, analyses=list(analyses), dataset=dataset,
+                      stimuli=stimuli, subjects=subjects, rois=rois, decoding=dec, encoding=enc, scores=sc,
+                      execution=ex, seed=seed, report=cfg["report"], raw=copy.deepcopy(raw), source=source)

@@ -1,0 +1,265 @@
+"""Prepare the inputs of an experiment: brain data per subject, stimuli, features, unit selections.
+
+Everything heavy that jobs read is put on disk (subject arrays as .npz) or in the feature cache,
+so that a worker on another machine needs only the shared output folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .config import DNN, Experiment
+from .store import save_npz, sha256_arrays
+
+
+# ---------------------------------------------------------------------------------------------
+# brain data
+def load_brain(exp: Experiment, brain=None) -> dict[str, object]:
+    """{subject: BrainData}, from the ``brain`` argument or the config's dataset."""
+    if brain is None:
+        if exp.dataset is None:
+            raise ValueError("config key 'dataset' is missing: name a dataset (brainlike.datasets.list_datasets()) "
+                             "or pass brain data to run_experiment(brain=...)")
+        from brainlike import datasets
+
+        name, opts = exp.dataset["name"], dict(exp.dataset["options"])
+        if exp.subjects:
+            key = exp.dataset["subject_option"]
+            out = {}
+            for s in exp.subjects:
+                out[s] = datasets.load(name, **{**opts, key: s})
+            return out
+        data = datasets.load(name, **opts)
+        brain = data
+    if isinstance(brain, dict):
+        items = dict(brain)
+    elif isinstance(brain, (list, tuple)):
+        items = {}
+        for i, b in enumerate(brain):
+            items[getattr(b, "subject", "") or f"subject-{i + 1}"] = b
+    else:
+        items = {getattr(brain, "subject", "") or "subject-1": brain}
+    if exp.subjects:
+        missing = [s for s in exp.subjects if s not in items]
+        if missing:
+            raise ValueError(f"config key 'subjects': {missing} not in the brain data; available: {sorted(items)}")
+        items = {s: items[s] for s in exp.subjects}
+    for s, b in items.items():
+        if not hasattr(b, "responses") or not hasattr(b, "stimulus_ids"):
+            raise ValueError(f"brain data for subject {s!r} must be a BrainData; got {type(b).__name__}")
+    return items
+
+
+def resolve_rois(exp: Experiment, brains: dict) -> list[str]:
+    rois = exp.rois
+    if rois is None:
+        first = next(iter(brains.values()))
+        rois = list(first.rois)
+        if len(rois) < 2:
+            raise ValueError(f"config key 'rois': the data has {rois}; list at least 2 ROIs in hierarchy order")
+    for s, b in brains.items():
+        missing = [r for r in rois if r not in b.rois]
+        if missing:
+            raise ValueError(f"config key 'rois': {missing} not found for subject {s!r}; available: {list(b.rois)}")
+        empty = [r for r in rois if not np.asarray(b.rois[r]).any()]
+        if empty:
+            raise ValueError(f"config key 'rois': ROI(s) {empty} of subject {s!r} have no voxels")
+    return list(rois)
+
+
+def split_subject(brain, rois: list[str], subject: str) -> dict:
+    """Training trials and repetition-averaged test images of the ROI voxels of one subject."""
+    if brain.split is None:
+        raise ValueError(f"brain data of subject {subject!r} has no train/test split (BrainData.split is None)")
+    splits = set(np.asarray(brain.split).tolist())
+    if not {"train", "test"} <= splits:
+        raise ValueError(f"brain data of subject {subject!r} needs 'train' and 'test' samples; got splits {sorted(splits)}")
+    union = np.zeros(brain.n_voxels, dtype=bool)
+    for r in rois:
+        union |= np.asarray(brain.rois[r], dtype=bool)
+    train = brain.select_split("train")
+    test = brain.select_split("test").average_repetitions()
+    train_x = np.asarray(train.responses[:, union], dtype=np.float32)
+    test_x = np.asarray(test.responses[:, union], dtype=np.float32)
+    for name, arr in (("training", train_x), ("test", test_x)):
+        bad = ~np.isfinite(arr).all(axis=0)
+        if bad.any():
+            raise ValueError(f"{int(bad.sum())} ROI voxel(s) of subject {subject!r} hold NaN/inf in the {name} "
+                             "samples; remove them first (BrainData.drop_nan_voxels())")
+    if test_x.shape[0] < 3:
+        raise ValueError(f"subject {subject!r} has {test_x.shape[0]} test image(s); need at least 3 for Pearson r")
+    out = {
+        "train_x": train_x,
+        "test_x": test_x,
+        "train_ids": np.asarray(train.stimulus_ids).astype(str),
+        "test_ids": np.asarray(test.stimulus_ids).astype(str),
+        "voxel_index": np.flatnonzero(union).astype(np.int64),
+    }
+    for r in rois:
+        out[f"roi_{r}"] = np.asarray(brain.rois[r], dtype=bool)[union]
+    return out
+
+
+def write_subject(path, arrays: dict, feature_row: dict[str, int]) -> tuple[Path, str]:
+    """Add feature-row indices, write atomically; return (path, checksum of the brain arrays)."""
+    checksum = sha256_arrays(*(arrays[k] for k in sorted(arrays)))
+    rows = {
+        "train_rows": np.array([feature_row[i] for i in arrays["train_ids"]], dtype=np.int64),
+        "test_rows": np.array([feature_row[i] for i in arrays["test_ids"]], dtype=np.int64),
+    }
+    return save_npz(path, **arrays, **rows), checksum
+
+
+# ---------------------------------------------------------------------------------------------
+# stimuli and features
+def load_stimuli(exp: Experiment, brains: dict, stimuli=None):
+    """The ImageSet the features are computed on (argument > config > BrainData.stimuli)."""
+    if stimuli is not None:
+        return stimuli
+    spec = exp.stimuli
+    if spec is not None:
+        from brainlike.stimuli import ImageSet
+
+        if "folder" in spec:
+            return ImageSet.from_folder(spec["folder"])
+        if "zip" in spec:
+            return ImageSet.from_zip(spec["zip"])
+        if "npz" in spec:
+            return ImageSet.from_npz(spec["npz"], spec.get("key", "images"))
+        return ImageSet.from_hdf5(spec["hdf5"], spec.get("key", "images"))
+    first = next(iter(brains.values()))
+    if getattr(first, "stimuli", None) is None:
+        return None
+    return first.stimuli
+
+
+def stable_seed(*parts) -> int:
+    h = hashlib.sha256("\x00".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(h[:8], "little")
+
+
+def select_units(n_units: int, units_per_layer, seed: int, dnn: str, layer: str) -> np.ndarray:
+    """Sorted random subset of units (all when ``units_per_layer`` is None or >= n_units)."""
+    if units_per_layer is None or units_per_layer >= n_units:
+        return np.arange(n_units, dtype=np.int64)
+    rng = np.random.default_rng(stable_seed(seed, dnn, layer, "units"))
+    return np.sort(rng.choice(n_units, size=int(units_per_layer), replace=False)).astype(np.int64)
+
+
+class ShuffledLayer:
+    """A pseudo-layer of a layer-shuffled control network: its units drawn from every real layer.
+
+    The units of all layers are pooled and dealt out again at random (layer sizes preserved), so
+    the control has the same units as the network but no hierarchy. Reads go to the real layers.
+    """
+
+    def __init__(self, sources: list, source_of: np.ndarray, unit_of: np.ndarray, name: str = ""):
+        self.sources = sources
+        self.source_of = np.asarray(source_of, dtype=np.int32)
+        self.unit_of = np.asarray(unit_of, dtype=np.int64)
+        self.name = name
+        n_rows = {int(_shape(s)[0]) for s in sources}
+        if len(n_rows) != 1:
+            raise ValueError(f"layers of a shuffled control must have the same stimuli; got row counts {n_rows}")
+        self._n_rows = n_rows.pop()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self._n_rows, int(self.unit_of.size))
+
+    def read(self, units) -> np.ndarray:
+        from .jobs import read_units
+
+        units = np.asarray(units, dtype=np.int64)
+        out = np.empty((self._n_rows, units.size), dtype=np.float32)
+        src = self.source_of[units]
+        for s in np.unique(src):
+            pos = np.flatnonzero(src == s)
+            real = self.unit_of[units[pos]]
+            order = np.argsort(real, kind="stable")
+            out[:, pos[order]] = read_units(self.sources[s], real[order])
+        return out
+
+
+def _shape(handle) -> tuple[int, int]:
+    shape = getattr(handle, "shape", None)
+    if shape is None:
+        shape = np.shape(handle)
+    return tuple(int(s) for s in shape)
+
+
+def shuffled_layers(handles: dict[str, object], seed: int, dnn: str) -> dict[str, ShuffledLayer]:
+    """Layer-shuffled control: deal the pooled units of ``handles`` back out to layers at random."""
+    names = list(handles)
+    sizes = [_shape(handles[n])[1] for n in names]
+    src = np.repeat(np.arange(len(names), dtype=np.int32), sizes)
+    unit = np.concatenate([np.arange(s, dtype=np.int64) for s in sizes])
+    perm = np.random.default_rng(stable_seed(seed, dnn, "layer-shuffle")).permutation(src.size)
+    src, unit = src[perm], unit[perm]
+    out, start = {}, 0
+    sources = [handles[n] for n in names]
+    for n, s in zip(names, sizes):
+        out[n] = ShuffledLayer(sources, src[start:start + s], unit[start:start + s], name=f"{n} (shuffled)")
+        start += s
+    return out
+
+
+def feature_handles(exp: Experiment, dnn: DNN, stimuli, ids: list[str], store, progress=True, given=None):
+    """{layer: handle} of ``dnn`` over the stimuli ``ids`` (rows in that order), and a fingerprint."""
+    if given is not None:
+        handles = {layer: given[layer] for layer in dnn.layers}
+        fp = {"source": "given"}
+        for layer, h in handles.items():
+            hid = getattr(h, "ids", None)
+            if hid is not None and list(map(str, hid)) != list(ids):
+                raise ValueError(f"features of {dnn.name!r} layer {layer!r}: their stimulus ids do not match the "
+                                 f"brain data's ({len(hid)} vs {len(ids)} ids, or another order)")
+            if _shape(h)[0] != len(ids):
+                raise ValueError(f"features of {dnn.name!r} layer {layer!r} have {_shape(h)[0]} rows; expected "
+                                 f"{len(ids)} (one per stimulus)")
+        return handles, fp
+    from brainlike import features as F
+
+    if dnn.model is None:
+        if dnn.features is None:
+            raise ValueError(f"config key 'dnns.{dnn.name}': give 'model' or 'features' (a BHscore feature tree)")
+        fs = F.import_bhscore(dnn.features, layers=dnn.layers, ids=ids)
+        handles = {layer: fs[layer] for layer in dnn.layers}
+        return handles, {"source": str(dnn.features)}
+    if stimuli is None:
+        raise ValueError(f"DNN {dnn.name!r} needs stimulus images: set config key 'stimuli' or give "
+                         "brain data with .stimuli")
+    from brainlike import models
+
+    model = models.load(dnn.model, pretrained=dnn.pretrained)
+    if dnn.input_size is not None:
+        import dataclasses
+
+        pre = model.preprocess
+        model = dataclasses.replace(model, input_size=(dnn.input_size, dnn.input_size),
+                                    preprocess=models.Preprocess(dnn.input_size, mean=pre.mean, std=pre.std,
+                                                                 interpolation=pre.interpolation))
+    sub = stimuli.subset(ids)
+    path = Path(store) / feature_store_name(dnn, ids)
+    fs = F.extract(model, sub, dnn.layers, store=str(path), batch_size=dnn.batch_size, progress=progress)
+    handles = {layer: fs[layer] for layer in dnn.layers}
+    fp = {"model": dnn.model, "pretrained": dnn.pretrained, "model_fingerprint": model.fingerprint(),
+          "stimuli_fingerprint": sub.fingerprint()}
+    return handles, fp
+
+
+def feature_store_name(dnn: DNN, ids: list[str]) -> str:
+    """One store folder per (model, weights, layers, stimuli): the feature cache is keyed by content."""
+    from .store import safe_name
+
+    h = hashlib.sha256(repr((dnn.model, dnn.pretrained, dnn.input_size, list(dnn.layers), list(ids))).encode())
+    h = h.hexdigest()[:12]
+    return f"{safe_name(str(dnn.model))}-{h}"
+
+
+def crc(s: str) -> int:
+    return zlib.crc32(s.encode())

@@ -1,0 +1,184 @@
+"""The job graph: jobs over (DNN, subject, ROI, layer, unit chunk), their result files and bodies.
+
+A job is a small frozen record; its result file path is a pure function of the record and the
+work folder, and a job is done iff that file exists. ``run_job(context_path, job)`` is what runs
+on a worker: it loads the (cached) context from disk, reads its inputs, computes and writes its
+result atomically. Rerunning a job overwrites its file with identical content, so a job that
+was running on a worker that died can simply run again elsewhere.
+
+Kinds:
+- ``decode``  (dnn, subject, roi, layer, chunk): SelectiveRidge from ROI voxels to a chunk of units.
+- ``kernel``  (dnn, layer): the layer's Gram embedding, built from unit chunks.
+- ``encode``  (dnn, subject, roi, layer): ridge from the layer (its embedding) to every ROI voxel;
+  depends on the ``kernel`` job of its layer.
+"""
+
+from __future__ import annotations
+
+import functools
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import compute
+from .store import load_npz, safe_name, save_npz
+
+
+@dataclass(frozen=True, order=True)
+class Job:
+    kind: str
+    dnn: str
+    layer: str
+    subject: str = ""
+    roi: str = ""
+    chunk: int = -1
+    sig: str = ""  # hash of the settings and inputs behind the result: changed inputs -> new files
+    dep_sig: str = ""  # encode jobs: the signature of the kernel they read
+
+    @property
+    def key(self) -> str:
+        parts = [self.kind, self.dnn, self.subject, self.roi, self.layer]
+        if self.chunk >= 0:
+            parts.append(str(self.chunk))
+        return "|".join(p for p in parts if p != "")
+
+    def path(self, workdir) -> Path:
+        root = Path(workdir)
+        if self.kind == "decode":
+            w = root / f"decoding-{self.sig}"
+            return (w / safe_name(self.dnn) / safe_name(self.subject) / safe_name(self.roi)
+                    / safe_name(self.layer) / f"chunk-{self.chunk:05d}.npz")
+        if self.kind == "kernel":
+            return root / f"kernels-{self.sig}" / safe_name(self.dnn) / f"{safe_name(self.layer)}.npz"
+        if self.kind == "encode":
+            return (root / f"encoding-{self.sig}" / safe_name(self.dnn) / safe_name(self.subject) / safe_name(self.roi)
+                    / f"{safe_name(self.layer)}.npz")
+        raise ValueError(f"job kind must be one of ['decode', 'kernel', 'encode']; got {self.kind!r}")
+
+    def done(self, workdir) -> bool:
+        return self.path(workdir).is_file()
+
+    def depends_on(self) -> list[Job]:
+        if self.kind == "encode":
+            return [Job("kernel", self.dnn, self.layer, sig=self.dep_sig)]
+        return []
+
+
+@dataclass
+class Context:
+    """Everything a job needs, pickled once into the work folder (workers read it from there).
+
+    subjects: {subject: path of its prepared .npz (train_x, test_x, train_rows, test_rows,
+        train_ids, test_ids, roi_<name> masks)}; features: {dnn: {layer: handle with .read(units)
+        -> (n_stimuli, k)}}; units: {dnn: {layer: selected unit indices}}.
+    """
+
+    workdir: str
+    subjects: dict[str, str]
+    rois: list[str]
+    features: dict[str, dict[str, object]]
+    units: dict[str, dict[str, np.ndarray]]
+    n_units: dict[str, dict[str, int]]
+    decoding: dict
+    encoding: dict
+    train_rows_all: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    signatures: dict = field(default_factory=dict)  # {"decode"|"kernel"|"encode": {dnn: signature}}
+
+    def save(self, path) -> Path:
+        from .store import save_bytes
+
+        return save_bytes(path, pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_context(path: str, mtime: float) -> Context:
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
+
+
+def load_context(path) -> Context:
+    path = str(path)
+    return _load_context(path, Path(path).stat().st_mtime)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_subject(path: str) -> dict:
+    return load_npz(path)
+
+
+def read_units(handle, units: np.ndarray) -> np.ndarray:
+    """Read unit columns (n_stimuli, k) from a feature handle (``.read``) or a 2-D array."""
+    if hasattr(handle, "read"):
+        return np.asarray(handle.read(np.asarray(units)), dtype=np.float32)
+    return np.asarray(np.asarray(handle)[:, units], dtype=np.float32)
+
+
+def plan(ctx: Context, dnn_layers: dict[str, list[str]], analyses) -> list[Job]:
+    """All jobs of an experiment, in an order that puts dependencies first."""
+    jobs: list[Job] = []
+    cs = int(ctx.decoding["chunk_size"])
+    sig = ctx.signatures
+    for dnn, layers in dnn_layers.items():
+        sd, sk, se = (sig.get(k, {}).get(dnn, "") for k in ("decode", "kernel", "encode"))
+        if "encoding" in analyses:
+            jobs += [Job("kernel", dnn, layer, sig=sk) for layer in layers]
+        for subject in ctx.subjects:
+            for roi in ctx.rois:
+                for layer in layers:
+                    if "decoding" in analyses:
+                        n = len(ctx.units[dnn][layer])
+                        jobs += [Job("decode", dnn, layer, subject, roi, c, sig=sd)
+                                 for c in range((n + cs - 1) // cs)]
+                    if "encoding" in analyses:
+                        jobs.append(Job("encode", dnn, layer, subject, roi, sig=se, dep_sig=sk))
+    return jobs
+
+
+def run_job(context_path, job: Job) -> str:
+    """Run one job (on any worker) and write its result atomically; return the result path."""
+    ctx = load_context(context_path)
+    out = job.path(ctx.workdir)
+    if out.is_file():
+        return str(out)
+    if job.kind == "decode":
+        _decode(ctx, job, out)
+    elif job.kind == "kernel":
+        _kernel(ctx, job, out)
+    elif job.kind == "encode":
+        _encode(ctx, job, out)
+    else:
+        raise ValueError(f"job kind must be one of ['decode', 'kernel', 'encode']; got {job.kind!r}")
+    return str(out)
+
+
+def _decode(ctx: Context, job: Job, out: Path) -> None:
+    sub = _load_subject(ctx.subjects[job.subject])
+    cs = int(ctx.decoding["chunk_size"])
+    units = ctx.units[job.dnn][job.layer][job.chunk * cs:(job.chunk + 1) * cs]
+    feats = read_units(ctx.features[job.dnn][job.layer], units)
+    mask = sub[f"roi_{job.roi}"]
+    acc, pred, truth = compute.decode_units(
+        sub["train_x"][:, mask], feats[sub["train_rows"]], sub["test_x"][:, mask], feats[sub["test_rows"]],
+        alpha=ctx.decoding["alpha"], n_feat=ctx.decoding["n_feat"], dtype=ctx.decoding["dtype"])
+    save_npz(out, units=np.asarray(units, dtype=np.int64), accuracy=acc, prediction=pred, truth=truth)
+
+
+def _kernel(ctx: Context, job: Job, out: Path) -> None:
+    handle = ctx.features[job.dnn][job.layer]
+    gram = compute.accumulate_gram(lambda u: read_units(handle, u), int(ctx.n_units[job.dnn][job.layer]),
+                                   ctx.train_rows_all, int(ctx.encoding["chunk_size"]))
+    save_npz(out, z=compute.embed_gram(gram))
+
+
+def _encode(ctx: Context, job: Job, out: Path) -> None:
+    sub = _load_subject(ctx.subjects[job.subject])
+    z = load_npz(job.depends_on()[0].path(ctx.workdir))["z"]
+    mask = sub[f"roi_{job.roi}"]
+    acc, pred, truth, alphas = compute.encode_voxels(
+        z[sub["train_rows"]], sub["train_x"][:, mask], z[sub["test_rows"]], sub["test_x"][:, mask],
+        alphas=ctx.encoding["alphas"], cv=ctx.encoding["cv"], groups=sub["train_rows"],
+        dtype=ctx.encoding["dtype"])
+    save_npz(out, voxels=np.flatnonzero(mask).astype(np.int64), accuracy=acc, prediction=pred,
+             truth=truth, best_alpha=alphas)

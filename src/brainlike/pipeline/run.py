@@ -1,0 +1,275 @@
+"""``run_experiment``: config -> prepared inputs -> job graph -> tables -> scores -> report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import inputs as I
+from .config import Experiment, load_config
+from .execute import run_jobs
+from .jobs import Context, Job, load_context, plan
+from .store import load_npz, remove_stale_tmp, save_json, save_table, sha256_file
+
+
+@dataclass
+class RunResult:
+    """Where everything went, and what it took."""
+
+    out: Path
+    results_dir: Path
+    scores: object  # pandas DataFrame of bh_scores.csv
+    summary: dict
+    report: Path | None = None
+    timings: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"RunResult(out={str(self.out)!r}, jobs={self.summary.get('n_jobs')}, report={self.report})"
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _log(msg: str, progress: bool) -> None:
+    if progress:
+        print(f"[brainlike] {msg}", file=sys.stderr, flush=True)
+
+
+def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progress=True):
+    """Write subject arrays and the context; return (context path, list of jobs, provenance inputs)."""
+    out = Path(exp.out)
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(work)
+    brains = I.load_brain(exp, brain)
+    rois = I.resolve_rois(exp, brains)
+    subjects = {s: I.split_subject(b, rois, s) for s, b in brains.items()}
+    # one row per stimulus used by any subject, in the order of the image set when there is one
+    needed = set()
+    for arr in subjects.values():
+        needed.update(arr["train_ids"].tolist())
+        needed.update(arr["test_ids"].tolist())
+    stim = I.load_stimuli(exp, brains, stimuli)
+    if stim is not None:
+        missing = sorted(needed - set(stim.ids))
+        if missing:
+            raise ValueError(f"{len(missing)} stimulus id(s) of the brain data have no image, e.g. {missing[:5]}")
+        ids = [i for i in stim.ids if i in needed]
+    else:
+        ids = sorted(needed)
+    row = {i: k for k, i in enumerate(ids)}
+    subject_paths, checksums = {}, {}
+    for s, arr in subjects.items():
+        path, checksums[s] = I.write_subject(work / "subjects" / f"{I.crc(s):08x}.npz", arr, row)
+        subject_paths[s] = str(path)
+    train_all = sorted({row[i] for arr in subjects.values() for i in arr["train_ids"]})
+
+    # features: one extraction per (model, pretrained); controls reuse their network's features
+    handles, fingerprints, cache = {}, {}, {}
+    for name, dnn in exp.dnns.items():
+        key = (dnn.model, dnn.pretrained, dnn.input_size, dnn.features, tuple(dnn.layers))
+        given = None if features is None else features.get(name)
+        if given is None and key in cache:
+            h, fp = cache[key]
+        else:
+            _log(f"features of {name} ({len(dnn.layers)} layers, {len(ids)} images)", progress)
+            h, fp = I.feature_handles(exp, dnn, stim, ids, out / "features", progress=progress, given=given)
+            cache[key] = (h, fp)
+        if dnn.control == "layer_shuffled":
+            h = I.shuffled_layers(h, exp.seed, name)
+            fp = {**fp, "control": "layer_shuffled", "seed": exp.seed}
+        handles[name], fingerprints[name] = h, fp
+    n_units = {d: {layer: I._shape(h)[1] for layer, h in hs.items()} for d, hs in handles.items()}
+    units = {d: {layer: I.select_units(n, exp.decoding["units_per_layer"], exp.seed, d, layer)
+                 for layer, n in ns.items()} for d, ns in n_units.items()}
+    # result folders are keyed by everything that determines their content: changed settings or
+    # inputs never reuse stale results
+    sig_in = {"subjects": checksums, "rois": rois, "stimuli": ids}
+    sig = {
+        "decode": {d: _hash([exp.decoding, sig_in, fingerprints[d], exp.seed, exp.dnns[d].layers]) for d in handles},
+        "kernel": {d: _hash([exp.encoding["chunk_size"], ids, train_all, fingerprints[d], exp.dnns[d].layers])
+                   for d in handles},
+        "encode": {d: _hash([exp.encoding, sig_in, fingerprints[d], exp.dnns[d].layers]) for d in handles},
+    }
+    ctx = Context(workdir=str(work), subjects=subject_paths, rois=rois, features=handles, units=units,
+                  n_units=n_units, decoding=exp.decoding, encoding=exp.encoding,
+                  train_rows_all=np.asarray(train_all, dtype=np.int64), signatures=sig)
+    ctx_path = ctx.save(work / f"context-{_hash([sig, subject_paths])}.pkl")
+    jobs = plan(ctx, {d: exp.dnns[d].layers for d in handles}, exp.analyses)
+    prov_inputs = {"subjects": {s: {"sha256": c, "n_train_samples": int(subjects[s]["train_x"].shape[0]),
+                                    "n_test_images": int(subjects[s]["test_x"].shape[0]),
+                                    "n_voxels": {r: int(subjects[s][f"roi_{r}"].sum()) for r in rois}}
+                                for s, c in checksums.items()},
+                   "stimuli": {"n": len(ids), "ids_sha256": hashlib.sha256("\x00".join(ids).encode()).hexdigest(),
+                               "fingerprint": stim.fingerprint() if stim is not None and hasattr(stim, "fingerprint")
+                               else None},
+                   "features": fingerprints, "rois": rois,
+                   "n_units": n_units, "units_analysed": {d: {k: int(len(v)) for k, v in u.items()}
+                                                          for d, u in units.items()}}
+    return ctx_path, jobs, prov_inputs
+
+
+def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None, scheduler=None, n_workers=None,
+                   client=None, progress=True, report=None) -> RunResult:
+    """Run an experiment end to end; rerunning after a crash does only the missing jobs.
+
+    config: a YAML/JSON path (BHscore's settings.json accepted), a dict or an Experiment.
+    brain: BrainData, a list or {subject: BrainData} (instead of the config's dataset).
+    stimuli: ImageSet (instead of config ``stimuli`` / ``BrainData.stimuli``).
+    features: {dnn name: {layer: features (n_stimuli, n_units) array or LayerFeatures}}, precomputed
+    on the brain data's stimuli (rows in image-set order), instead of extracting them.
+    scheduler: "local", "synchronous" or a Dask scheduler address (overrides the config).
+    """
+    t0 = time.perf_counter()
+    ex = {"scheduler": scheduler, "n_workers": n_workers}
+    exp = load_config(config, out=str(out) if out is not None else None,
+                      execution={k: v for k, v in ex.items() if v is not None} or None)
+    timings = {}
+    ctx_path, jobs, prov_inputs = prepare(exp, brain=brain, stimuli=stimuli, features=features, progress=progress)
+    timings["prepare_s"] = time.perf_counter() - t0
+    _log(f"{len(jobs)} jobs ({sum(not j.done(load_context(ctx_path).workdir) for j in jobs)} to run) "
+         f"on {exp.execution['scheduler']}", progress)
+    t1 = time.perf_counter()
+    ctx = load_context(ctx_path)
+    summary = run_jobs(jobs, ctx_path, ctx.workdir, scheduler=exp.execution["scheduler"],
+                       n_workers=exp.execution["n_workers"], threads_per_worker=exp.execution["threads_per_worker"],
+                       retries=exp.execution["retries"], client=client, progress=progress)
+    timings["jobs_s"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    results = Path(exp.out) / "results"
+    collected = collect(exp, ctx, jobs)
+    for name, df in collected["tables"].items():
+        save_table(df, results / f"{name}.parquet")
+    timings["tables_s"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    scores_df = compute_scores(exp, collected)
+    save_table(scores_df, results / "bh_scores.parquet")
+    timings["scores_s"] = time.perf_counter() - t3
+    timings["total_s"] = time.perf_counter() - t0
+    save_json(results / "provenance.json", provenance(exp, prov_inputs, summary, timings, ctx_path))
+    report_path = None
+    if exp.report if report is None else report:
+        from brainlike.report import write_report
+
+        report_path = Path(write_report(results, Path(exp.out) / "report"))
+    return RunResult(out=Path(exp.out), results_dir=results, scores=scores_df, summary=summary, report=report_path,
+                     timings=timings)
+
+
+def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
+    """Read every job result into tidy tables and the arrays the scores need."""
+    import pandas as pd
+
+    subjects = list(ctx.subjects)
+    tables, dec, enc = {}, {}, {}
+    if "decoding" in exp.analyses:
+        frames = []
+        by_key: dict = {}
+        for j in jobs:
+            if j.kind == "decode":
+                by_key.setdefault((j.dnn, j.subject, j.roi, j.layer), []).append(j)
+        for dnn, d in exp.dnns.items():
+            dec[dnn] = {"pred": [], "truth": []}
+            for s in subjects:
+                preds, truths = [], []
+                for li, layer in enumerate(d.layers):
+                    per_roi_pred = []
+                    truth = None
+                    for roi in ctx.rois:
+                        parts = [load_npz(j.path(ctx.workdir))
+                                 for j in sorted(by_key[(dnn, s, roi, layer)], key=lambda j: j.chunk)]
+                        u = np.concatenate([p["units"] for p in parts])
+                        acc = np.concatenate([p["accuracy"] for p in parts])
+                        per_roi_pred.append(np.concatenate([p["prediction"] for p in parts], axis=1))
+                        if truth is None:
+                            truth = np.concatenate([p["truth"] for p in parts], axis=1)
+                        frames.append(pd.DataFrame({"dnn": dnn, "subject": s, "roi": roi, "layer": layer,
+                                                    "layer_index": li, "unit": u, "accuracy": acc}))
+                    preds.append(np.stack(per_roi_pred))
+                    truths.append(truth)
+                dec[dnn]["pred"].append(preds)
+                dec[dnn]["truth"].append(truths)
+        tables["decoding_accuracy"] = pd.concat(frames, ignore_index=True)
+    if "encoding" in exp.analyses:
+        frames = []
+        enc_jobs = {(j.dnn, j.subject, j.roi, j.layer): j for j in jobs if j.kind == "encode"}
+        for dnn, d in exp.dnns.items():
+            enc[dnn] = {"pred": [], "truth": []}
+            for s in subjects:
+                preds, truths = [], []
+                for roi in ctx.rois:
+                    per_layer = []
+                    truth = None
+                    for li, layer in enumerate(d.layers):
+                        r = load_npz(enc_jobs[(dnn, s, roi, layer)].path(ctx.workdir))
+                        per_layer.append(r["prediction"])
+                        truth = r["truth"] if truth is None else truth
+                        frames.append(pd.DataFrame({"dnn": dnn, "subject": s, "roi": roi, "layer": layer,
+                                                    "layer_index": li, "voxel": r["voxels"],
+                                                    "accuracy": r["accuracy"], "alpha": r["best_alpha"]}))
+                    preds.append(np.stack(per_layer))
+                    truths.append(truth)
+                enc[dnn]["pred"].append(preds)
+                enc[dnn]["truth"].append(truths)
+        tables["encoding_accuracy"] = pd.concat(frames, ignore_index=True)
+    return {"tables": tables, "decoding": dec, "encoding": enc}
+
+
+def compute_scores(exp: Experiment, collected: dict):
+    import pandas as pd
+
+    from . import scoring
+
+    rows = []
+    for i, dnn in enumerate(exp.dnns):
+        seed = exp.seed
+        d = e = None
+        if dnn in collected["decoding"]:
+            d = scoring.decoding_scores(collected["decoding"][dnn], exp.scores, seed)
+            rows.append({"dnn": dnn, "kind": "decoding", **{k: d[k] for k in ("score", "ci_low", "ci_high", "p_perm")}})
+        if dnn in collected["encoding"]:
+            e = scoring.encoding_scores(collected["encoding"][dnn], exp.scores, seed)
+            rows.append({"dnn": dnn, "kind": "encoding", **{k: e[k] for k in ("score", "ci_low", "ci_high", "p_perm")}})
+        if d is not None and e is not None:
+            rows.append({"dnn": dnn, "kind": "average", **scoring.average_scores(d, e, exp.scores)})
+    df = pd.DataFrame(rows, columns=["dnn", "kind", "score", "ci_low", "ci_high", "p_perm"])
+    df["ci_level"] = exp.scores["ci"]
+    df["n_boot"] = exp.scores["n_boot"]
+    df["n_perm"] = exp.scores["n_perm"]
+    return df
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("brainlike", "numpy", "scipy", "scikit-learn", "pandas", "torch", "torchvision", "dask",
+                "distributed"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def provenance(exp: Experiment, inputs: dict, summary: dict, timings: dict, ctx_path) -> dict:
+    return {
+        "config": exp.to_dict(),
+        "config_source": exp.source,
+        "config_sha256": sha256_file(exp.source) if exp.source and Path(exp.source).is_file() else None,
+        "seed": exp.seed,
+        "versions": _versions(),
+        "inputs": inputs,
+        "jobs": summary,
+        "timings_s": timings,
+        "context": str(ctx_path),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }

@@ -1,0 +1,179 @@
+"""BH scores of every DNN from the job results: decoding, encoding and their average, with a
+bootstrap confidence interval (over test images and units/voxels) and a permutation p-value
+(layer labels shuffled across units), computed with :mod:`brainlike.scores`.
+
+Conventions (Nonaka et al. 2021): decoding accuracies are averaged over subjects (the same
+units are decoded in every subject) and the score is the mean over random layer subsets
+(first and last layer always kept); encoding accuracies are pooled over subjects with at most
+``voxels_per_roi`` random voxels per subject and ROI; the averaged score is the mean of both.
+Significance of each unit uses ``n_samples`` = the number of test images in the data.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from brainlike import scores as S
+
+
+def _pearson(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Columns' Pearson r over axis -2; NaN (constant) -> 0 as in the reference."""
+    r = S.pearson_columns(truth, pred) if hasattr(S, "pearson_columns") else _pc(truth, pred)
+    return np.nan_to_num(r, nan=0.0)
+
+
+def _pc(a, b):
+    a = a - a.mean(axis=-2, keepdims=True)
+    b = b - b.mean(axis=-2, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(-2) / np.sqrt((a * a).sum(-2) * (b * b).sum(-2))
+
+
+def _layer_select(n_total: int, sc: dict, seed: int) -> dict | None:
+    n_layers = sc["n_layers"]
+    if n_layers is None:
+        return None
+    return {"n_layers": int(min(n_layers, n_total)), "n_repeat": int(sc["n_repeat"]), "seed": int(seed)}
+
+
+def _decoding_stat(accs: list[np.ndarray], sel: dict | None, pval: float, n_samples: int) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if sel is None:
+            return float(S.bh_score(accs, pval=pval, n_samples=n_samples))
+        return float(np.nanmean(S.bh_score_layer_select(accs, pval=pval, n_samples=n_samples, **sel)))
+
+
+def _ci(samples: np.ndarray, level: float) -> tuple[float, float]:
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    a = (1 - level) / 2
+    return float(np.quantile(finite, a)), float(np.quantile(finite, 1 - a))
+
+
+def _p_greater(null: np.ndarray, observed: float) -> float:
+    finite = null[np.isfinite(null)]
+    if finite.size == 0 or not np.isfinite(observed):
+        return float("nan")
+    return float((1 + np.sum(finite >= observed - 1e-12)) / (1 + finite.size))
+
+
+def decoding_scores(dec: dict, sc: dict, seed: int) -> dict:
+    """dec: {"pred": [per subject: list over layers of (n_rois, n_test, n_units)],
+    "truth": [per subject: list over layers of (n_test, n_units)]}.
+
+    Returns {score, ci_low, ci_high, p_perm, boot, null} for the decoding-based BH score.
+    """
+    preds, truths = dec["pred"], dec["truth"]
+    n_layers = len(truths[0])
+    n_test = min(t[0].shape[0] for t in truths)
+    sel = _layer_select(n_layers, sc, seed)
+    pval = sc["pval"]
+
+    def accuracies(idx_per_subject, unit_idx=None):
+        out = []
+        for layer in range(n_layers):
+            acc = np.mean([_pearson(t[layer][idx][None], p[layer][:, idx])
+                           for t, p, idx in zip(truths, preds, idx_per_subject)], axis=0)
+            if unit_idx is not None:
+                acc = acc[:, unit_idx[layer]]
+            out.append(acc)
+        return out
+
+    full = [np.arange(t[0].shape[0]) for t in truths]
+    accs = accuracies(full)
+    score = _decoding_stat(accs, sel, pval, n_test)
+    rng = np.random.default_rng([seed, 1])
+    boot = np.full(int(sc["n_boot"]), np.nan)
+    for b in range(boot.size):
+        idx = [rng.integers(0, t[0].shape[0], t[0].shape[0]) for t in truths]
+        units = [rng.integers(0, a.shape[1], a.shape[1]) for a in accs]
+        boot[b] = _decoding_stat(accuracies(idx, units), sel, pval, n_test)
+    null = np.full(0, np.nan)
+    p = float("nan")
+    if sc["n_perm"] > 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = S.permutation_bh_score(accs, n_perm=int(sc["n_perm"]), seed=seed + 2, layer_select=sel,
+                                         pval=pval, n_samples=n_test)
+        null, p = np.asarray(res.null), float(res.p_value)
+    lo, hi = _ci(boot, sc["ci"])
+    return {"score": score, "ci_low": lo, "ci_high": hi, "p_perm": p, "boot": boot, "null": null,
+            "accuracies": accs, "n_samples": n_test}
+
+
+def _pool(parts_per_roi: list[list[np.ndarray]], n_voxels, seed: int) -> list[np.ndarray]:
+    """Pool subjects per ROI, drawing voxels exactly as :func:`brainlike.scores.bh_score_encoding`."""
+    rs = np.random.RandomState(seed)
+    pooled = []
+    for parts in parts_per_roi:
+        keep = []
+        for part in parts:
+            if n_voxels is not None and part.shape[1] > n_voxels:
+                part = part[:, np.sort(rs.choice(part.shape[1], size=n_voxels, replace=False))]
+            keep.append(part)
+        pooled.append(np.hstack(keep))
+    return pooled
+
+
+def encoding_scores(enc: dict, sc: dict, seed: int) -> dict:
+    """enc: {"pred": [per subject: list over ROIs of (n_layers, n_test, n_voxels)],
+    "truth": [per subject: list over ROIs of (n_test, n_voxels)]}."""
+    preds, truths = enc["pred"], enc["truth"]
+    n_rois = len(truths[0])
+    n_test = min(t[0].shape[0] for t in truths)
+    pval, nv = sc["pval"], sc["voxels_per_roi"]
+
+    def accuracies(idx_per_subject, vox=None):
+        per_roi = []
+        for r in range(n_rois):
+            parts = []
+            for s, (t, p, idx) in enumerate(zip(truths, preds, idx_per_subject)):
+                a = _pearson(t[r][idx][None], p[r][:, idx])
+                if vox is not None:
+                    a = a[:, vox[s][r]]
+                parts.append(a)
+            per_roi.append(parts)
+        return per_roi
+
+    def stat(per_roi):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return float(S.bh_score(_pool(per_roi, nv, seed), pval=pval, n_samples=n_test))
+
+    full = [np.arange(t[0].shape[0]) for t in truths]
+    per_roi = accuracies(full)
+    pooled = _pool(per_roi, nv, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        score = float(S.bh_score(pooled, pval=pval, n_samples=n_test))
+    rng = np.random.default_rng([seed, 3])
+    boot = np.full(int(sc["n_boot"]), np.nan)
+    for b in range(boot.size):
+        idx = [rng.integers(0, t[0].shape[0], t[0].shape[0]) for t in truths]
+        vox = [[rng.integers(0, tr.shape[1], tr.shape[1]) for tr in t] for t in truths]
+        boot[b] = stat(accuracies(idx, vox))
+    null = np.full(0, np.nan)
+    p = float("nan")
+    if sc["n_perm"] > 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = S.permutation_bh_score(pooled, n_perm=int(sc["n_perm"]), seed=seed + 4, pval=pval,
+                                         n_samples=n_test)
+        null, p = np.asarray(res.null), float(res.p_value)
+    lo, hi = _ci(boot, sc["ci"])
+    return {"score": score, "ci_low": lo, "ci_high": hi, "p_perm": p, "boot": boot, "null": null,
+            "accuracies": per_roi, "n_samples": n_test}
+
+
+def average_scores(d: dict, e: dict, sc: dict) -> dict:
+    """Averaged BH score; CI and null from paired bootstrap replicates / permutations."""
+    score = float(S.bh_score_average(d["score"], e["score"]))
+    boot = (d["boot"] + e["boot"]) / 2 if d["boot"].size == e["boot"].size else np.full(0, np.nan)
+    lo, hi = _ci(boot, sc["ci"])
+    n = min(d["null"].size, e["null"].size)
+    p = _p_greater((d["null"][:n] + e["null"][:n]) / 2, score) if n else float("nan")
+    return {"score": score, "ci_low": lo, "ci_high": hi, "p_perm": p}

@@ -1,0 +1,138 @@
+"""Atomic result files: a job is done iff its file exists; a partial file is never visible.
+
+Each result is written to a temporary name in the same folder, flushed to disk and then
+renamed with ``os.replace`` (atomic on POSIX and Windows), so a killed worker leaves at
+most a stray ``*.tmp-*`` file that is never read back and is cleaned up on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def safe_name(name: str) -> str:
+    """A file-system-safe, collision-free form of a layer/ROI/subject name."""
+    clean = _SAFE.sub("_", name)
+    if clean != name or clean in ("", ".", ".."):
+        clean = f"{clean}~{hashlib.sha1(name.encode()).hexdigest()[:6]}"
+    return clean
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f"{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_npz(path, **arrays) -> Path:
+    """Write arrays to ``path`` (.npz) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        _commit(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_npz(path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def save_text(path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    try:
+        tmp.write_text(text)
+        _commit(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def save_json(path, obj) -> Path:
+    return save_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def save_bytes(path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    try:
+        tmp.write_bytes(data)
+        _commit(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def save_table(df, path_parquet) -> tuple[Path, Path]:
+    """Write a DataFrame as Parquet and CSV beside it, each atomically."""
+    path_parquet = Path(path_parquet)
+    path_parquet.parent.mkdir(parents=True, exist_ok=True)
+    csv = path_parquet.with_suffix(".csv")
+    for path, writer in ((path_parquet, lambda p: df.to_parquet(p, index=False)),
+                         (csv, lambda p: df.to_csv(p, index=False))):
+        tmp = _tmp(path)
+        try:
+            writer(tmp)
+            _commit(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    return path_parquet, csv
+
+
+def remove_stale_tmp(folder) -> int:
+    """Delete leftovers of killed writers (``*.tmp-*``) under ``folder``; return how many."""
+    n = 0
+    for p in Path(folder).rglob("*.tmp-*"):
+        try:
+            p.unlink()
+            n += 1
+        except OSError:
+            pass
+    return n
+
+
+def sha256_arrays(*arrays) -> str:
+    """Content hash of arrays (dtype, shape and bytes)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str(a.dtype).encode())
+        h.update(str(a.shape).encode())
+        if a.dtype.kind in "OU":
+            h.update("\x00".join(map(str, a.ravel().tolist())).encode())
+        else:
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def sha256_file(path, block: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
