@@ -206,3 +206,26 @@ def test_load_passes_options(mirror):
     assert d.responses.shape == (800, 67) and d.stimuli is None
     with pytest.raises(ValueError, match="options for 'cowley2023_v4' must be among"):
         load("cowley2023_v4", bogus=1)
+
+
+def test_bhscore_accuracy_tree_from_mirror_zip(mirror, tmp_path, monkeypatch):
+    from brainlike.datasets.bhscore import read_settings, write_accuracy_tree
+
+    settings = read_settings(mirror / "bhscore/settings.json")
+    rng = np.random.default_rng(0)
+    tree = {"AlexNet": {ly: {s: {r: rng.random(4) for r in settings["rois"]} for s in settings["subjects"]}
+                        for ly in settings["dnns"]["AlexNet"]["layers"]}}
+    build = tmp_path / "build"
+    write_accuracy_tree(build / "decoding_accuracy" / "ImageNetTest", settings, tree)
+    fake = tmp_path / "mirror" / "bhscore"
+    fake.mkdir(parents=True)
+    shutil.copy(mirror / "bhscore/settings.json", fake / "settings.json")
+    shutil.make_archive(str(fake / "decoding_accuracy"), "zip", build)
+    monkeypatch.setenv("BRAINLIKE_DATA_MIRROR", str(tmp_path / "mirror"))
+    monkeypatch.setenv("BRAINLIKE_DATA", str(tmp_path / "home"))
+    got = load("bhscore_accuracy", kind="decoding", dnns=["AlexNet"])
+    np.testing.assert_allclose(got["AlexNet"]["fc8"]["sub-02"]["HVC"], tree["AlexNet"]["fc8"]["sub-02"]["HVC"])
+    assert (tmp_path / "home" / "bhscore" / "decoding_accuracy").is_dir()  # unzipped once into the data home
+    assert not list((tmp_path / "home" / "bhscore").glob(".unzip-*"))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        load("bhscore_accuracy", kind="both")

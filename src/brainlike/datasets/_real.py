@@ -194,6 +194,32 @@ def load_bhscore_settings(paths) -> dict:
     return read_settings(p)
 
 
+def load_bhscore_accuracy(paths, kind="decoding", dnns=None) -> dict:
+    """The published accuracy tree ``tree[dnn][layer][subject][roi]`` (unzipped once, atomically)."""
+    import os
+    import shutil
+    import tempfile
+
+    from .bhscore import ARCHIVE_DIRS, read_accuracy_tree, read_settings
+
+    from ._fetch import data_home
+
+    settings = read_settings(_pick(paths, "settings.json"))
+    zpath = _pick(paths, f"{ARCHIVE_DIRS[kind]}.zip")
+    sibling = zpath.with_suffix("")
+    final = sibling if sibling.is_dir() else data_home() / "bhscore" / ARCHIVE_DIRS[kind]
+    if not final.is_dir():
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".unzip-"))
+        try:
+            with zipfile.ZipFile(zpath) as zf:
+                zf.extractall(tmp)
+            os.replace(tmp, final)  # a killed extraction never leaves a half tree under the final name
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return read_accuracy_tree(final, settings, dnns=dnns, kind=kind)
+
+
 # --- registry wrappers for the file-format loaders --------------------------------------
 def load_shen(paths, subject="sub-01", roi=None, **kw) -> BrainData:
     from .bdata import load_bdata

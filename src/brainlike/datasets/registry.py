@@ -130,6 +130,15 @@ def _bhscore_files(**_):
                        "f4f8415bd59533d3626d8a3e26a26e81ee4b15947c507c1197c58972db240b77")]
 
 
+def _bhscore_accuracy_files(kind="decoding", **_):
+    from .bhscore import ACCURACY_URLS, ARCHIVE_DIRS
+
+    if kind not in ACCURACY_URLS:
+        raise ValueError(f"kind must be one of {sorted(ACCURACY_URLS)}; got {kind!r}")
+    return _bhscore_files() + [RemoteFile(f"bhscore/{ARCHIVE_DIRS[kind]}.zip", ACCURACY_URLS[kind], None,
+                                          "figshare 12401168; checksum recorded on first download")]
+
+
 def _kay_vim1_files(**_):
     note = "CRCNS vim-1 needs a free CRCNS account: download from crcns.org (doi:10.6080/K0QN64NG) into the data home"
     return [RemoteFile("kay2008_vim1/EstimatedResponses.mat", None, None, note),
@@ -230,6 +239,15 @@ DATASETS: dict[str, DatasetInfo] = {
             "Subjects, ROIs and the ordered layers of the 29 DNNs used for the BH score.",
             "Nonaka, Majima, Aoki & Kamitani (2021) iScience 24(9):103013.", "see repository",
             "https://github.com/KamitaniLab/BHscore", _bhscore_files, "brainlike.datasets._real:load_bhscore_settings",
+        ),
+        DatasetInfo(
+            "bhscore_accuracy", "BHscore published decoding / encoding accuracies (Nonaka et al. 2021)",
+            "Per-unit decoding (1000 random units per layer) or per-voxel encoding accuracies of the 29 DNNs, "
+            "per subject and ROI, as tree[dnn][layer][subject][roi] (read by datasets.bhscore).",
+            "Nonaka, Majima, Aoki & Kamitani (2021) iScience 24(9):103013.", "CC BY 4.0 (figshare)",
+            "https://figshare.com/articles/dataset/The_Brain_Hierarchy_Score/12401168", _bhscore_accuracy_files,
+            "brainlike.datasets._real:load_bhscore_accuracy",
+            {"kind": ("decoding", "decoding or encoding"), "dnns": (None, "restrict to some networks")},
         ),
         DatasetInfo(
             "shen2019_deeprecon", "Shen et al. 2019 Deep Image Reconstruction: preprocessed fMRI (BData HDF5)",
