@@ -428,3 +428,29 @@ def test_decodability_folder_and_zip(tmp_path, rng):
     np.testing.assert_allclose(dec[0], truth[("fc8", "S1", "n01443537_22563")], rtol=1e-6)
     with pytest.raises(ValueError, match="no \\['accuracy'\\] files"):
         load_decodability(tmp_path, net="VGG19", modes=("accuracy",))
+
+
+# ---------------------------------------------------------------- through the registry ---
+def test_registry_loads_shen_and_nsd_from_a_mirror(tmp_path, rng, nsd_root, monkeypatch):
+    import shutil
+
+    from brainlike.datasets import load
+
+    mirror = tmp_path / "mirror"
+    (mirror / "shen2019_deeprecon").mkdir(parents=True)
+    write_bdata(mirror / "shen2019_deeprecon/sub-01_perceptionNaturalImageTraining_VC_v2.h5", rng)
+    write_bdata(mirror / "shen2019_deeprecon/sub-01_perceptionNaturalImageTest_VC_v2.h5", rng)
+    root, truth = nsd_root
+    shutil.copytree(root, mirror / "nsd", ignore=shutil.ignore_patterns("betas_session02*", "*.nii.gz"))
+    for rel in ("nsddata/ppdata/subj01/func1pt8mm/roi", "nsddata_betas/ppdata/subj01/func1pt8mm/betas_fithrf_GLMdenoise_RR"):
+        for f in (root / rel).glob("*.nii.gz"):
+            if "betas_session" not in f.name:
+                shutil.copy(f, mirror / "nsd" / rel / f.name)
+    monkeypatch.setenv("BRAINLIKE_DATA_MIRROR", str(mirror))
+    monkeypatch.setenv("BRAINLIKE_DATA", str(tmp_path / "home"))
+    d = load("shen2019_deeprecon", subject="sub-01", roi="V1")
+    assert d.splits == ["train", "test"] and d.n_samples == 32 and d.n_voxels == 8
+    assert set(d.provenance["parts"][0]["files"]) == {"sub-01_perceptionNaturalImageTraining_VC_v2.h5"}
+    v1 = load("nsd", subject=1, sessions=(1,), roi="V1")
+    assert v1.n_samples == T and v1.n_voxels == int(np.isin(truth["vis"], [1, 2]).sum())
+    assert "ncsnr" in v1.voxel_info
