@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial.distance import squareform
 
 from ._braindata import BrainData
 from ._fetch import file_sha256
@@ -119,6 +118,8 @@ def _struct_str(x) -> str:
 
 
 def _rdm_stack(struct) -> tuple[np.ndarray, list[str]]:
+    from scipy.spatial.distance import squareform
+
     rdms, names = [], []
     for item in np.asarray(struct).ravel(order="F"):
         r = np.asarray(item["RDM"], dtype=np.float64)
