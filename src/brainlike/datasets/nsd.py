@@ -135,7 +135,7 @@ def load_nsd(
         start = (k - 1) * TRIALS_PER_SESSION
         if start + n > images.size:
             raise ValueError(f"session {k} has {n} trials, beyond the {images.size} trials of nsd_expdesign")
-        blocks.append(vals.astype(dtype) / dtype(300))
+        blocks.append(vals.astype(dtype) / np.dtype(dtype).type(300))
         trial_idx.append(np.arange(start, start + n))
         sess_of.append(np.full(n, k))
         files[f.name] = str(f)
