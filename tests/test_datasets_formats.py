@@ -454,3 +454,21 @@ def test_registry_loads_shen_and_nsd_from_a_mirror(tmp_path, rng, nsd_root, monk
     v1 = load("nsd", subject=1, sessions=(1,), roi="V1")
     assert v1.n_samples == T and v1.n_voxels == int(np.isin(truth["vis"], [1, 2]).sum())
     assert "ncsnr" in v1.voxel_info
+
+
+def test_nsd_stimuli_from_imgbrick(nsd_root, tmp_path):
+    import shutil
+
+    root, truth = nsd_root
+    local = tmp_path / "nsd"
+    shutil.copytree(root, local, ignore=shutil.ignore_patterns("betas_session02*", "*session01.nii.gz"))
+    sdir = local / "nsddata_stimuli" / "stimuli" / "nsd"
+    sdir.mkdir(parents=True)
+    first = int(truth["images"][0])
+    with h5py.File(sdir / "nsd_stimuli.hdf5", "w") as f:
+        brick = f.create_dataset("imgBrick", shape=(73000, 4, 4, 3), dtype=np.uint8, chunks=(1, 4, 4, 3), fillvalue=0)
+        brick[first] = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    d = load_nsd(local, sessions=(1,), roi="hV4", stimuli=True)
+    d.check_stimuli()
+    assert len(d.stimuli) == len(set(d.stimulus_ids.tolist()))
+    np.testing.assert_array_equal(d.stimuli.array([0])[0], np.arange(48, dtype=np.uint8).reshape(4, 4, 3))
