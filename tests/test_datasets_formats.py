@@ -283,6 +283,7 @@ def test_nsd_reading_one_roi_reads_a_small_part_of_the_file(nsd_root, monkeypatc
         h.close()
     size = (root / "nsddata_betas/ppdata/subj01/func1pt8mm/betas_fithrf_GLMdenoise_RR/betas_session01.hdf5").stat().st_size
     assert d.n_voxels == 3 * 3 * 3 + 2 * 3 * 3
+    print(f"read {counted['bytes']} of {size} bytes ({counted['bytes'] / size:.1%})")
     assert 0 < counted["bytes"] < 0.15 * size, (counted["bytes"], size)
 
 
