@@ -2,5 +2,24 @@
 paper's analyses (transfer matrix, tuning, synthetic transfer learning, model comparison)."""
 
 from brainlike.encoding.fwrf import FWRF, column_score, gaussian_fields, rf_grid
+from brainlike.encoding.gnet import (
+    GNet,
+    PrefilteredImages,
+    alexnet_prefilter,
+    cross_validate_gnet,
+    efficientnet_prefilter,
+    make_prefilter,
+)
 
-__all__ = ["FWRF", "column_score", "gaussian_fields", "rf_grid"]
+__all__ = [
+    "FWRF",
+    "GNet",
+    "PrefilteredImages",
+    "alexnet_prefilter",
+    "column_score",
+    "cross_validate_gnet",
+    "efficientnet_prefilter",
+    "gaussian_fields",
+    "make_prefilter",
+    "rf_grid",
+]

