@@ -228,3 +228,22 @@ def test_bhscore_accuracy_tree_from_mirror_zip(mirror, tmp_path, monkeypatch):
     assert not list((tmp_path / "home" / "bhscore").glob(".unzip-*"))
     with pytest.raises(ValueError, match="kind must be one of"):
         load("bhscore_accuracy", kind="both")
+
+
+def test_concurrent_fetches_of_one_file_do_not_mix(home, server):
+    rf = RemoteFile("z/data.bin", server.url + "/data.bin", None)
+    results, errors = [], []
+
+    def work():
+        try:
+            results.append(_fetch.resolve_file(rf, progress=False).read_bytes())
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 3 and all(r == server.payload for r in results)
+    assert sum(1 for r in server.requests if r["path"] == "/data.bin") == 1  # one download, the others waited

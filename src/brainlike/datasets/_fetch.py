@@ -213,8 +213,33 @@ def resolve_file(rf: RemoteFile, *, download: bool = True, progress: bool = True
     if rf.url is None or not download:
         how = rf.note or "it has no public download URL"
         raise DataNotAvailableError(f"{rf.path} is not in the {where}: {how}")
-    _download(rf, cand, progress)
-    digest = verify(cand, rf.sha256, rf.path)
-    if rf.sha256 is None:
-        _record(home, rf.path, digest)
+    with _file_lock(cand.with_name(f".{cand.name}.lock")):
+        if not cand.is_file():  # another process may have finished it while we waited
+            _download(rf, cand, progress)
+        expected = rf.sha256 or _recorded(home).get(rf.path)
+        digest = verify(cand, expected, rf.path)
+        if expected is None:
+            _record(home, rf.path, digest)
     return cand
+
+
+class _file_lock:
+    """Exclusive advisory lock (POSIX flock) so that two processes never append to one .part file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a+")
+        try:
+            import fcntl
+
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX)
+        except ImportError:  # no flock on this platform: pooch's hash check still guards the result
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()  # closing releases the lock
+        return False
