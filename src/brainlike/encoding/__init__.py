@@ -1,6 +1,18 @@
 """Image-computable encoding models beyond linear: fwRF and GNet (St-Yves et al. 2022), with the
 paper's analyses (transfer matrix, tuning, synthetic transfer learning, model comparison)."""
 
+from brainlike.encoding.analyses import (
+    TransferResult,
+    TuningResult,
+    bipartite_partitions,
+    comparison_table,
+    layer_partitions,
+    plot_comparison,
+    plot_transfer_matrix,
+    synthetic_transfer,
+    transfer_matrix,
+    tuning_analysis,
+)
 from brainlike.encoding.fwrf import FWRF, column_score, gaussian_fields, rf_grid
 from brainlike.encoding.gnet import (
     GNet,
@@ -12,6 +24,16 @@ from brainlike.encoding.gnet import (
 )
 
 __all__ = [
+    "TransferResult",
+    "TuningResult",
+    "bipartite_partitions",
+    "comparison_table",
+    "layer_partitions",
+    "plot_comparison",
+    "plot_transfer_matrix",
+    "synthetic_transfer",
+    "transfer_matrix",
+    "tuning_analysis",
     "FWRF",
     "GNet",
     "PrefilteredImages",
