@@ -87,10 +87,14 @@ class NumpyBackend:
         """a.T @ a (numpy hands the same buffer transposed to BLAS syrk: half the FLOPs)."""
         return a.T @ a
 
-    def add_diag(self, a, value):
-        out = a.copy()
-        out[np.diag_indices_from(out)] += value
+    def add_diag(self, a, value, inplace=False):
+        out = a if inplace else a.copy()
+        diag = np.einsum("ii->i", out)  # a writeable view of the diagonal
+        diag += value
         return out
+
+    def diag(self, a):
+        return np.diagonal(a).copy()
 
     def eigh(self, a):
         """Symmetric eigendecomposition with LAPACK's divide-and-conquer driver (syevd)."""
@@ -110,8 +114,9 @@ class NumpyBackend:
 
     def top_abs(self, c, k):
         """Row indices of the k largest |c| in each column, sorted ascending per column -> (n_cols, k)."""
-        part = np.argpartition(-np.abs(c), k - 1, axis=0)[:k]
-        return np.sort(part.T, axis=1)
+        a = np.abs(c.T)  # (n_cols, n_rows) contiguous: partition along the fast axis
+        part = np.argpartition(a, a.shape[1] - k, axis=1)[:, a.shape[1] - k:]
+        return np.sort(part, axis=1)
 
     def gather_solve(self, gram, rhs, idx):
         """For each target j solve gram[I_j, I_j] x = rhs[j]; idx (n, k), rhs (n, k, r) -> (n, k, r).
@@ -203,10 +208,13 @@ class TorchBackend:
     def gram(self, a):
         return a.T @ a
 
-    def add_diag(self, a, value):
-        out = a.clone()
+    def add_diag(self, a, value, inplace=False):
+        out = a if inplace else a.clone()
         out.diagonal().add_(value)
         return out
+
+    def diag(self, a):
+        return a.diagonal().clone()
 
     def eigh(self, a):
         return self.torch.linalg.eigh(a)

@@ -31,7 +31,7 @@ def _solve(be, Xc, Yc, alpha):
     M = be.gram(Xc) if primal else be.gram(Xc.T)
     rhs = Xc.T @ Yc if primal else Yc
     if np.ndim(alpha) == 0:
-        sol = be.solve_spd(be.add_diag(M, float(alpha)), rhs)
+        sol = be.solve_spd(be.add_diag(M, float(alpha), inplace=True), rhs)
     else:
         s, V = be.eigh(M)
         sol = V @ ((V.T @ rhs) / (s[:, None] + be.asarray(alpha)[None, :]))

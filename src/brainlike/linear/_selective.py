@@ -75,9 +75,11 @@ class SelectiveRidge(_LinearBase):
             self._fit_all(be, Xc, xm, Y, alpha, penal, n)
             return self
 
-        gram = be.add_diag(be.gram(Xc), alpha)
-        xnorm = be.sqrt((Xc**2).sum(0))
-        xvar = be.to_numpy(xnorm) ** 2 / n
+        gram = be.gram(Xc)
+        xss = be.diag(gram)  # column sums of squares of the centred inputs
+        gram = be.add_diag(gram, alpha, inplace=True)
+        xnorm = be.sqrt(xss)
+        xvar = be.to_numpy(xss) / n
         const_x = be.asarray((xvar < _CONSTANT_VAR).astype(np.float64)) > 0
         cs = int(self.chunk_size)
         selected = np.empty((t, k), dtype=np.int64)
@@ -138,7 +140,7 @@ class SelectiveRidge(_LinearBase):
         Yc = Yb - ym if self.fit_intercept else Yb
         primal = p <= n
         if primal:
-            chol_in = be.add_diag(be.gram(Xc), alpha)
+            chol_in = be.add_diag(be.gram(Xc), alpha, inplace=True)
             rhs = Xc.T @ Yc
             if self.fit_intercept:
                 both = be.solve_spd(chol_in, be.asarray(np.concatenate(
@@ -147,7 +149,7 @@ class SelectiveRidge(_LinearBase):
             else:
                 q = be.solve_spd(chol_in, rhs)
         else:
-            Kr = be.add_diag(be.gram(Xc.T), alpha)
+            Kr = be.add_diag(be.gram(Xc.T), alpha, inplace=True)
             if self.fit_intercept:
                 xcm = Xc @ xm
                 both = be.solve_spd(Kr, be.asarray(np.concatenate(

@@ -1,0 +1,323 @@
+"""Regression engine vs its peers, same synthetic data, same machine, one run (`make bench`).
+
+1. Decoding at BHscore's shape: 6000 samples x 10,000 voxels -> 2,000 units, n_feat=500,
+   alpha=100, float32: ``SelectiveRidge`` vs ``fastl2lir.FastL2LiR`` (0.11, its default float64,
+   one chunk = one Gram, its most favourable setting). FastL2LiR is timed on two unit counts and
+   extrapolated linearly (fixed Gram cost + cost per unit), both measured on FastL2LiR itself.
+2. Encoding with per-target alpha: 6000 samples x 43,264 features -> 4,000 voxels, 5 folds x 10
+   alphas: ``RidgeCV`` vs himalaya ``RidgeCV`` (svd) / ``KernelRidgeCV`` (eigenvalues), numpy
+   backend, scored with R² like ours, and scikit-learn ``RidgeCV(alpha_per_target=True)`` (which
+   only supports leave-one-out CV: its alphas are not expected to be equal). A peer that is too slow
+   is timed on the first targets only (its full time is at least that: the ratio is a lower bound)
+   and stopped at a time limit (reported as "> limit").
+
+Each row runs in its own process (clean peak-memory figure: peak RSS sampled every 20 ms, and the
+part above the input data). Usage: python benchmarks/bench_linear.py [--small] [--only decoding|encoding]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+SIZES = {
+    "full": dict(dec=(6000, 10000, 2000, 50, 500), enc=(6000, 43264, 4000, 200), fl_units=(1, 101),
+                 peer_targets=dict(himalaya_ridgecv=4000, himalaya_kernelridgecv=500, sklearn_ridgecv=1000),
+                 limit=240),
+    "small": dict(dec=(1000, 2000, 300, 50, 100), enc=(800, 4000, 400, 50), fl_units=(10, 60),
+                  peer_targets=dict(himalaya_ridgecv=400, himalaya_kernelridgecv=400, sklearn_ridgecv=400),
+                  limit=120),
+}
+ALPHA_DEC = 100.0
+ALPHAS_ENC = np.logspace(0, 6, 10)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def decoding_data(n, p, t, n_test, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n + n_test, p), dtype=np.float32) + 2 * rng.random(p, dtype=np.float32)
+    q = min(1000, p)
+    Y = X[:, :q] @ (rng.standard_normal((q, t), dtype=np.float32) / np.float32(np.sqrt(q)))
+    Y += 2 * rng.standard_normal(Y.shape, dtype=np.float32)
+    return X[:n], Y[:n], X[n:]
+
+
+def encoding_data(n, p, t, n_test, seed=1):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n + n_test, p), dtype=np.float32)
+    q = min(1000, p)
+    gain = np.logspace(-1.5, 0.5, t).astype(np.float32)  # a spread of SNRs -> a spread of best alphas
+    Y = X[:, :q] @ (rng.standard_normal((q, t), dtype=np.float32) / np.float32(np.sqrt(q))) * gain
+    Y += rng.standard_normal(Y.shape, dtype=np.float32) + 1.0
+    return X[:n], Y[:n], X[n:]
+
+
+# ----------------------------------------------------------------------------- child rows
+
+
+class PeakRSS:
+    """Sample this process's RSS in a thread; .peak after exit."""
+
+    def __enter__(self):
+        import psutil
+
+        self._proc = psutil.Process()
+        self.base = self.peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+
+def quiet():
+    return contextlib.redirect_stderr(io.StringIO())
+
+
+def row_decode_ours(cfg, targets, out):
+    from brainlike.linear import SelectiveRidge
+
+    n, p, t, nt, k = cfg["dec"]
+    X, Y, Xt = decoding_data(n, p, t, nt)
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        m = SelectiveRidge(alpha=ALPHA_DEC, n_feat=k).fit(X, Y)
+        pred = m.predict(Xt)
+        dt = time.perf_counter() - t0
+    np.savez(out, pred=pred, selected=m.selected_)
+    return dict(time=dt, peak=mem.peak, extra=mem.peak - mem.base, targets=t)
+
+
+def row_decode_fastl2lir(cfg, targets, out):
+    from fastl2lir import FastL2LiR
+
+    n, p, t, nt, k = cfg["dec"]
+    X, Y, Xt = decoding_data(n, p, t, nt)
+    times = []
+    with PeakRSS() as mem:
+        for u in cfg["fl_units"]:
+            t0 = time.perf_counter()
+            with quiet(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                m = FastL2LiR().fit(X, Y[:, :u], alpha=ALPHA_DEC, n_feat=k)
+                pred = m.predict(Xt)
+            times.append(time.perf_counter() - t0)
+    selected = np.sort(np.argsort(-np.abs(m.W), axis=0)[:k].T, axis=1)
+    np.savez(out, pred=pred, selected=selected)
+    (u1, u2), (t1, t2) = cfg["fl_units"], times
+    per_unit = (t2 - t1) / (u2 - u1)
+    fixed = t1 - u1 * per_unit
+    return dict(time=fixed + per_unit * t, measured=times, units=list(cfg["fl_units"]), per_unit=per_unit,
+                fixed=fixed, peak=mem.peak, extra=mem.peak - mem.base, targets=t, extrapolated=True)
+
+
+def row_encode_ours(cfg, targets, out):
+    from brainlike.linear import RidgeCV
+
+    n, p, t, nt = cfg["enc"]
+    X, Y, Xt = encoding_data(n, p, t, nt)
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        m = RidgeCV(alphas=ALPHAS_ENC, cv=5).fit(X, Y)
+        pred = m.predict(Xt)
+        dt = time.perf_counter() - t0
+    np.savez(out, pred=pred, alphas=m.best_alphas_)
+    return dict(time=dt, peak=mem.peak, extra=mem.peak - mem.base, targets=t)
+
+
+def _encode_peer(cfg, targets, out, make):
+    n, p, t, nt = cfg["enc"]
+    X, Y, Xt = encoding_data(n, p, t, nt)
+    Y = np.ascontiguousarray(Y[:, :targets])
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        with quiet(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = make().fit(X, Y)
+            pred = np.asarray(m.predict(Xt))
+        dt = time.perf_counter() - t0
+    alphas = np.broadcast_to(np.asarray(getattr(m, "best_alphas_", getattr(m, "alpha_", np.nan))), (targets,))
+    np.savez(out, pred=pred, alphas=np.asarray(alphas, dtype=np.float64))
+    return dict(time=dt, peak=mem.peak, extra=mem.peak - mem.base, targets=targets)
+
+
+def row_encode_himalaya_ridgecv(cfg, targets, out):
+    import himalaya.backend
+    import himalaya.ridge
+    from himalaya.scoring import r2_score
+
+    himalaya.backend.set_backend("numpy", on_error="raise")
+    return _encode_peer(cfg, targets, out, lambda: himalaya.ridge.RidgeCV(
+        alphas=ALPHAS_ENC, cv=5, fit_intercept=True, solver_params=dict(score_func=r2_score)))
+
+
+def row_encode_himalaya_kernelridgecv(cfg, targets, out):
+    import himalaya.backend
+    import himalaya.kernel_ridge
+    from himalaya.scoring import r2_score
+
+    himalaya.backend.set_backend("numpy", on_error="raise")
+    return _encode_peer(cfg, targets, out, lambda: himalaya.kernel_ridge.KernelRidgeCV(
+        alphas=ALPHAS_ENC, cv=5, fit_intercept=True, solver_params=dict(score_func=r2_score, return_alphas=True)))
+
+
+def row_encode_sklearn_ridgecv(cfg, targets, out):
+    from sklearn.linear_model import RidgeCV
+
+    return _encode_peer(cfg, targets, out, lambda: RidgeCV(alphas=ALPHAS_ENC, alpha_per_target=True))
+
+
+ROWS = {
+    "decoding": [("SelectiveRidge (brainlike)", "decode_ours", None),
+                 ("FastL2LiR 0.11", "decode_fastl2lir", None)],
+    "encoding": [("RidgeCV (brainlike)", "encode_ours", None),
+                 ("himalaya RidgeCV", "encode_himalaya_ridgecv", "himalaya_ridgecv"),
+                 ("himalaya KernelRidgeCV", "encode_himalaya_kernelridgecv", "himalaya_kernelridgecv"),
+                 ("sklearn RidgeCV (LOO)", "encode_sklearn_ridgecv", "sklearn_ridgecv")],
+}
+
+
+# ----------------------------------------------------------------------------- parent
+
+
+def gemm_gflops(n=3000):
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    best = np.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        a @ a.T.copy()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def flops_decoding(n, p, t, k):
+    return n * p * p + 2 * n * p * t + t * (k**3 / 3 + 4 * k * k)
+
+
+def flops_encoding(n, p, t, n_alphas=10, folds=5):
+    ntr, nte = n * (folds - 1) // folds, n // folds
+    eig = 4.0  # ~4 n^3 for a symmetric eigendecomposition with eigenvectors (divide and conquer)
+    per_fold = eig * ntr**3 + 2 * nte * ntr * ntr + 2 * ntr * ntr * t + n_alphas * 2 * nte * ntr * t
+    return n * n * p + folds * per_fold + eig * n**3 + 4 * n * n * t
+
+
+def run_row(name, size, targets, limit, tmp):
+    out = Path(tmp) / f"{name}.npz"
+    cmd = [sys.executable, __file__, "--row", name, "--size", size, "--out", str(out)]
+    if targets:
+        cmd += ["--targets", str(targets)]
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return dict(timeout=limit, time=time.perf_counter() - t0)
+    if done.returncode != 0:
+        return dict(error=done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"rc {done.returncode}")
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    info["arrays"] = dict(np.load(out))
+    return info
+
+
+def rel(a, b):
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--small", action="store_true", help="small shapes (a quick check, ~1 min)")
+    ap.add_argument("--only", choices=["decoding", "encoding"])
+    ap.add_argument("--row")
+    ap.add_argument("--size", default="full")
+    ap.add_argument("--targets", type=int)
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+    if args.row:  # child
+        info = globals()[f"row_{args.row}"](SIZES[args.size], args.targets, args.out)
+        print(json.dumps(info))
+        return 0
+
+    size = "small" if args.small else "full"
+    cfg = SIZES[size]
+    gf = gemm_gflops()
+    print(f"bench_linear ({size}); float32 GEMM here now: {gf:.0f} GFLOP/s on {os.cpu_count()} cores "
+          "(shared machine: figures vary, compare within this run)")
+    failed = False
+    with tempfile.TemporaryDirectory() as tmp:
+        for part in ("decoding", "encoding"):
+            if args.only and part != args.only:
+                continue
+            if part == "decoding":
+                n, p, t, nt, k = cfg["dec"]
+                bound = flops_decoding(n, p, t, k) / (gf * 1e9)
+                print(f"\n[decoding] {n} x {p} voxels -> {t} units, n_feat={k}, alpha={ALPHA_DEC:g}, float32; "
+                      f"FLOP bound {bound:.1f} s")
+            else:
+                n, p, t, nt = cfg["enc"]
+                bound = flops_encoding(n, p, t) / (gf * 1e9)
+                print(f"\n[encoding] {n} x {p} features -> {t} voxels, 5 folds x {ALPHAS_ENC.size} alphas, float32; "
+                      f"FLOP bound {bound:.1f} s")
+            print(f"{'method':28s} {'targets':>8s} {'time (s)':>12s} {'ratio':>8s} {'vs bound':>9s} "
+                  f"{'peak RSS':>9s} {'above data':>10s}  agreement with brainlike")
+            ours = None
+            for label, row, key in ROWS[part]:
+                targets = cfg["peer_targets"].get(key) if key else None
+                info = run_row(row, size, targets, cfg["limit"] if key else 3 * cfg["limit"], tmp)
+                if "error" in info:
+                    print(f"{label:28s} failed: {info['error']}")
+                    failed = failed or ours is None
+                    continue
+                if ours is None:
+                    ours = info
+                    print(f"{label:28s} {info['targets']:8d} {info['time']:12.1f} {'1.0':>8s} "
+                          f"{info['time'] / bound:8.1f}x {info['peak'] / 2**30:8.2f}G {info['extra'] / 2**30:9.2f}G")
+                    continue
+                if "timeout" in info:
+                    print(f"{label:28s} {targets:8d} {'> ' + str(info['timeout']):>12s} "
+                          f"{'>= %.1f' % (info['timeout'] / ours['time']):>8s}   (stopped at the time limit)")
+                    continue
+                partial = info["targets"] < ours["targets"]
+                ratio = info["time"] / ours["time"]
+                tstr = f"{info['time']:.1f}" + ("*" if info.get("extrapolated") else "")
+                rstr = (">= " if partial else "") + f"{ratio:.1f}"
+                a, b = ours["arrays"], info["arrays"]
+                u = b["pred"].shape[1]
+                agree = f"pred rel. err {rel(a['pred'][:, :u], b['pred']):.1e}"
+                if "selected" in b:
+                    agree += f", same voxels for {np.mean(np.all(a['selected'][:u] == b['selected'], axis=1)):.0%} units"
+                if "alphas" in b:
+                    agree += f", same alpha for {np.mean(np.isclose(a['alphas'][:u], b['alphas'], rtol=1e-3)):.1%} targets"
+                print(f"{label:28s} {info['targets']:8d} {tstr:>12s} {rstr:>8s} {'':9s} "
+                      f"{info['peak'] / 2**30:8.2f}G {info['extra'] / 2**30:9.2f}G  {agree}")
+                if info.get("extrapolated"):
+                    print(f"{'':28s} * measured {info['measured'][0]:.1f} s / {info['measured'][1]:.1f} s for "
+                          f"{info['units'][0]} / {info['units'][1]} units -> {info['fixed']:.1f} s fixed (Gram) + "
+                          f"{1000 * info['per_unit']:.1f} ms per unit; memory figures for {info['units'][1]} units")
+    print("\nratio = peer time / brainlike time; '>=': the peer was timed on fewer targets than brainlike. "
+          "vs bound = time / (FLOPs / GEMM rate measured above).")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
