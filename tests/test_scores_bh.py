@@ -289,3 +289,25 @@ def test_permutation_matches_explicit_shuffle():
     slow = [bh_score(np.split(pooled[:, r2.permutation(pooled.shape[1])], sizes, axis=1)) for _ in range(500)]
     assert abs(np.mean(fast) - np.mean(slow)) < 0.01
     assert abs(np.std(fast) - np.std(slow)) < 0.2 * np.std(slow)
+
+
+@pytest.mark.parametrize("significance", ["reference", "t-test"])
+@pytest.mark.parametrize("n", [50, 1200])
+def test_kept_set_exact_at_the_threshold(significance, n):
+    """Units right at the critical correlation are decided exactly as the p-value formula says."""
+    from scipy.optimize import brentq
+
+    from brainlike.scores import best_rois
+
+    def p_of(r):
+        tt = r * np.sqrt((n - 2) * (1 - r**2)) if significance == "reference" else r * np.sqrt((n - 2) / (1 - r**2))
+        return 2 * (1 - t.cdf(tt, df=n - 2))
+
+    r_crit = brentq(lambda r: p_of(r) - 0.05, 0.01, 0.6)
+    r = np.concatenate([r_crit + np.linspace(-1e-7, 1e-7, 2001), np.linspace(-0.99, 0.99, 2001)])
+    acc = np.vstack([r, r - 0.5])
+    best, kept = best_rois(acc, 0.05, n, significance)
+    with np.errstate(invalid="ignore"):
+        expect = (p_of(r) < 0.05) & (r > 0)
+    np.testing.assert_array_equal(kept, expect)
+    assert 0 < kept[:2001].sum() < 2001 and (best == 0).all()

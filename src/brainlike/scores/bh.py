@@ -57,8 +57,10 @@ def _as_accuracy_list(accuracies, name: str = "accuracies", *, min_items: int = 
                 f"every {name}[i] must have the same number of rows (ROIs); "
                 f"{name}[0] has {n_rows}, {name}[{i}] has {arr.shape[0]}"
             )
-        arr = np.array(arr, dtype=np.float64, copy=True)
-        arr[np.isnan(arr)] = 0.0
+        arr = np.asarray(arr, dtype=np.float64)  # no copy when already float64
+        nan = np.isnan(arr)
+        if nan.any():
+            arr = np.where(nan, 0.0, arr)  # a new array: the caller's is never modified
         out.append(arr)
     if n_rows is not None and n_rows < 2:
         raise ValueError(f"{name} arrays need at least 2 rows (ROIs) to rank; got {n_rows}")
@@ -106,11 +108,34 @@ def best_rois(accuracy: np.ndarray, pval: float = 0.05, n_samples: int = 50, sig
     array (n_units,) true where the best accuracy is > 0 and its p-value < ``pval``.
     ``accuracy`` must already have NaN replaced (see :func:`bh_score`).
     """
-    best = np.argmax(accuracy, axis=0)
-    top = np.max(accuracy, axis=0)
-    p = correlation_pvalue(top, n_samples, significance)
-    kept = (p < pval) & (top > 0)
-    return best, kept
+    # argmax over the few ROI rows by row-wise comparison (first maximum wins, as np.argmax)
+    top = np.array(accuracy[0], dtype=np.float64, copy=True)
+    best = np.zeros(top.shape, dtype=np.intp)
+    for r in range(1, accuracy.shape[0]):
+        better = accuracy[r] > top
+        np.copyto(top, accuracy[r], where=better)
+        best[better] = r
+    return best, _significant(top, pval, n_samples, significance)
+
+
+def _significant(top: np.ndarray, pval: float, n_samples: int, significance: str) -> np.ndarray:
+    """``(p < pval) & (top > 0)`` exactly as the p-value formula decides it, but the t
+    distribution is only evaluated near the critical value (elsewhere the t statistic alone
+    decides, since p falls monotonically with t)."""
+    df = n_samples - 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if significance == "reference":
+            tstat = top * np.sqrt(df * (1.0 - top**2))
+        else:
+            tstat = top * np.sqrt(df / (1.0 - top**2))
+    tcrit = float(stats.t.isf(pval / 2.0, df))
+    band = 1e-6 * (1.0 + abs(tcrit))
+    with np.errstate(invalid="ignore"):
+        kept = tstat > tcrit + band
+        border = np.abs(tstat - tcrit) <= band
+    if border.any():
+        kept[border] = 2.0 * (1.0 - stats.t.cdf(tstat[border], df=df)) < pval
+    return kept & (top > 0)
 
 
 def _counts(accuracy: np.ndarray, n_rois: int, pval, n_samples, significance) -> tuple[np.ndarray, np.ndarray]:
