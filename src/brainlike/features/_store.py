@@ -272,9 +272,13 @@ class _Capture:
             self.handles.append(subs[p].register_forward_hook(self._hook(p)))
 
     def _hook(self, path):
+        import torch
+
         def hook(_mod, _inp, out):
             t = out.detach()
-            t = t.to("cpu") if t.device.type != "cpu" else t.clone()
+            # copy now: a later in-place op (ReLU(inplace=True)) would change the tensor under us
+            t = t.to("cpu", memory_format=torch.contiguous_format) if t.device.type != "cpu" else \
+                t.clone(memory_format=torch.contiguous_format)
             self.out[path] = t.numpy().reshape(t.shape[0], -1)
             if len(self.out) == len(self.paths):
                 raise _StopForward

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -77,8 +78,31 @@ def preprocess_fingerprint(preprocess: Callable) -> str:
     return h.hexdigest()
 
 
+_WEIGHTS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _state_token(module) -> tuple:
+    # storage address + in-place version counter of every tensor: any write to the weights
+    # (optimizer step, load_state_dict, ``p += 1`` under no_grad) bumps a version
+    return tuple((name, t.data_ptr(), t._version, tuple(t.shape), str(t.dtype), str(t.device))
+                 for name, t in module.state_dict(keep_vars=True).items())
+
+
 def weights_fingerprint(module) -> str:
-    """SHA-256 of the module class and every parameter/buffer (names, dtypes, shapes, bytes)."""
+    """SHA-256 of the module class and every parameter/buffer (names, dtypes, shapes, bytes).
+
+    Cached per module until any tensor is replaced or modified in place.
+    """
+    token = _state_token(module)
+    hit = _WEIGHTS_CACHE.get(module)
+    if hit is not None and hit[0] == token:
+        return hit[1]
+    digest = _weights_digest(module)
+    _WEIGHTS_CACHE[module] = (token, digest)
+    return digest
+
+
+def _weights_digest(module) -> str:
     import torch
 
     h = hashlib.sha256(b"brainlike.weights.v1")
