@@ -284,3 +284,19 @@ def test_real_zips_with_and_without_top_folder(mirror):
     expected = [f"image{i:04d}" for i in range(1, 1201)]
     assert a.ids == expected and b.ids == expected
     assert a.load(0).shape == (112, 112, 3)
+
+
+def test_image_sets_pickle_for_worker_processes(tmp_path, rng):
+    import pickle
+
+    arrs = _write_images(tmp_path / "imgs", rng, n=3)
+    members = {p.name: p.read_bytes() for p in (tmp_path / "imgs").iterdir()}
+    _zip(tmp_path / "z.zip", members, top="t")
+    z = ImageSet.from_zip(tmp_path / "z.zip")
+    z.load(0)  # opens the archive in this process; the handle must not travel
+    for s in (z, z.subset(["img10", "img0"]), z.map(retina_warp), z.resize(8),
+              ImageSet.from_folder(tmp_path / "imgs")):
+        s2 = pickle.loads(pickle.dumps(s))
+        assert s2.ids == s.ids
+        np.testing.assert_array_equal(s2.array(), s.array())
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(z)).load(1), arrs["img5"])

@@ -146,14 +146,7 @@ class ImageSet:
         _check_ids(ids, str(root))
         order = sorted(range(len(ids)), key=lambda i: natural_key(ids[i]))
         files = [str(root / rels[i]) for i in order]
-
-        def load(i: int) -> np.ndarray:
-            try:
-                with open(files[i], "rb") as fh:
-                    data = fh.read()
-            except OSError as err:
-                raise ValueError(f"cannot read image {files[i]}: {err}") from err
-            return _decode(data, files[i])
+        load = _FolderLoader(files)
 
         return cls([ids[i] for i in order], load, name=name or root.name, source=str(root))
 
@@ -173,19 +166,7 @@ class ImageSet:
         ids = [_id_from_relpath(r) for r in _strip_common_top(members)]
         _check_ids(ids, str(zpath))
         order = sorted(range(len(ids)), key=lambda i: natural_key(ids[i]))
-        members = [members[i] for i in order]
-        state: dict = {}
-
-        def load(i: int) -> np.ndarray:
-            zf = state.get(os.getpid())
-            if zf is None:  # one open handle per process (safe after fork)
-                zf = state[os.getpid()] = zipfile.ZipFile(zpath)
-            label = f"{members[i]} in {zpath}"
-            try:
-                data = zf.read(members[i])
-            except (zipfile.BadZipFile, OSError, EOFError) as err:
-                raise ValueError(f"cannot read image {label}: {err}") from err
-            return _decode(data, label)
+        load = _ZipLoader(zpath, [members[i] for i in order])
 
         return cls([ids[i] for i in order], load, name=name or zpath.stem, source=str(zpath))
 
@@ -204,7 +185,7 @@ class ImageSet:
         ids = [str(i) for i in ids]
         if len(ids) != arr.shape[0]:
             raise ValueError(f"ids must have one entry per image ({arr.shape[0]}); got {len(ids)}")
-        return cls(ids, lambda i: imgs[i], name=name, source=name)
+        return cls(ids, _ArrayLoader(imgs), name=name, source=name)
 
     @classmethod
     def from_npz(cls, path, key: str | None = None, ids_key: str | None = None, name: str | None = None) -> ImageSet:
@@ -252,13 +233,7 @@ class ImageSet:
             ids = [str(i) for i in range(shape[0])]
         if len(ids) != shape[0]:
             raise ValueError(f"ids_dataset must have one entry per image ({shape[0]}); got {len(ids)}")
-        state: dict = {}
-
-        def load(i: int) -> np.ndarray:
-            f = state.get(os.getpid())
-            if f is None:
-                f = state[os.getpid()] = h5py.File(p, "r")
-            return to_rgb_uint8(f[dataset][i], name=f"{p}:{dataset}[{i}]")
+        load = _HDF5Loader(p, dataset)
 
         return cls(ids, load, name=name or p.stem, source=f"{p}:{dataset}")
 
@@ -309,16 +284,12 @@ class ImageSet:
         if missing:
             raise ValueError(f"ids not in image set {self.name!r}: {missing[:5]} ({len(missing)} in all)")
         index = [pos[i] for i in ids]
-        parent = self
-        return ImageSet(ids, lambda i: parent._loader(index[i]), name=name or self.name, source=self.source)
+        return ImageSet(ids, _SubsetLoader(self._loader, index), name=name or self.name, source=self.source)
 
     def map(self, fn: Callable[[np.ndarray], np.ndarray], name: str | None = None) -> ImageSet:
         """A lazily transformed copy: ``fn`` maps uint8 (H, W, 3) to an image, applied on read."""
-        parent = self
         label = name or f"{self.name}|{getattr(fn, '__name__', 'map')}"
-
-        def load(i: int) -> np.ndarray:
-            return to_rgb_uint8(fn(parent.load(i)), name=f"{label}({parent._ids[i]!r})")
+        load = _MapLoader(self, fn, label)
 
         return ImageSet(self._ids, load, name=label, source=self.source)
 
@@ -330,12 +301,7 @@ class ImageSet:
         if h <= 0 or w <= 0:
             raise ValueError(f"size must be positive (height, width); got {size!r}")
 
-        def _resize(img: np.ndarray) -> np.ndarray:
-            if img.shape[:2] == (h, w):
-                return img
-            return np.asarray(Image.fromarray(img).resize((w, h), Image.BICUBIC))
-
-        return self.map(_resize, name=name or f"{self.name}|resize{h}x{w}")
+        return self.map(_Resize(h, w), name=name or f"{self.name}|resize{h}x{w}")
 
     def verify(self) -> None:
         """Decode every image once (fails naming the first unreadable file)."""
@@ -354,3 +320,89 @@ class ImageSet:
                 h.update(np.ascontiguousarray(img).tobytes())
             self._fingerprint = h.hexdigest()
         return self._fingerprint
+
+
+# Loaders are small picklable classes (not closures) so that image sets travel to worker
+# processes (multiprocessing, Dask); open file handles are per process and never pickled.
+class _FolderLoader:
+    def __init__(self, files):
+        self.files = files
+
+    def __call__(self, i: int) -> np.ndarray:
+        try:
+            with open(self.files[i], "rb") as fh:
+                data = fh.read()
+        except OSError as err:
+            raise ValueError(f"cannot read image {self.files[i]}: {err}") from err
+        return _decode(data, self.files[i])
+
+
+class _ZipLoader:
+    def __init__(self, path: Path, members: list[str]):
+        self.path, self.members = path, members
+        self._handle, self._pid = None, None
+
+    def __getstate__(self):
+        return {"path": self.path, "members": self.members, "_handle": None, "_pid": None}
+
+    def __call__(self, i: int) -> np.ndarray:
+        if self._handle is None or self._pid != os.getpid():
+            self._handle, self._pid = zipfile.ZipFile(self.path), os.getpid()
+        label = f"{self.members[i]} in {self.path}"
+        try:
+            data = self._handle.read(self.members[i])
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            raise ValueError(f"cannot read image {label}: {err}") from err
+        return _decode(data, label)
+
+
+class _ArrayLoader:
+    def __init__(self, images: np.ndarray):
+        self.images = images
+
+    def __call__(self, i: int) -> np.ndarray:
+        return self.images[i]
+
+
+class _HDF5Loader:
+    def __init__(self, path: Path, dataset: str):
+        self.path, self.dataset = path, dataset
+        self._handle, self._pid = None, None
+
+    def __getstate__(self):
+        return {"path": self.path, "dataset": self.dataset, "_handle": None, "_pid": None}
+
+    def __call__(self, i: int) -> np.ndarray:
+        import h5py
+
+        if self._handle is None or self._pid != os.getpid():
+            self._handle, self._pid = h5py.File(self.path, "r"), os.getpid()
+        return to_rgb_uint8(self._handle[self.dataset][i], name=f"{self.path}:{self.dataset}[{i}]")
+
+
+class _SubsetLoader:
+    def __init__(self, parent, index: list[int]):
+        self.parent, self.index = parent, index
+
+    def __call__(self, i: int) -> np.ndarray:
+        return self.parent(self.index[i])
+
+
+class _MapLoader:
+    def __init__(self, parent: ImageSet, fn, label: str):
+        self.parent, self.fn, self.label = parent, fn, label
+
+    def __call__(self, i: int) -> np.ndarray:
+        return to_rgb_uint8(self.fn(self.parent.load(i)), name=f"{self.label}({self.parent._ids[i]!r})")
+
+
+class _Resize:
+    def __init__(self, h: int, w: int):
+        self.h, self.w = h, w
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        from PIL import Image
+
+        if img.shape[:2] == (self.h, self.w):
+            return img
+        return np.asarray(Image.fromarray(img).resize((self.w, self.h), Image.BICUBIC))
