@@ -283,7 +283,7 @@ def test_estimator_api(rng, est):
     assert c.predict(X).shape == (30, 2) and c.n_features_in_ == 8
     assert c.fit(X, Y[:, 0]).predict(X).shape == (30,)
     assert np.isfinite(c.score(X, Y[:, 0]))
-    with pytest.raises(ValueError, match="X must have 8 features"):
+    with pytest.raises(ValueError, match="X has 5 features, but .* is expecting 8 features"):
         c.predict(X[:, :5])
     first = list(est.get_params())[0]
     assert c.set_params(**{first: est.get_params()[first]}) is c
@@ -352,3 +352,16 @@ def test_torch_missing_is_a_clear_error(rng, monkeypatch):
     X, Y = data(rng, 30, 8, 2)
     with pytest.raises(ValueError, match="backend='torch' needs PyTorch"):
         Ridge(backend="torch").fit(X, Y)
+
+
+@pytest.mark.parametrize("est", [Ridge(dtype=F64), RidgeCV(alphas=(0.1, 1.0, 10.0), cv=3, dtype=F64),
+                                 SelectiveRidge(alpha=1.0, n_feat=1, dtype=F64), PLS(n_components=1, dtype=F64)],
+                         ids=lambda e: type(e).__name__)
+def test_sklearn_check_estimator(est):
+    from sklearn.utils.estimator_checks import check_estimator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(est, on_fail=None)
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    assert not failed

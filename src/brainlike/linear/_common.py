@@ -12,10 +12,32 @@ from brainlike._validate import as_2d_float, check_same_rows
 BATCH_BYTES = 256 * 2**20
 
 
-def check_xy(X, Y, dtype):
+def _dense(arr, name):
+    if hasattr(arr, "toarray") or hasattr(arr, "tocsr"):
+        raise TypeError(f"{name}: sparse input is not supported; pass a dense array (e.g. {name}.toarray())")
+    a = np.asarray(arr)
+    if np.iscomplexobj(a):
+        raise ValueError(f"Complex data not supported ({name} has dtype {a.dtype})")
+    return a
+
+
+def _x_2d(X):
+    X = _dense(X, "X")
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array (samples, features); got shape {X.shape}. Reshape your data "
+                         "with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample")
+    if X.shape[1] == 0:
+        raise ValueError(f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required (X has no features)")
+    return X
+
+
+def check_xy(X, Y, dtype, estimator=None):
     """Validate X (samples, features) and Y (samples,) or (samples, targets); return X, Y (2-D), y_was_1d."""
-    X = as_2d_float(X, "X", dtype=dtype)
-    y_arr = np.asarray(Y)
+    if Y is None:
+        name = type(estimator).__name__ if estimator is not None else "This"
+        raise ValueError(f"{name} estimator requires y to be passed, but the target y is None (Y)")
+    X = as_2d_float(_x_2d(X), "X", dtype=dtype)
+    y_arr = _dense(Y, "Y")
     y1d = y_arr.ndim == 1
     if y1d:
         y_arr = y_arr.reshape(-1, 1)
@@ -25,9 +47,10 @@ def check_xy(X, Y, dtype):
 
 
 def check_x_predict(est, X, dtype):
-    X = as_2d_float(X, "X", dtype=dtype)
+    X = as_2d_float(_x_2d(X), "X", dtype=dtype)
     if X.shape[1] != est.n_features_in_:
-        raise ValueError(f"X must have {est.n_features_in_} features (as in fit); got {X.shape[1]}")
+        raise ValueError(f"X has {X.shape[1]} features, but {type(est).__name__} is expecting "
+                         f"{est.n_features_in_} features as input (as in fit)")
     return X
 
 
@@ -71,7 +94,7 @@ def make_splits(cv, n_samples: int, groups=None) -> list[tuple[np.ndarray, np.nd
 
     if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
         if cv < 2 or cv > n_samples:
-            raise ValueError(f"cv must be between 2 and the number of samples ({n_samples}); got {cv}")
+            raise ValueError(f"cv must be between 2 and the number of samples (n_samples={n_samples}); got {cv}")
         splits = list(KFold(int(cv)).split(np.zeros(n_samples)))
     elif hasattr(cv, "split"):
         splits = list(cv.split(np.zeros((n_samples, 1)), groups=groups))

@@ -35,7 +35,7 @@ class PLS(_LinearBase):
         from brainlike._backend import resolve_dtype
 
         dt = resolve_dtype(self.dtype)
-        X, Y, self._y1d = check_xy(X, Y, dt)
+        X, Y, self._y1d = check_xy(X, Y, dt, self)
         (nc,) = _check_components(self.n_components)
         if nc > min(X.shape):
             raise ValueError(f"n_components must be <= min(n_samples, n_features) = {min(X.shape)}; got {nc}")
@@ -71,7 +71,7 @@ class PLSCV(_LinearBase):
 
         check_choice(self.scoring, "scoring", ("r2", "pearson"))
         dt = resolve_dtype(self.dtype)
-        X, Y, self._y1d = check_xy(X, Y, dt)
+        X, Y, self._y1d = check_xy(X, Y, dt, self)
         grid = _check_components(self.n_components)
         splits = make_splits(self.cv, X.shape[0], groups)
         limit = min(min(len(tr) for tr, _ in splits) - 1, X.shape[1])

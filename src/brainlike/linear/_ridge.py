@@ -67,7 +67,7 @@ class Ridge(_LinearBase):
 
     def fit(self, X, Y):
         be = self._backend()
-        X, Y, self._y1d = check_xy(X, Y, be.dtype)
+        X, Y, self._y1d = check_xy(X, Y, be.dtype, self)
         alpha = check_alpha(self.alpha, Y.shape[1])
         self._dtype = be.dtype
         Xb, Yb = be.asarray(X), be.asarray(Y)
@@ -131,7 +131,7 @@ class RidgeCV(_LinearBase):
         alphas = check_alphas(self.alphas)
         check_choice(self.scoring, "scoring", ("r2", "pearson"))
         be = self._backend()
-        X, Y, self._y1d = check_xy(X, Y, be.dtype)
+        X, Y, self._y1d = check_xy(X, Y, be.dtype, self)
         n, p = X.shape
         t = Y.shape[1]
         splits = make_splits(self.cv, n, groups)

@@ -50,7 +50,7 @@ class SelectiveRidge(_LinearBase):
 
     def fit(self, X, Y):
         be = self._backend()
-        X, Y, self._y1d = check_xy(X, Y, be.dtype)
+        X, Y, self._y1d = check_xy(X, Y, be.dtype, self)
         n, p = X.shape
         t = Y.shape[1]
         alpha = check_alpha(self.alpha, 1)
