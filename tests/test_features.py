@@ -397,3 +397,18 @@ def test_cli_extract_errors_are_one_line(tmp_path, capsys):
     assert main(["extract", "--model", "efficientnet_lite0", "--images", str(tmp_path / "none"), "--layers",
                  "block1", "--out", str(tmp_path / "o")]) == 2
     assert "folder or a .zip" in capsys.readouterr().err
+
+
+def test_images_of_different_sizes_are_preprocessed_one_by_one(tmp_path, rng):
+    from PIL import Image
+
+    d = tmp_path / "mixed"
+    d.mkdir()
+    arrs = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(20, 20, 3), (30, 24, 3), (17, 40, 3)]]
+    for i, a in enumerate(arrs):
+        Image.fromarray(a).save(d / f"m{i}.png")
+    m = tiny_model()
+    fs = extract(m, ImageSet.from_folder(d), ["fc"], batch_size=3, progress=False)
+    with torch.no_grad():
+        ref = torch.cat([m.module(m.preprocess(a[None])) for a in arrs]).numpy()
+    np.testing.assert_allclose(np.asarray(fs["fc"]), ref, rtol=1e-5, atol=1e-6)
