@@ -61,16 +61,18 @@ def decode_units(x_train, y_train, x_test, y_test, *, alpha=100.0, n_feat=500, d
     return column_pearson(pred, yte), pred, np.asarray(yte, dtype=np.float32)
 
 
-def accumulate_gram(read_chunk, n_units: int, train_rows: np.ndarray, chunk_size: int) -> np.ndarray:
-    """Gram matrix (n_rows, n_rows), float64, of z-scored units read ``chunk_size`` at a time.
+def accumulate_gram(blocks, train_rows: np.ndarray) -> np.ndarray:
+    """Gram matrix (n_rows, n_rows), float64, of z-scored units, summed over unit ``blocks``.
 
-    ``read_chunk(units)`` returns (n_rows, len(units)); units are z-scored with the mean/std over
-    ``train_rows`` (constant units contribute nothing).
+    ``blocks`` yields (n_rows, k) arrays that together hold every unit once (in any order: the
+    Gram does not depend on it). Units are z-scored with the mean/std over ``train_rows``;
+    constant units contribute nothing.
     """
     gram = None
-    for start in range(0, n_units, chunk_size):
-        units = np.arange(start, min(start + chunk_size, n_units))
-        f = np.asarray(read_chunk(units), dtype=np.float64)
+    for block in blocks:
+        f = np.asarray(block, dtype=np.float64)
+        if f.shape[1] == 0:
+            continue
         tr = f[train_rows]
         mean = tr.mean(axis=0)
         std = tr.std(axis=0)
@@ -79,7 +81,7 @@ def accumulate_gram(read_chunk, n_units: int, train_rows: np.ndarray, chunk_size
         g = f @ f.T
         gram = g if gram is None else gram + g
     if gram is None:
-        raise ValueError("n_units must be > 0 to build a kernel; got 0")
+        raise ValueError("a layer must have units to build its kernel; got 0")
     return gram
 
 

@@ -19,7 +19,8 @@ def _progress(total: int, enabled: bool, desc: str):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="job", file=sys.stderr, leave=False)
+    # disable=None: no bar when stderr is not a terminal (logs stay readable)
+    return tqdm(total=total, desc=desc, unit="job", file=sys.stderr, leave=False, disable=None)
 
 
 def pending_jobs(jobs: list[Job], workdir) -> list[Job]:

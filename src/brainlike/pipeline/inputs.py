@@ -171,9 +171,27 @@ class ShuffledLayer:
     def shape(self) -> tuple[int, int]:
         return (self._n_rows, int(self.unit_of.size))
 
+    def iter_blocks(self, chunk_size: int):
+        """Blocks of this pseudo-layer's units, read source layer by source layer in contiguous runs
+        (any order will do for a Gram matrix), so each source chunk is read once."""
+        from .jobs import read_units
+
+        for s, source in enumerate(self.sources):
+            mine = np.sort(self.unit_of[self.source_of == s])
+            if mine.size == 0:
+                continue
+            n = _shape(source)[1]
+            for start in range(0, n, chunk_size):
+                lo, hi = np.searchsorted(mine, [start, min(start + chunk_size, n)])
+                if hi > lo:
+                    block = read_units(source, slice(start, min(start + chunk_size, n)))
+                    yield block[:, mine[lo:hi] - start]
+
     def read(self, units) -> np.ndarray:
         from .jobs import read_units
 
+        if isinstance(units, slice):
+            units = np.arange(self.unit_of.size)[units]
         units = np.asarray(units, dtype=np.int64)
         out = np.empty((self._n_rows, units.size), dtype=np.float32)
         src = self.source_of[units]

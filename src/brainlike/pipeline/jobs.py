@@ -108,10 +108,22 @@ def _load_subject(path: str) -> dict:
     return load_npz(path)
 
 
-def read_units(handle, units: np.ndarray) -> np.ndarray:
+def iter_blocks(handle, chunk_size: int):
+    """Yield (n_stimuli, k) blocks that together hold every unit of ``handle`` once."""
+    if hasattr(handle, "iter_blocks"):
+        yield from handle.iter_blocks(chunk_size)
+        return
+    n = int(handle.shape[1]) if hasattr(handle, "shape") else int(np.shape(handle)[1])
+    for start in range(0, n, chunk_size):
+        yield read_units(handle, slice(start, min(start + chunk_size, n)))
+
+
+def read_units(handle, units) -> np.ndarray:
     """Read unit columns (n_stimuli, k) from a feature handle (``.read``) or a 2-D array."""
+    if not isinstance(units, slice):
+        units = np.asarray(units)
     if hasattr(handle, "read"):
-        return np.asarray(handle.read(np.asarray(units)), dtype=np.float32)
+        return np.asarray(handle.read(units), dtype=np.float32)
     return np.asarray(np.asarray(handle)[:, units], dtype=np.float32)
 
 
@@ -120,20 +132,29 @@ def plan(ctx: Context, dnn_layers: dict[str, list[str]], analyses) -> list[Job]:
     jobs: list[Job] = []
     cs = int(ctx.decoding["chunk_size"])
     sig = ctx.signatures
+    # jobs that read the same unit chunk are adjacent, so a worker's chunk cache serves them
     for dnn, layers in dnn_layers.items():
         sd, sk, se = (sig.get(k, {}).get(dnn, "") for k in ("decode", "kernel", "encode"))
         if "encoding" in analyses:
             jobs += [Job("kernel", dnn, layer, sig=sk) for layer in layers]
-        for subject in ctx.subjects:
-            for roi in ctx.rois:
-                for layer in layers:
-                    if "decoding" in analyses:
-                        n = len(ctx.units[dnn][layer])
-                        jobs += [Job("decode", dnn, layer, subject, roi, c, sig=sd)
-                                 for c in range((n + cs - 1) // cs)]
-                    if "encoding" in analyses:
-                        jobs.append(Job("encode", dnn, layer, subject, roi, sig=se, dep_sig=sk))
+        if "decoding" in analyses:
+            for layer in layers:
+                n = len(ctx.units[dnn][layer])
+                for c in range((n + cs - 1) // cs):
+                    jobs += [Job("decode", dnn, layer, subject, roi, c, sig=sd)
+                             for subject in ctx.subjects for roi in ctx.rois]
+        if "encoding" in analyses:
+            jobs += [Job("encode", dnn, layer, subject, roi, sig=se, dep_sig=sk)
+                     for layer in layers for subject in ctx.subjects for roi in ctx.rois]
     return jobs
+
+
+@functools.lru_cache(maxsize=2)
+def _chunk_features(context_path: str, mtime: float, dnn: str, layer: str, chunk: int) -> np.ndarray:
+    ctx = _load_context(context_path, mtime)
+    cs = int(ctx.decoding["chunk_size"])
+    units = ctx.units[dnn][layer][chunk * cs:(chunk + 1) * cs]
+    return read_units(ctx.features[dnn][layer], units)
 
 
 def run_job(context_path, job: Job) -> str:
@@ -143,7 +164,9 @@ def run_job(context_path, job: Job) -> str:
     if out.is_file():
         return str(out)
     if job.kind == "decode":
-        _decode(ctx, job, out)
+        path = str(context_path)
+        feats = _chunk_features(path, Path(path).stat().st_mtime, job.dnn, job.layer, job.chunk)
+        _decode(ctx, job, out, feats)
     elif job.kind == "kernel":
         _kernel(ctx, job, out)
     elif job.kind == "encode":
@@ -153,11 +176,10 @@ def run_job(context_path, job: Job) -> str:
     return str(out)
 
 
-def _decode(ctx: Context, job: Job, out: Path) -> None:
+def _decode(ctx: Context, job: Job, out: Path, feats: np.ndarray) -> None:
     sub = _load_subject(ctx.subjects[job.subject])
     cs = int(ctx.decoding["chunk_size"])
     units = ctx.units[job.dnn][job.layer][job.chunk * cs:(job.chunk + 1) * cs]
-    feats = read_units(ctx.features[job.dnn][job.layer], units)
     mask = sub[f"roi_{job.roi}"]
     acc, pred, truth = compute.decode_units(
         sub["train_x"][:, mask], feats[sub["train_rows"]], sub["test_x"][:, mask], feats[sub["test_rows"]],
@@ -167,8 +189,7 @@ def _decode(ctx: Context, job: Job, out: Path) -> None:
 
 def _kernel(ctx: Context, job: Job, out: Path) -> None:
     handle = ctx.features[job.dnn][job.layer]
-    gram = compute.accumulate_gram(lambda u: read_units(handle, u), int(ctx.n_units[job.dnn][job.layer]),
-                                   ctx.train_rows_all, int(ctx.encoding["chunk_size"]))
+    gram = compute.accumulate_gram(iter_blocks(handle, int(ctx.encoding["chunk_size"])), ctx.train_rows_all)
     save_npz(out, z=compute.embed_gram(gram))
 
 
