@@ -214,12 +214,42 @@ def _fit_predict(method, X, Y, fit_idx, pred_sets, *, alphas, pls_components, in
         model.fit(Xf, Y[fit_idx])
         param = {"alphas": np.asarray(model.best_alphas_, dtype=np.float64)}
     else:
-        model = PLSCV(n_components=tuple(pls_components), cv=folds)
-        model.fit(Xf, Y[fit_idx])
+        # PLS on the fitting set's row-space coordinates: exact (PLS weights lie in the row space of
+        # the centred fitting data, and centring commutes with the projection), and it turns the
+        # (n x p) problem into (n x rank) -- sklearn's NIPALS is slow with 10^4-10^5 features.
+        project = _row_space(Xf)
+        Yf = Y[fit_idx].astype(np.float64)
+        ym, ys = Yf.mean(axis=0), Yf.std(axis=0)
+        ys[ys == 0] = 1.0
+        Zf = project(Xf)
+        cands = tuple(c for c in pls_components if c <= Zf.shape[1]) or (1,)
+        model = PLSCV(n_components=cands, cv=folds, scale=False, dtype=np.float64)
+        model.fit(Zf, (Yf - ym) / ys)
         param = {"n_components": int(np.asarray(model.best_n_components_).ravel()[0])}
+        preds = {name: np.asarray(model.predict(project(X[idx])), dtype=np.float64).reshape(len(idx), -1) * ys + ym
+                 for name, idx in pred_sets.items()}
+        return preds, param
     preds = {name: np.asarray(model.predict(X[idx]), dtype=np.float64).reshape(len(idx), -1)
              for name, idx in pred_sets.items()}
     return preds, param
+
+
+def _row_space(Xf: np.ndarray):
+    """Map rows to coordinates in the row space of the centred ``Xf`` (orthonormal basis, kernel form)."""
+    X64 = Xf.astype(np.float64)
+    mu = X64.mean(axis=0)
+    Xc = X64 - mu
+    s2, U = np.linalg.eigh(Xc @ Xc.T)
+    keep = s2 > s2.max() * 1e-10 if s2.max() > 0 else np.zeros_like(s2, dtype=bool)
+    if not keep.any():
+        raise ValueError("features are constant over the fitting samples: PLS has nothing to fit")
+    U, s = U[:, keep][:, ::-1], np.sqrt(s2[keep][::-1])
+    B = Xc.T @ (U / s)  # (p, rank) orthonormal basis of the row space, never larger than p x n
+
+    def project(rows: np.ndarray) -> np.ndarray:
+        return (rows.astype(np.float64) - mu) @ B
+
+    return project
 
 
 def _pls_candidates(pls_components, n_min_inner_train: int, n_features: int) -> tuple[int, ...]:
