@@ -45,7 +45,7 @@ class Preprocess:
             arr = arr[None]
         if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
             raise ValueError(f"images must be uint8 (N, H, W, 3); got {arr.dtype} {arr.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+        x = torch.from_numpy(arr.astype(np.float32)).permute(0, 3, 1, 2).div_(255.0)  # a fresh, writable copy
         if tuple(x.shape[-2:]) != self.size:
             if self.interpolation == "nearest":
                 x = F.interpolate(x, size=self.size, mode="nearest")
