@@ -5,8 +5,8 @@ Layout of a store folder::
     zarr.json              group; attrs["brainlike_features"] holds the request, its key, the ids
     L0/, L1/, ...          one float array (n_stimuli, n_units) per requested layer,
                            chunks (batch_size, unit_chunk): each batch owns its own chunk files
-    _done/batch_000012     completion record of batch 12, written (tmp + os.replace) only after
-                           every layer's rows of that batch were written
+    _done/batch_000012     completion record of batch 12, written (tmp + fsync + os.replace) only
+                           after every layer's rows of that batch were written and fsynced
 
 A batch without its record is recomputed on resume, so a killed run loses only the batch in
 flight and an unfinished batch is never read as complete. The store is created in a temporary
@@ -216,6 +216,25 @@ def _write_rows(arr, start: int, stop: int, data: np.ndarray) -> None:
     arr[start:stop, :] = data
 
 
+def _flush_batch(path: Path, arrays_meta, batch: int) -> None:
+    """fsync the chunk files of one batch (and their folders): the data is on disk before its record."""
+    for spec in arrays_meta:
+        d = path / spec["array"] / "c" / str(batch)
+        if not d.is_dir():
+            continue
+        for f in d.iterdir():
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 # --------------------------------------------------------------------------- write side
 class _TempDir:
     """Owns a temporary store folder; removed when the last reader goes away."""
@@ -307,9 +326,9 @@ class _Capture:
 class _Writer(threading.Thread):
     """Writes finished batches (data, then completion record) while the next batch is computed."""
 
-    def __init__(self, path: Path, arrays, batch_size: int, n_batches: int):
+    def __init__(self, path: Path, arrays, arrays_meta, n_batches: int):
         super().__init__(daemon=True)
-        self.path, self.arrays, self.batch_size, self.n_batches = path, arrays, batch_size, n_batches
+        self.path, self.arrays, self.arrays_meta, self.n_batches = path, arrays, arrays_meta, n_batches
         self.q: queue.Queue = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
         self.failed_batch: int | None = None
@@ -325,6 +344,7 @@ class _Writer(threading.Thread):
             try:
                 for arr, data in zip(self.arrays, outs):
                     _write_rows(arr, start, stop, data)
+                _flush_batch(self.path, self.arrays_meta, b)
                 _write_marker(self.path, b, {"batch": b, "rows": [start, stop], "time": time.time()})
             except BaseException as err:  # noqa: BLE001 - handed to the main thread
                 self.error, self.failed_batch = err, b
@@ -459,7 +479,7 @@ def _run_batches(model, stimuli, path, meta, todo, done, dev, progress, dtype, c
     home = param.device if param is not None else torch.device("cpu")
     module.to(dev)
     capture = _Capture(module, paths)
-    writer = _Writer(path, arrays, bs, n_batches)
+    writer = _Writer(path, arrays, meta["layers"], n_batches)
     writer.start()
     bar = tqdm(total=n_batches, initial=len(done), disable=not progress, unit="batch",
                desc=f"extract {model.name}", leave=False)
