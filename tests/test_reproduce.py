@@ -193,3 +193,20 @@ def test_compute_and_compare_partial():
     assert scores.loc[0, "bh_decoding"] > 0.8 and np.isnan(scores.loc[0, "bh_average"])
     cmp = compare_with_published(scores)
     assert cmp.loc[0, "diff_decoding"] == pytest.approx(scores.loc[0, "bh_decoding"] - 0.492822)
+
+
+def test_tree_to_table(fixture_root):
+    root, settings, dec, _ = fixture_root
+    table = bhfiles.tree_to_table(dec, settings)
+    net = "VGG-16"
+    layer = settings["dnns"][net]["layers"][4]
+    got = table[(table.dnn == net) & (table.layer == layer) & (table.subject == "sub-01") & (table.roi == "V2")]
+    np.testing.assert_array_equal(got["accuracy"].to_numpy(), dec[net][layer]["sub-01"]["V2"])
+    assert (got["layer_index"] == 4).all() and list(got["unit"]) == list(range(12))
+    assert list(table.columns) == ["dnn", "subject", "roi", "layer", "layer_index", "unit", "accuracy"]
+    # the report's arrays rebuilt from the table equal the tree's arrays for the BH score
+    from brainlike.report.figures import accuracy_arrays
+
+    arrs = accuracy_arrays(table, net, settings["rois"])
+    for a, b in zip(arrs, bhfiles.decoding_arrays(dec, settings, net)):
+        np.testing.assert_array_equal(a, b)

@@ -221,17 +221,22 @@ def encoding_arrays(tree: dict, settings: dict, dnn: str, per_subject: bool = Fa
 def tree_to_table(tree: dict, settings: dict, kind: str = "decoding") -> pd.DataFrame:
     """Tidy results table (columns of ``<out>/results/<kind>_accuracy.parquet``) from a tree."""
     index_col = "unit" if kind == "decoding" else "voxel"
-    frames = []
+    keys, sizes, accs = [], [], []
     for name, layers in tree.items():
         order = settings["dnns"][name]["layers"]
         for layer, subs in layers.items():
             for sub, rois in subs.items():
                 for roi, acc in rois.items():
-                    frames.append(pd.DataFrame({
-                        "dnn": name, "subject": sub, "roi": roi, "layer": layer,
-                        "layer_index": order.index(layer), index_col: np.arange(acc.size), "accuracy": acc,
-                    }))
-    return pd.concat(frames, ignore_index=True)
+                    keys.append((name, sub, roi, layer, order.index(layer)))
+                    sizes.append(acc.size)
+                    accs.append(np.asarray(acc, dtype=np.float64).ravel())
+    sizes = np.asarray(sizes)
+    cols = list(zip(*keys)) if keys else [[]] * 5
+    out = {c: np.repeat(np.asarray(v, dtype=object if c != "layer_index" else np.int64), sizes)
+           for c, v in zip(["dnn", "subject", "roi", "layer", "layer_index"], cols)}
+    out[index_col] = np.concatenate([np.arange(n) for n in sizes]) if keys else np.array([], dtype=np.int64)
+    out["accuracy"] = np.concatenate(accs) if keys else np.array([])
+    return pd.DataFrame(out)
 
 
 def download_accuracy(kind: str, dest, url: str | None = None, timeout: float = 30.0) -> Path:

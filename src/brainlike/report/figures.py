@@ -34,6 +34,45 @@ def _order(values, preferred=None):
     return seen
 
 
+def _pick_dnns(table: pd.DataFrame, dnns) -> list:
+    present = _order(table["dnn"])
+    if dnns is None:
+        return present
+    missing = [d for d in dnns if d not in present]
+    if missing:
+        raise ValueError(f"dnns must be among {present}; got {missing}")
+    return list(dnns)
+
+
+def _short_labels(labels: list[str], width: int = 16) -> list[str]:
+    """Drop a prefix shared by all labels and cut long ones (keeping their start)."""
+    import os.path
+
+    pre = os.path.commonprefix(labels)
+    if pre and all(len(x) > len(pre) for x in labels):
+        labels = [x[len(pre):] for x in labels]
+    return [x if len(x) <= width else x[: width - 1] + "…" for x in labels]
+
+
+def _layer_ticks(ax, labels, fontsize=7, max_labels=12):
+    """Tick labels for many layers: every k-th one, rotated when long."""
+    n = len(labels)
+    step = max(1, int(np.ceil(n / max_labels)))
+    pos = list(range(0, n, step))
+    if (n - 1) not in pos:
+        if len(pos) > 1 and (n - 1) - pos[-1] < step / 2:
+            pos.pop()
+        pos.append(n - 1)
+    lab = _short_labels([str(x) for x in labels])
+    lab = [lab[i] for i in pos]
+    long = max(len(x) for x in lab) > 4
+    ax.set_xticks(pos, lab, rotation=45 if long else 0, ha="right" if long else "center", fontsize=fontsize)
+    if long:
+        for t in ax.get_xticklabels():
+            t.set_rotation_mode("anchor")
+    return step
+
+
 def layer_order(table: pd.DataFrame, dnn) -> list:
     t = table[table["dnn"] == dnn]
     return list(t.drop_duplicates("layer").sort_values("layer_index")["layer"])
@@ -118,7 +157,7 @@ def best_roi_distribution(table: pd.DataFrame, rois=None, n_samples: int = 50, p
     ``kind="encoding"`` bars are ROIs and colours best layers.
     """
     rois = _order(table["roi"], rois)
-    dnns = _order(table["dnn"], dnns)
+    dnns = _pick_dnns(table, dnns)
     ncol = min(3, len(dnns))
     nrow = int(np.ceil(len(dnns) / ncol))
     fig = Figure(figsize=(4.3 * ncol + 1.2, 3.0 * nrow + 0.5), layout="constrained")
@@ -137,13 +176,15 @@ def best_roi_distribution(table: pd.DataFrame, rois=None, n_samples: int = 50, p
         colors = colormaps["viridis"](np.linspace(0.05, 0.95, len(cats)))
         x = np.arange(len(groups))
         bottom = np.zeros(len(groups))
+        many = len(groups) > 12
         for j, c in enumerate(cats):
-            ax.bar(x, share[:, j], bottom=bottom, color=colors[j], width=0.8, label=c, edgecolor="white", lw=0.3)
+            ax.bar(x, share[:, j], bottom=bottom, color=colors[j], width=0.9 if many else 0.8, label=c,
+                   edgecolor="none" if many else "white", lw=0.3)
             bottom += share[:, j]
-        for xi, n in zip(x, counts.sum(axis=1)):
-            ax.text(xi, 1.01, str(int(n)), ha="center", va="bottom", fontsize=6, color="dimgray")
-        ax.set_xticks(x, groups, rotation=45 if max(len(str(g)) for g in groups) > 4 else 0, ha="right"
-                      if max(len(str(g)) for g in groups) > 4 else "center", fontsize=7)
+        if not many:
+            for xi, n in zip(x, counts.sum(axis=1)):
+                ax.text(xi, 1.01, str(int(n)), ha="center", va="bottom", fontsize=6, color="dimgray")
+        _layer_ticks(ax, groups)
         ax.set_ylim(0, 1.1)
         ax.set_ylabel("fraction of kept " + ("units" if kind == "decoding" else "voxels"))
         with np.errstate(invalid="ignore"):
@@ -154,7 +195,7 @@ def best_roi_distribution(table: pd.DataFrame, rois=None, n_samples: int = 50, p
     fig.legend(handles[::-1], labels[::-1], title="best ROI" if kind == "decoding" else "best layer",
                loc="outside right center", fontsize=7, title_fontsize=8)
     what = "layer's units by best ROI" if kind == "decoding" else "ROI's voxels by best layer"
-    fig.suptitle(f"Share of each {what} (p < {pval}, n = {n_samples}; count above bar)", fontsize=10)
+    fig.suptitle(f"Share of each {what} (p < {pval}, n = {n_samples}; kept count above bar)", fontsize=10)
     return fig
 
 
@@ -164,7 +205,7 @@ def accuracy_violins(table: pd.DataFrame, roi=None, dnns=None) -> Figure:
     roi = roi if roi is not None else rois[-1]
     if roi not in rois:
         raise ValueError(f"roi must be one of {rois}; got {roi!r}")
-    dnns = _order(table["dnn"], dnns)
+    dnns = _pick_dnns(table, dnns)
     t = table[table["roi"] == roi]
     avg = t.groupby(["dnn", "layer", "layer_index", "unit"], as_index=False)["accuracy"].mean()
     ncol = min(3, len(dnns))
@@ -184,8 +225,7 @@ def accuracy_violins(table: pd.DataFrame, roi=None, dnns=None) -> Figure:
                 body.set_alpha(0.6)
             parts["cmedians"].set_color("black")
         ax.axhline(0, color="gray", lw=0.6, ls="--")
-        ax.set_xticks(range(len(layers)), layers, rotation=45 if max(len(str(g)) for g in layers) > 4 else 0,
-                      ha="right" if max(len(str(g)) for g in layers) > 4 else "center", fontsize=7)
+        _layer_ticks(ax, layers)
         ax.set_ylabel("decoding accuracy (r)")
         ax.set_title(dnn, fontsize=9)
         _style(ax)
