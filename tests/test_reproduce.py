@@ -210,3 +210,25 @@ def test_tree_to_table(fixture_root):
     arrs = accuracy_arrays(table, net, settings["rois"])
     for a, b in zip(arrs, bhfiles.decoding_arrays(dec, settings, net)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_reproduce_results_folder_feeds_report(fixture_root, tmp_path):
+    from brainlike.report import read_results, write_report
+
+    root, settings, *_ = fixture_root
+    table = reproduce_nonaka2021(root, settings=settings, dnns=["AlexNet", "ResNet-18"], n_repeat=10,
+                                 results_dir=tmp_path / "out", n_boot=100, n_perm=100)
+    res = read_results(tmp_path / "out")
+    scores = res["scores"]
+    assert set(scores["kind"]) == {"decoding", "encoding", "average"} and len(scores) == 6
+    # the long scores equal the comparison table's
+    for kind in ("decoding", "encoding", "average"):
+        a = scores[scores.kind == kind].set_index("dnn")["score"]
+        b = table.set_index("network")[f"bh_{kind}"]
+        np.testing.assert_allclose(a.loc[["AlexNet", "ResNet-18"]], b.loc[["AlexNet", "ResNet-18"]], atol=1e-12)
+    alex = scores[(scores.dnn == "AlexNet") & (scores.kind == "average")].iloc[0]
+    assert alex.ci_low <= alex.score <= alex.ci_high and alex.p_perm < 0.05
+    n_layers = sum(len(settings["dnns"][n]["layers"]) for n in ("AlexNet", "ResNet-18"))
+    assert res["n_samples"] == 50 and len(res["decoding"]) == n_layers * len(settings["subjects"]) * 5 * 12
+    index = write_report(tmp_path / "out")
+    assert index.is_file() and (index.parent / "figures" / "best_layer_distribution.png").is_file()

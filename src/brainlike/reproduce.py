@@ -24,7 +24,13 @@ import numpy as np
 import pandas as pd
 
 from brainlike.datasets import bhscore as bhfiles
-from brainlike.scores import bh_score_average, bh_score_encoding, bh_score_layer_select
+from brainlike.scores import (
+    bh_score_average,
+    bh_score_encoding,
+    bh_score_layer_select,
+    bootstrap_bh_score,
+    permutation_bh_score,
+)
 
 # Published BH scores (Nonaka et al. 2021, iScience 24:103013; as printed by the paper's own
 # notebook in KamitaniLab/BHscore): decoding-based, encoding-based, averaged.
@@ -105,6 +111,96 @@ def compute_bhscores(
     return pd.DataFrame(rows, columns=["network", "bh_decoding", "bh_encoding", "bh_average"])
 
 
+def bh_scores_with_uncertainty(
+    decoding_tree: dict | None,
+    encoding_tree: dict | None,
+    settings: dict,
+    dnns=None,
+    n_layers: int = 5,
+    n_repeat: int = 100,
+    seed=0,
+    n_boot: int = 1000,
+    n_perm: int = 1000,
+    pval: float = 0.05,
+    n_samples: int = 50,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """BH scores in the long results format (``dnn, kind, score, ci_low, ci_high, p_perm``).
+
+    Published accuracies come without per-image predictions, so the interval is the bootstrap
+    over units (:func:`~brainlike.scores.bootstrap_bh_score`); the p-value is the permutation
+    null with layer labels shuffled. The averaged score's interval and null combine the two
+    (mean of the decoding and encoding replicates).
+    """
+    names = list(dnns) if dnns is not None else [
+        n for n in settings["dnns"] if (decoding_tree or {}).get(n) is not None or (encoding_tree or {}).get(n) is not None
+    ]
+    rows = []
+    alpha = (1 - level) / 2
+    for name in names:
+        found = {}
+        if decoding_tree is not None and name in decoding_tree:
+            accs = bhfiles.decoding_arrays(decoding_tree, settings, name)
+            sel = {"n_layers": min(n_layers, len(accs)), "n_repeat": n_repeat, "seed": seed}
+            b = bootstrap_bh_score(accs, n_boot=n_boot, seed=seed, layer_select=sel, pval=pval, n_samples=n_samples,
+                                   level=level)
+            p = permutation_bh_score(accs, n_perm=n_perm, seed=seed, layer_select=sel, pval=pval, n_samples=n_samples)
+            found["decoding"] = (b, p)
+        if encoding_tree is not None and name in encoding_tree:
+            accs = bhfiles.encoding_arrays(encoding_tree, settings, name)
+            b = bootstrap_bh_score(accs, n_boot=n_boot, seed=seed, pval=pval, n_samples=n_samples, level=level)
+            p = permutation_bh_score(accs, n_perm=n_perm, seed=seed, pval=pval, n_samples=n_samples)
+            found["encoding"] = (b, p)
+        for kind, (b, p) in found.items():
+            rows.append({"dnn": name, "kind": kind, "score": b.score, "ci_low": b.ci_low, "ci_high": b.ci_high,
+                         "p_perm": p.p_value})
+        if len(found) == 2:
+            (bd, pd_), (be, pe) = found["decoding"], found["encoding"]
+            score = bh_score_average(bd.score, be.score)
+            samples = (bd.samples + be.samples) / 2
+            null = (pd_.null + pe.null) / 2
+            finite = samples[np.isfinite(samples)]
+            null = null[np.isfinite(null)]
+            rows.append({"dnn": name, "kind": "average", "score": score,
+                         "ci_low": float(np.quantile(finite, alpha)) if finite.size else np.nan,
+                         "ci_high": float(np.quantile(finite, 1 - alpha)) if finite.size else np.nan,
+                         "p_perm": float((1 + np.sum(null >= score - 1e-12)) / (1 + null.size))})
+    return pd.DataFrame(rows, columns=["dnn", "kind", "score", "ci_low", "ci_high", "p_perm"])
+
+
+def _write_atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_results(out_dir, decoding_tree, encoding_tree, settings: dict, scores: pd.DataFrame,
+                  csv_row_limit: int = 2_000_000, extra: dict | None = None) -> Path:
+    """Write the published accuracies and the scores as a results folder for ``brainlike report``.
+
+    ``<out>/results/{decoding,encoding}_accuracy.parquet`` (plus CSV copies up to
+    ``csv_row_limit`` rows), ``bh_scores.csv`` and ``provenance.json``. Returns the folder.
+    """
+    import json
+
+    res = Path(out_dir) / "results"
+    for kind, tree in (("decoding", decoding_tree), ("encoding", encoding_tree)):
+        if tree is None:
+            continue
+        table = bhfiles.tree_to_table(tree, settings, kind)
+        _write_atomic(res / f"{kind}_accuracy.parquet", lambda p, t=table: t.to_parquet(p, index=False))
+        if len(table) <= csv_row_limit:
+            _write_atomic(res / f"{kind}_accuracy.csv", lambda p, t=table: t.to_csv(p, index=False))
+    _write_atomic(res / "bh_scores.csv", lambda p: scores.to_csv(p, index=False))
+    prov = {"source": "Nonaka et al. (2021) published accuracies (figshare 12401168)", "n_test_images": 50,
+            "subjects": settings["subjects"], "rois": settings["rois"],
+            "dnns": {n: settings["dnns"][n] for n in scores["dnn"].unique() if n in settings["dnns"]},
+            "versions": {"brainlike": __import__("brainlike").__version__}, **(extra or {})}
+    _write_atomic(res / "provenance.json", lambda p: Path(p).write_text(json.dumps(prov, indent=1)))
+    return res
+
+
 def compare_with_published(scores: pd.DataFrame, published: pd.DataFrame | None = None) -> pd.DataFrame:
     """Scores beside the published ones, with differences (ours - published)."""
     pub = published_bhscores() if published is None else published
@@ -155,6 +251,9 @@ def reproduce_nonaka2021(
     seed=0,
     download_dir=None,
     kinds=("decoding", "encoding"),
+    results_dir=None,
+    n_boot: int = 1000,
+    n_perm: int = 1000,
 ) -> pd.DataFrame:
     """Compute the published BH scores from the published accuracies and compare.
 
@@ -167,6 +266,9 @@ def reproduce_nonaka2021(
     settings : path, dict or None
         BHscore ``settings.json``; None uses the mirror / data home copy or downloads it.
     dnns : names to restrict to (default all of the settings).
+    results_dir : folder or None
+        Also write the accuracies and the scores with bootstrap CIs (units) and permutation
+        p-values as a results folder, for ``brainlike report``.
     """
     if settings is None:
         settings = _default_settings()
@@ -187,6 +289,11 @@ def reproduce_nonaka2021(
         trees[kind] = bhfiles.read_accuracy_tree(root, settings, dnns=dnns, kind=kind)
     scores = compute_bhscores(trees.get("decoding"), trees.get("encoding"), settings, dnns=dnns,
                               n_repeat=n_repeat, seed=seed)
+    if results_dir is not None:
+        long = bh_scores_with_uncertainty(trees.get("decoding"), trees.get("encoding"), settings, dnns=dnns,
+                                          n_repeat=n_repeat, seed=seed, n_boot=n_boot, n_perm=n_perm)
+        write_results(results_dir, trees.get("decoding"), trees.get("encoding"), settings, long,
+                      extra={"seed": seed, "n_repeat": n_repeat, "n_boot": n_boot, "n_perm": n_perm})
     return compare_with_published(scores)
 
 

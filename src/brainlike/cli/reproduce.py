@@ -28,6 +28,11 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the layer selection (0)")
     p.add_argument("--download-dir", type=Path, default=None, help="where to download the archives")
     p.add_argument("--out", type=Path, default=None, help="also write the comparison table as CSV")
+    p.add_argument("--results", type=Path, default=None,
+                   help="also write a results folder (accuracy tables, BH scores with bootstrap CIs and permutation "
+                        "p-values) for `brainlike report`")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates for --results (1000)")
+    p.add_argument("--n-perm", type=int, default=1000, help="permutations for --results (1000)")
     p.set_defaults(func=run)
 
 
@@ -37,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     table = reproduce_nonaka2021(
         accuracy_root=args.accuracy_root, settings=args.settings, dnns=args.dnn, n_repeat=args.n_repeat,
         seed=args.seed, download_dir=args.download_dir, kinds=tuple(args.kind or ("decoding", "encoding")),
+        results_dir=args.results, n_boot=args.n_boot, n_perm=args.n_perm,
     )
     print(format_comparison(table))
     if args.out is not None:
@@ -47,4 +53,6 @@ def run(args: argparse.Namespace) -> int:
         table.to_csv(tmp, index=False)
         os.replace(tmp, args.out)
         print(f"wrote {args.out}")
+    if args.results is not None:
+        print(f"wrote {args.results / 'results'} (draw it with: brainlike report {args.results})")
     return 0
