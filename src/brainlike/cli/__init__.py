@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES: tuple[str, ...] = ("extract", "datasets", "reproduce", "report", "map", "benchmark")
+COMMAND_MODULES: tuple[str, ...] = ("extract", "datasets", "reproduce", "report", "map", "benchmark", "run", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,80 @@
+"""``brainlike run``: an experiment config (YAML, or BHscore's settings.json) through the pipeline."""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="run an experiment (decoding/encoding, BH scores, report) from a config file",
+        description="Validate CONFIG (YAML, or BHscore's settings.json as is), then run its jobs over "
+        "(DNN, subject, ROI, layer, unit chunk) on a Dask LocalCluster (default), synchronously, or on an "
+        "existing Dask cluster. Results are written per job atomically: running the same command again "
+        "after an interruption does only the missing jobs.",
+    )
+    p.add_argument("config", help="experiment YAML, or BHscore's settings.json")
+    p.add_argument("--out", default=None, help="output folder (overrides the config's 'out')")
+    p.add_argument("--scheduler", default=None,
+                   help="'local' (Dask LocalCluster, default), 'synchronous', or a scheduler address "
+                   "such as tcp://10.0.0.5:8786")
+    p.add_argument("--workers", type=int, default=None, help="worker processes of the LocalCluster")
+    p.add_argument("--dataset", default=None, help="dataset name (for configs without one, e.g. settings.json)")
+    p.add_argument("--features", default=None, metavar="ROOT",
+                   help="BHscore feature tree (features/<image set>): each DNN's 'dir' is read below ROOT")
+    p.add_argument("--check", action="store_true", help="validate the config and print what would run; run nothing")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    p.add_argument("--no-progress", action="store_true", help="no progress output")
+    p.set_defaults(func=run)
+
+
+def _summary(exp) -> str:
+    lines = [f"experiment {exp.name!r} -> {exp.out}",
+             f"  analyses: {', '.join(exp.analyses)}",
+             f"  dataset: {exp.dataset['name'] if exp.dataset else '(none: give --dataset)'}",
+             f"  subjects: {exp.subjects or '(all in the dataset)'}",
+             f"  rois: {exp.rois or '(all in the dataset)'}",
+             f"  dnns ({len(exp.dnns)}):"]
+    for name, d in exp.dnns.items():
+        src = d.model or d.features or d.dir
+        lines.append(f"    {name}: {len(d.layers)} layers from {src}"
+                     + (f" [{d.control}]" if d.control else ""))
+    dec = exp.decoding
+    lines.append(f"  decoding: alpha={dec['alpha']} n_feat={dec['n_feat']} units_per_layer={dec['units_per_layer']} "
+                 f"chunk_size={dec['chunk_size']}")
+    lines.append(f"  execution: {exp.execution['scheduler']}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from ..pipeline import load_config, run_experiment
+
+    overrides = {"out": args.out}
+    if args.dataset:
+        overrides["dataset"] = args.dataset
+    if args.scheduler or args.workers:
+        overrides["execution"] = {k: v for k, v in (("scheduler", args.scheduler), ("n_workers", args.workers)) if v}
+    exp = load_config(args.config, **overrides)
+    if args.features:
+        from pathlib import Path
+
+        for d in exp.dnns.values():
+            if d.model is None and d.features is None:
+                d.features = str(Path(args.features) / (d.dir or d.name))
+        exp.raw["dnns"] = {k: {**(exp.raw["dnns"][k] or {}), "features": d.features}
+                           for k, d in exp.dnns.items()}
+    if args.check:
+        print(_summary(exp))
+        print("config OK")
+        return 0
+    res = run_experiment(exp, progress=not args.no_progress, report=False if args.no_report else None)
+    print(res.scores[["dnn", "kind", "score", "ci_low", "ci_high", "p_perm"]].to_string(index=False,
+                                                                                      float_format="%.3f"))
+    print(f"results: {res.results_dir}")
+    if res.report is not None:
+        print(f"report: {res.report}")
+    s = res.summary
+    print(f"{s['n_run']} of {s['n_jobs']} jobs run ({s['n_done_before']} already done) in "
+          f"{res.timings.get('total_s', 0):.1f} s", file=sys.stderr)
+    return 0
