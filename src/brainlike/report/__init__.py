@@ -40,7 +40,7 @@ def _find_results(results_dir) -> Path:
     if not root.is_dir():
         raise FileNotFoundError(f"results folder not found: {root}")
     names = ("decoding_accuracy.parquet", "decoding_accuracy.csv", "encoding_accuracy.parquet",
-             "encoding_accuracy.csv", "bh_scores.csv")
+             "encoding_accuracy.csv", "bh_scores.parquet", "bh_scores.csv")
     for cand in (root, root / "results"):
         if any((cand / n).is_file() for n in names):
             return cand
@@ -72,7 +72,7 @@ def read_results(results_dir) -> dict:
         prov = json.loads((results / "provenance.json").read_text())
     dec = _read_table(results, "decoding_accuracy")
     enc = _read_table(results, "encoding_accuracy")
-    scores = pd.read_csv(results / "bh_scores.csv") if (results / "bh_scores.csv").is_file() else None
+    scores = _read_table(results, "bh_scores")
     for name, t, cols in (("decoding_accuracy", dec, F_DEC), ("encoding_accuracy", enc, F_ENC),
                           ("bh_scores", scores, F_SCORES)):
         if t is not None:
