@@ -232,3 +232,22 @@ def test_reproduce_results_folder_feeds_report(fixture_root, tmp_path):
     assert res["n_samples"] == 50 and len(res["decoding"]) == n_layers * len(settings["subjects"]) * 5 * 12
     index = write_report(tmp_path / "out")
     assert index.is_file() and (index.parent / "figures" / "best_layer_distribution.png").is_file()
+
+
+def test_read_accuracy_file_formats(tmp_path):
+    """v7.3 (HDF5) files read like hdf5storage.loadmat(...).flatten(); MAT v5 files too."""
+    import hdf5storage
+    from scipy import io as sio
+
+    row = np.arange(7.0)
+    mat = np.arange(12.0).reshape(3, 4)
+    for name, arr in (("row", row[None, :]), ("col", row[:, None]), ("mat", mat)):
+        p = tmp_path / f"{name}.mat"
+        hdf5storage.savemat(str(p), {"accuracy": arr}, format="7.3", store_python_metadata=False)
+        np.testing.assert_array_equal(bhfiles.read_accuracy_file(p), hdf5storage.loadmat(str(p))["accuracy"].flatten())
+        q = tmp_path / f"{name}_v5.mat"
+        sio.savemat(q, {"accuracy": arr})
+        np.testing.assert_array_equal(bhfiles.read_accuracy_file(q), arr.flatten())
+    sio.savemat(tmp_path / "other.mat", {"acc": row})
+    with pytest.raises(ValueError, match="no variable 'accuracy'"):
+        bhfiles.read_accuracy_file(tmp_path / "other.mat")

@@ -88,18 +88,26 @@ def read_settings(path) -> dict:
 
 
 def read_accuracy_file(path) -> np.ndarray:
-    """The ``accuracy`` variable of one ``accuracy.mat`` as a flat float64 array."""
-    import hdf5storage
+    """The ``accuracy`` variable of one ``accuracy.mat`` as a flat float64 array.
+
+    MAT v7.3 (HDF5) files are read with h5py directly (MATLAB's column-major order undone, so
+    the values come in the order of ``hdf5storage.loadmat(...)['accuracy'].flatten()``); older
+    MAT files with scipy.
+    """
+    import h5py
 
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"accuracy file not found: {p}")
-    try:
-        d = hdf5storage.loadmat(str(p), variable_names=["accuracy"])
-    except Exception:  # older MAT v5 files
-        from scipy import io as sio
+    if h5py.is_hdf5(p):
+        with h5py.File(p, "r") as f:
+            if "accuracy" not in f:
+                raise ValueError(f"{p}: no variable 'accuracy' (found {sorted(f.keys())})")
+            arr = np.asarray(f["accuracy"][()], dtype=np.float64)
+        return (arr.T if arr.ndim >= 2 else arr).ravel()
+    from scipy import io as sio
 
-        d = sio.loadmat(str(p), variable_names=["accuracy"])
+    d = sio.loadmat(str(p), variable_names=["accuracy"])
     if "accuracy" not in d:
         raise ValueError(f"{p}: no variable 'accuracy' (found {sorted(k for k in d if not k.startswith('__'))})")
     return np.asarray(d["accuracy"], dtype=np.float64).ravel()
