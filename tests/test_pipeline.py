@@ -382,3 +382,38 @@ def test_two_subjects_are_averaged_for_decoding(tmp_path, rng):
     d = pd.read_parquet(res.results_dir / "decoding_accuracy.parquet")
     assert sorted(d["subject"].unique()) == ["s1", "s2"]
     assert os.path.exists(res.results_dir / "provenance.json")
+
+
+# ------------------------------------------------------------------------------------------- scores
+def test_scores_equal_the_published_recipe_on_the_same_accuracies(rng):
+    """Point scores of the pipeline = brainlike.scores on subject-averaged / pooled accuracies."""
+    from brainlike import scores as S
+    from brainlike.pipeline import scoring
+
+    n_test, n_rois, n_layers = 40, 5, 6
+    sc = {"pval": 0.05, "n_layers": 4, "n_repeat": 20, "voxels_per_roi": 30, "n_boot": 0, "n_perm": 0, "ci": 0.95}
+    truths = [[rng.standard_normal((n_test, 50)) for _ in range(n_layers)] for _ in range(2)]
+    preds = [[t + rng.uniform(0.5, 3) * rng.standard_normal((n_rois, n_test, 50)) for t in subj] for subj in truths]
+    d = scoring.decoding_scores({"pred": preds, "truth": truths}, sc, seed=3)
+    accs = [np.mean([np.nan_to_num(S.pearson_columns(truths[s][k][None], preds[s][k])) for s in range(2)], axis=0)
+            for k in range(n_layers)]
+    ref = np.nanmean(S.bh_score_layer_select(accs, n_layers=4, n_repeat=20, seed=3, n_samples=n_test))
+    assert d["score"] == pytest.approx(ref, abs=1e-12)
+    # encoding: per subject and ROI (n_layers, n_voxels); voxel draws as in bh_score_encoding
+    et = [[rng.standard_normal((n_test, 45)) for _ in range(n_rois)] for _ in range(2)]
+    ep = [[t + rng.uniform(0.5, 3) * rng.standard_normal((n_layers, n_test, 45)) for t in subj] for subj in et]
+    e = scoring.encoding_scores({"pred": ep, "truth": et}, sc, seed=5)
+    per_roi = [[np.nan_to_num(S.pearson_columns(et[s][r][None], ep[s][r])) for s in range(2)] for r in range(n_rois)]
+    ref = S.bh_score_encoding(per_roi, n_samples=n_test, n_voxels=30, seed=5)
+    assert e["score"] == pytest.approx(ref, abs=1e-12)
+
+
+def test_bootstrap_interval_is_centred_on_the_score():
+    from brainlike.pipeline.scoring import _ci, _percentile
+
+    boot = np.linspace(0.2, 0.6, 401)  # median 0.4, replicates below a score of 0.7
+    lo, hi = _percentile(boot, 0.95)
+    assert (lo, hi) == pytest.approx((0.21, 0.59))
+    assert _ci(boot, 0.95, 0.7) == pytest.approx((0.51, 0.89))
+    assert _ci(boot, 0.95, 0.95) == pytest.approx((0.76, 1.0))  # clipped to the range of a correlation
+    assert np.isnan(_ci(np.full(5, np.nan), 0.95, 0.3)[0])

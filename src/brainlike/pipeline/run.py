@@ -64,7 +64,11 @@ def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progres
             raise ValueError(f"{len(missing)} stimulus id(s) of the brain data have no image, e.g. {missing[:5]}")
         ids = [i for i in stim.ids if i in needed]
     else:
-        ids = sorted(needed)
+        # no image set: feature rows follow the natural order of the ids ("im2" before "im10"),
+        # the order ImageSet uses for files; LayerFeatures carrying ids are checked against it
+        from brainlike.stimuli import natural_key
+
+        ids = sorted(needed, key=natural_key)
     row = {i: k for k, i in enumerate(ids)}
     subject_paths, checksums = {}, {}
     for s, arr in subjects.items():
@@ -125,7 +129,8 @@ def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None,
     brain: BrainData, a list or {subject: BrainData} (instead of the config's dataset).
     stimuli: ImageSet (instead of config ``stimuli`` / ``BrainData.stimuli``).
     features: {dnn name: {layer: features (n_stimuli, n_units) array or LayerFeatures}}, precomputed
-    on the brain data's stimuli (rows in image-set order), instead of extracting them.
+    on the brain data's stimuli, instead of extracting them; rows in the order of ``stimuli.ids``
+    (only the ids the brain data uses), or, without ``stimuli``, of the natural-sorted stimulus ids.
     scheduler: "local", "synchronous" or a Dask scheduler address (overrides the config).
     """
     t0 = time.perf_counter()
@@ -228,19 +233,25 @@ def compute_scores(exp: Experiment, collected: dict):
 
     from . import scoring
 
+    keys = ("score", "ci_low", "ci_high", "p_perm")
+
+    def row(dnn, kind, r):
+        return {"dnn": dnn, "kind": kind, **{k: r[k] for k in keys},
+                "ci_low_percentile": r["percentile"][0], "ci_high_percentile": r["percentile"][1]}
+
     rows = []
-    for i, dnn in enumerate(exp.dnns):
+    for dnn in exp.dnns:
         seed = exp.seed
         d = e = None
         if dnn in collected["decoding"]:
             d = scoring.decoding_scores(collected["decoding"][dnn], exp.scores, seed)
-            rows.append({"dnn": dnn, "kind": "decoding", **{k: d[k] for k in ("score", "ci_low", "ci_high", "p_perm")}})
+            rows.append(row(dnn, "decoding", d))
         if dnn in collected["encoding"]:
             e = scoring.encoding_scores(collected["encoding"][dnn], exp.scores, seed)
-            rows.append({"dnn": dnn, "kind": "encoding", **{k: e[k] for k in ("score", "ci_low", "ci_high", "p_perm")}})
+            rows.append(row(dnn, "encoding", e))
         if d is not None and e is not None:
-            rows.append({"dnn": dnn, "kind": "average", **scoring.average_scores(d, e, exp.scores)})
-    df = pd.DataFrame(rows, columns=["dnn", "kind", "score", "ci_low", "ci_high", "p_perm"])
+            rows.append(row(dnn, "average", scoring.average_scores(d, e, exp.scores)))
+    df = pd.DataFrame(rows, columns=["dnn", "kind", *keys, "ci_low_percentile", "ci_high_percentile"])
     df["ci_level"] = exp.scores["ci"]
     df["n_boot"] = exp.scores["n_boot"]
     df["n_perm"] = exp.scores["n_perm"]

@@ -46,12 +46,28 @@ def _decoding_stat(accs: list[np.ndarray], sel: dict | None, pval: float, n_samp
         return float(np.nanmean(S.bh_score_layer_select(accs, pval=pval, n_samples=n_samples, **sel)))
 
 
-def _ci(samples: np.ndarray, level: float) -> tuple[float, float]:
+def _percentile(samples: np.ndarray, level: float) -> tuple[float, float]:
     finite = samples[np.isfinite(samples)]
     if finite.size == 0:
         return float("nan"), float("nan")
     a = (1 - level) / 2
     return float(np.quantile(finite, a)), float(np.quantile(finite, 1 - a))
+
+
+def _ci(samples: np.ndarray, level: float, point: float) -> tuple[float, float]:
+    """Percentile interval of the replicates, re-centred on the observed score, clipped to [-1, 1].
+
+    Resampling test images with replacement makes every accuracy noisier, which pulls a
+    replicate's BH score toward 0: the replicates' median sits below a clearly positive observed
+    score and a plain percentile interval can miss the estimate altogether. The spread of the
+    replicates is kept; their location is moved to the estimate: ``s + (q_lo - m, q_hi - m)``.
+    """
+    finite = samples[np.isfinite(samples)]
+    lo, hi = _percentile(samples, level)
+    if finite.size == 0 or not np.isfinite(point):
+        return float("nan"), float("nan")
+    m = float(np.median(finite))
+    return float(max(-1.0, point + lo - m)), float(min(1.0, point + hi - m))
 
 
 def _p_greater(null: np.ndarray, observed: float) -> float:
@@ -100,9 +116,9 @@ def decoding_scores(dec: dict, sc: dict, seed: int) -> dict:
             res = S.permutation_bh_score(accs, n_perm=int(sc["n_perm"]), seed=seed + 2, layer_select=sel,
                                          pval=pval, n_samples=n_test)
         null, p = np.asarray(res.null), float(res.p_value)
-    lo, hi = _ci(boot, sc["ci"])
+    lo, hi = _ci(boot, sc["ci"], score)
     return {"score": score, "ci_low": lo, "ci_high": hi, "p_perm": p, "boot": boot, "null": null,
-            "accuracies": accs, "n_samples": n_test}
+            "accuracies": accs, "n_samples": n_test, "percentile": _percentile(boot, sc["ci"])}
 
 
 def _pool(parts_per_roi: list[list[np.ndarray]], n_voxels, seed: int) -> list[np.ndarray]:
@@ -164,16 +180,16 @@ def encoding_scores(enc: dict, sc: dict, seed: int) -> dict:
             res = S.permutation_bh_score(pooled, n_perm=int(sc["n_perm"]), seed=seed + 4, pval=pval,
                                          n_samples=n_test)
         null, p = np.asarray(res.null), float(res.p_value)
-    lo, hi = _ci(boot, sc["ci"])
+    lo, hi = _ci(boot, sc["ci"], score)
     return {"score": score, "ci_low": lo, "ci_high": hi, "p_perm": p, "boot": boot, "null": null,
-            "accuracies": per_roi, "n_samples": n_test}
+            "accuracies": per_roi, "n_samples": n_test, "percentile": _percentile(boot, sc["ci"])}
 
 
 def average_scores(d: dict, e: dict, sc: dict) -> dict:
     """Averaged BH score; CI and null from paired bootstrap replicates / permutations."""
     score = float(S.bh_score_average(d["score"], e["score"]))
     boot = (d["boot"] + e["boot"]) / 2 if d["boot"].size == e["boot"].size else np.full(0, np.nan)
-    lo, hi = _ci(boot, sc["ci"])
+    lo, hi = _ci(boot, sc["ci"], score)
     n = min(d["null"].size, e["null"].size)
     p = _p_greater((d["null"][:n] + e["null"][:n]) / 2, score) if n else float("nan")
-    return {"score": score, "ci_low": lo, "ci_high": hi, "p_perm": p}
+    return {"score": score, "ci_low": lo, "ci_high": hi, "p_perm": p, "percentile": _percentile(boot, sc["ci"])}

@@ -1,0 +1,219 @@
+"""Decoding a whole AlexNet-sized network from 5 ROIs through the pipeline's job path, vs FastL2LiR.
+
+Shapes (BHscore's setting): 6000 training samples, 50 test images, 5 ROIs with 10,000 voxels in
+all (V1 2500, V2 2500, V3 2000, V4 1500, HVC 1500), the 8 layers of the original (Caffe) AlexNet
+that BHscore decodes: conv1 96x55x55, conv2 256x27x27, conv3 384x13x13, conv4 384x13x13,
+conv5 256x13x13, fc6 4096, fc7 4096, fc8 1000 = 659,272 units (torchvision's AlexNet, with 64
+conv1 and 192 conv2 channels, has 494,384). n_feat = 500 voxels per unit, alpha = 100. Random data.
+
+A representative fraction, the same for both: ``--units`` units of every layer (fc8 included) from
+every ROI, one job / one FastL2LiR fit per (ROI, layer) with ``--units`` targets (so each side pays
+its per-fit Gram cost once per chunk of that size). Both are extrapolated linearly to all units of
+all layers and ROIs at that chunk size. The pipeline side is ``run_experiment`` end to end on the
+synchronous scheduler: subject arrays written to disk, the context pickled, every job reading its
+unit chunk from a feature source, fitting SelectiveRidge, scoring Pearson r over the test images
+and writing its result file atomically; FastL2LiR (0.11, float64, as in BHscore) gets the same
+z-scored arrays in memory and is timed on fit + predict + Pearson only.
+
+Each side runs in its own process (clean peak RSS). Usage: python benchmarks/bench_pipeline.py
+[--units N] [--small]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+LAYERS = {"conv1": 96 * 55 * 55, "conv2": 256 * 27 * 27, "conv3": 384 * 13 * 13, "conv4": 384 * 13 * 13,
+          "conv5": 256 * 13 * 13, "fc6": 4096, "fc7": 4096, "fc8": 1000}
+ROIS = {"V1": 2500, "V2": 2500, "V3": 2000, "V4": 1500, "HVC": 1500}
+N_TRAIN, N_TEST, N_FEAT, ALPHA = 6000, 50, 500, 100.0
+GFLOPS = 160.0  # measured float32 GEMM rate of this machine (peer-measurements.md)
+
+
+class SyntheticLayer:
+    """Feature source for the benchmark: deterministic random activations, generated on read."""
+
+    def __init__(self, n_rows: int, n_units: int, seed: int):
+        self.shape = (n_rows, n_units)
+        self.seed = seed
+
+    def read(self, units) -> np.ndarray:
+        units = np.arange(self.shape[1])[units] if isinstance(units, slice) else np.asarray(units)
+        out = np.empty((self.shape[0], units.size), dtype=np.float32)
+        for j, u in enumerate(units):  # per-unit streams: any chunking reads the same values
+            out[:, j] = np.random.default_rng([self.seed, int(u)]).standard_normal(self.shape[0], dtype=np.float32)
+        return out
+
+
+def sizes(small: bool):
+    if small:
+        return ({k: max(v // 20, 50) for k, v in LAYERS.items()}, {k: v // 10 for k, v in ROIS.items()},
+                1000, 100)
+    return LAYERS, ROIS, N_TRAIN, N_FEAT
+
+
+def brain(n_train: int, rois: dict, seed=0):
+    from brainlike.datasets import BrainData
+
+    rng = np.random.default_rng(seed)
+    n_vox = sum(rois.values())
+    resp = rng.standard_normal((n_train + N_TEST, n_vox), dtype=np.float32)
+    ids = np.array([f"s{i:05d}" for i in range(n_train + N_TEST)])
+    split = np.array(["train"] * n_train + ["test"] * N_TEST)
+    masks, start = {}, 0
+    for r, n in rois.items():
+        m = np.zeros(n_vox, dtype=bool)
+        m[start:start + n] = True
+        masks[r] = m
+        start += n
+    return BrainData(resp, ids, rois=masks, split=split, subject="bench")
+
+
+class PeakRSS:
+    """Peak resident memory of this process, sampled every 20 ms."""
+
+    def __enter__(self):
+        import psutil
+
+        self._p = psutil.Process()
+        self.base = self.peak = self._p.memory_info().rss
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._p.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self._p.memory_info().rss)
+
+
+def row_pipeline(units: int, small: bool) -> dict:
+    from brainlike.pipeline import run_experiment
+
+    layers, rois, n_train, n_feat = sizes(small)
+    data = brain(n_train, rois)
+    feats = {name: SyntheticLayer(n_train + N_TEST, n, seed=k) for k, (name, n) in enumerate(layers.items())}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = {"name": "bench", "out": tmp, "analyses": ["decoding"], "rois": list(rois),
+               "dnns": {"alexnet": {"model": "synthetic", "layers": list(layers)}},
+               "decoding": {"alpha": ALPHA, "n_feat": n_feat, "units_per_layer": units, "chunk_size": units},
+               "scores": {"n_boot": 0, "n_perm": 0}, "execution": {"scheduler": "synchronous"}, "report": False}
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            res = run_experiment(cfg, brain=data, features={"alexnet": feats}, progress=False)
+            total = time.perf_counter() - t0
+    n_units = sum(min(units, n) for n in layers.values()) * len(rois)
+    return {"seconds": res.summary["seconds"], "total_seconds": total, "units": n_units,
+            "jobs": res.summary["n_jobs"], "peak_mb": (mem.peak - mem.base) / 2**20}
+
+
+def row_fastl2lir(units: int, small: bool) -> dict:
+    import fastl2lir
+
+    from brainlike.pipeline.compute import zscore_train
+
+    layers, rois, n_train, n_feat = sizes(small)
+    data = brain(n_train, rois)
+    x = data.responses
+    n_units, seconds = 0, 0.0
+    with PeakRSS() as mem:
+        for k, (name, n) in enumerate(layers.items()):
+            layer = SyntheticLayer(n_train + N_TEST, n, seed=k)
+            sel = np.sort(np.random.default_rng(k).choice(n, size=min(units, n), replace=False))
+            y = layer.read(sel)
+            ytr, yte = zscore_train(y[:n_train], y[n_train:], dtype=np.float64)
+            for r, mask in data.rois.items():
+                xtr, xte = zscore_train(x[:n_train, mask], x[n_train:, mask], dtype=np.float64)
+                t0 = time.perf_counter()
+                model = fastl2lir.FastL2LiR()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    model.fit(xtr, ytr, alpha=ALPHA, n_feat=min(n_feat, xtr.shape[1]), chunk_size=ytr.shape[1])
+                    pred = model.predict(xte)
+                pc = pred - pred.mean(0)
+                tc = yte - yte.mean(0)
+                _ = (pc * tc).sum(0) / np.sqrt((pc * pc).sum(0) * (tc * tc).sum(0))
+                seconds += time.perf_counter() - t0
+                n_units += ytr.shape[1]
+                del model
+    return {"seconds": seconds, "total_seconds": seconds, "units": n_units, "jobs": len(layers) * len(rois),
+            "peak_mb": (mem.peak - mem.base) / 2**20}
+
+
+def flop_bound(units: int, small: bool) -> float:
+    """Seconds at GFLOPS for the fraction: per-unit voxel correlations + Cholesky of n_feat^2, the
+    per-fit Gram of each ROI, and the test predictions."""
+    layers, rois, n_train, n_feat = sizes(small)
+    flops = 0.0
+    for n in layers.values():
+        k = min(units, n)
+        for v in rois.values():
+            f = min(n_feat, v)
+            flops += 2.0 * n_train * v * v  # Gram of the ROI (once per fit)
+            flops += k * (2.0 * n_train * v + f**3 / 3 + 2.0 * f * f + 2.0 * N_TEST * f)
+    return flops / (GFLOPS * 1e9)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--units", type=int, default=100, help="units per layer and ROI in the measured fraction")
+    ap.add_argument("--small", action="store_true", help="tiny shapes (smoke test)")
+    ap.add_argument("--row", choices=["pipeline", "fastl2lir"], help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.row:
+        fn = row_pipeline if args.row == "pipeline" else row_fastl2lir
+        print("RESULT " + json.dumps(fn(args.units, args.small)))
+        return 0
+    layers, rois, n_train, n_feat = sizes(args.small)
+    total_units = sum(layers.values()) * len(rois)
+    print(f"AlexNet-sized decoding: {sum(layers.values()):,} units x {len(rois)} ROIs ({sum(rois.values()):,} "
+          f"voxels), {n_train} training samples, {N_TEST} test images, n_feat={n_feat}, alpha={ALPHA:g}")
+    print(f"measured fraction: {args.units} units per layer and ROI, one fit per (ROI, layer)")
+    rows = {}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    for name in ("pipeline", "fastl2lir"):
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--row", name, "--units", str(args.units)]
+        if args.small:
+            cmd.append("--small")
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        line = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+        if done.returncode != 0 or not line:
+            print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+            return 1
+        rows[name] = json.loads(line[0][7:])
+    bound = flop_bound(args.units, args.small)
+    frac_units = rows["pipeline"]["units"]
+    scale = total_units / frac_units
+    hdr = f"{'':28s}{'fraction (s)':>14s}{'ms/unit':>10s}{'all units (h)':>15s}{'ratio':>8s}{'peak MB':>10s}"
+    print(f"\nfraction: {frac_units:,} of {total_units:,} unit-ROI fits ({100 / scale:.2f} %)")
+    print(hdr)
+    ref = rows["fastl2lir"]["seconds"]
+    for name, label in (("pipeline", "brainlike pipeline (jobs)"), ("fastl2lir", "FastL2LiR 0.11 (fit only)")):
+        r = rows[name]
+        print(f"{label:28s}{r['seconds']:14.1f}{1000 * r['seconds'] / r['units']:10.2f}"
+              f"{r['seconds'] * scale / 3600:15.2f}{ref / r['seconds']:8.2f}{r['peak_mb']:10.0f}")
+    print(f"{'FLOP bound @160 GFLOP/s':28s}{bound:14.1f}{1000 * bound / frac_units:10.2f}{bound * scale / 3600:15.2f}")
+    p = rows["pipeline"]
+    print(f"\npipeline end to end (prepare + jobs + tables + scores): {p['total_seconds']:.1f} s for {p['jobs']} jobs; "
+          f"ratio = FastL2LiR time / time (higher is better)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
