@@ -204,3 +204,28 @@ def test_sklearn_params_roundtrip():
     m = FWRF(holdout=0.2, nonlinearity="sqrt")
     c = clone(m)
     assert c.get_params()["holdout"] == 0.2 and c.get_params()["nonlinearity"] == "sqrt"
+
+
+def test_images_through_an_extractor(rng):
+    """With an extractor, fit/predict take images; identical to fitting the extracted maps."""
+    import torch
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3, stride=2)
+
+    def extractor(images):
+        x = torch.as_tensor(np.asarray(images), dtype=torch.float32).permute(0, 3, 1, 2) / 255
+        with torch.no_grad():
+            a = torch.relu(conv(x))
+            return [a, torch.nn.functional.avg_pool2d(a, 2)]
+
+    images = rng.integers(0, 256, (40, 17, 17, 3), dtype=np.uint8)
+    Y = rng.standard_normal((40, 3))
+    cand = rf_grid(n_sizes=1, min_size=0.2, max_size=0.2)
+    a = FWRF(cand, lambdas=[1.0, 10.0], dtype="float64", extractor=extractor, extractor_batch_size=16).fit(images, Y)
+    maps = [m.numpy() for m in extractor(images)]
+    b = FWRF(cand, lambdas=[1.0, 10.0], dtype="float64").fit(maps, Y)
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-10)
+    np.testing.assert_allclose(a.predict(images[:5]), b.predict([m[:5] for m in maps]), rtol=1e-10)
+    with pytest.raises(ValueError, match="extractor must be callable"):
+        FWRF(cand, extractor="alexnet").fit(images, Y)

@@ -175,6 +175,8 @@ class FWRF(BaseEstimator):
     fit_intercept : unpenalised intercept (features and responses centred on the training part).
     refit : refit the chosen (field, penalty) on all samples (the paper keeps the training-part fit).
     backend, device, dtype : "numpy" or "torch" (device "cuda" when present), float32 by default.
+    extractor : optional callable images -> list of feature maps (one (b, C, H, W) per layer); when
+        set, ``fit``/``predict``/``score`` take images (uint8 (N, H, W, 3) or an ImageSet) instead of maps.
     candidate_batch_size, sample_batch_size, voxel_batch_size : bound the memory.
     """
 
@@ -198,6 +200,8 @@ class FWRF(BaseEstimator):
         extent: float = 1.1,
         random_state=0,
         progress: bool = False,
+        extractor=None,
+        extractor_batch_size: int = 64,
     ):
         self.candidates = candidates
         self.aperture = aperture
@@ -216,8 +220,26 @@ class FWRF(BaseEstimator):
         self.extent = extent
         self.random_state = random_state
         self.progress = progress
+        self.extractor = extractor
+        self.extractor_batch_size = extractor_batch_size
 
     # -- helpers ---------------------------------------------------------------------------
+    def _inputs(self, X):
+        """Feature maps: ``X`` itself, or the extractor's maps of the images ``X`` (computed once, in batches)."""
+        if self.extractor is None:
+            return _Maps(X)
+        if not callable(self.extractor):
+            raise ValueError(f"extractor must be callable (images -> list of feature maps); got {type(self.extractor).__name__}")
+        images = X.array() if hasattr(X, "array") and hasattr(X, "ids") else X
+        parts = []
+        for i in range(0, len(images), self.extractor_batch_size):
+            out = self.extractor(images[i : i + self.extractor_batch_size])
+            out = [out] if hasattr(out, "shape") else list(out)
+            parts.append([o.detach().cpu().numpy() if hasattr(o, "detach") else np.asarray(o) for o in out])
+        if not parts:
+            raise ValueError("X (images) is empty")
+        return _Maps([np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))])
+
     def _check_params(self):
         check_positive(self.aperture, "aperture")
         lam = np.atleast_1d(np.asarray(self.lambdas, dtype=np.float64))
@@ -310,7 +332,7 @@ class FWRF(BaseEstimator):
         """
         cand, lam = self._check_params()
         be = Backend(self.backend, self.device, self.dtype)
-        maps = _Maps(X)
+        maps = self._inputs(X)
         Y = as_2d_float(Y, "Y", dtype=be.np_dtype)
         if Y.shape[0] != maps.n:
             raise ValueError(f"X and Y must have the same number of samples; got {maps.n} and {Y.shape[0]}")
@@ -439,7 +461,7 @@ class FWRF(BaseEstimator):
             raise ValueError("this FWRF is not fitted yet; call fit(X, Y) first")
 
     def predict(self, X, voxels=None, feature_mask=None):
-        """Predicted responses (n_samples, n_voxels) for feature maps ``X``.
+        """Predicted responses (n_samples, n_voxels) for feature maps ``X`` (images with an ``extractor``).
 
         voxels : optional indices of the voxels to predict.
         feature_mask : optional boolean (n_features,) keeping only some pooled features
@@ -447,7 +469,7 @@ class FWRF(BaseEstimator):
         """
         self._check_fitted()
         be = Backend(self.backend, self.device, self.dtype)
-        maps = _Maps(X)
+        maps = self._inputs(X)
         if list(maps.channels) != self.layer_channels_ or list(maps.n_pix) != self.layer_resolutions_:
             raise ValueError(
                 f"X must have the layers seen in fit: channels {self.layer_channels_}, resolutions "
