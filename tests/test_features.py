@@ -321,7 +321,7 @@ def test_corrupt_image_fails_before_any_work(tmp_path, rng):
 def test_bhscore_export_import_roundtrip_and_bdpy_reader(images, tmp_path):
     bdpy_features = pytest.importorskip("bdpy.dataform").Features
     fs = extract(tiny_model(), images, ["conv1", "fc"], progress=False)
-    out = features.export_bhscore(fs, tmp_path / "features", "rand16", "pytorch", "tiny")
+    out = features.export_bhscore(fs, tmp_path / "features", "rand16", "pytorch", "tiny", rows_per_read=5)
     assert out == tmp_path / "features" / "rand16" / "pytorch" / "tiny"
     from scipy.io import loadmat
 

@@ -40,13 +40,15 @@ def _atomic_savemat(path: Path, feat: np.ndarray, fmt: str) -> None:
 
 
 def export_bhscore(features, root, image_set: str, framework: str, network: str, layers=None,
-                   format: str = "v5", unit_chunk: int | None = None) -> Path:
+                   format: str = "v5", rows_per_read: int = 32) -> Path:
     """Write ``features`` (a FeatureSet or {layer: LayerFeatures}) in BHscore's one-file-per-image layout.
 
     Returns the network folder ``root/image_set/framework/network``. ``format`` is "v5"
     (scipy.io.savemat, as BHscore's PyTorch script) or "v7.3" (HDF5, as its Caffe script).
-    Files are written whole (tmp + rename), one image's row at a time.
+    Files are written whole (tmp + rename); ``rows_per_read`` images are read from the store at a time.
     """
+    if rows_per_read < 1:
+        raise ValueError(f"rows_per_read must be >= 1; got {rows_per_read}")
     if format not in ("v5", "v7.3"):
         raise ValueError(f"format must be one of ['v5', 'v7.3']; got {format!r}")
     for label, val in (("image_set", image_set), ("framework", framework), ("network", network)):
@@ -58,9 +60,11 @@ def export_bhscore(features, root, image_set: str, framework: str, network: str,
         lf = features[name]
         d = out / _layer_dir(name)
         d.mkdir(parents=True, exist_ok=True)
-        for i, sid in enumerate(lf.ids):
-            row = np.asarray(lf.read(slice(None), [i]), dtype=np.float32).reshape(1, -1)
-            _atomic_savemat(d / f"{sid}.mat", row, format)
+        n = len(lf.ids)
+        for start in range(0, n, rows_per_read):  # a block of rows per read: each chunk is read once
+            block = np.asarray(lf.read(slice(None), np.arange(start, min(n, start + rows_per_read))), np.float32)
+            for k, row in enumerate(block):
+                _atomic_savemat(d / f"{lf.ids[start + k]}.mat", row.reshape(1, -1), format)
     return out
 
 
