@@ -352,7 +352,7 @@ def test_bhscore_import_of_caffe_style_v73_blobs(tmp_path, rng):
     assert lf.ids == ["n1", "n2", "n10"] and lf.unit_shape == (2, 3, 4)
     np.testing.assert_array_equal(lf.maps(), np.concatenate([blobs[k] for k in lf.ids]))
     (d / "n11.mat").write_bytes(b"x")
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="n11.mat"):
         features.import_bhscore(tmp_path / "net")
     with pytest.raises(ValueError, match="not found"):
         features.import_bhscore(tmp_path / "net", layers=["conv9"])

@@ -73,12 +73,17 @@ def _load_feat(path: Path) -> np.ndarray:
 
     try:
         return np.asarray(loadmat(str(path), variable_names=["feat"])["feat"])
-    except (NotImplementedError, ValueError):
-        import hdf5storage
-
-        return np.asarray(hdf5storage.loadmat(str(path), variable_names=["feat"])["feat"])
     except KeyError:
         raise ValueError(f"{path} holds no variable 'feat'") from None
+    except (NotImplementedError, ValueError):  # MATLAB v7.3 (HDF5), as BHscore's Caffe script writes
+        import hdf5storage
+
+        try:
+            return np.asarray(hdf5storage.loadmat(str(path), variable_names=["feat"])["feat"])
+        except KeyError:
+            raise ValueError(f"{path} holds no variable 'feat'") from None
+        except Exception as err:  # noqa: BLE001 - h5py raises OSError/ValueError/TypeError on garbage
+            raise ValueError(f"cannot read {path} as a MATLAB v5 or v7.3 file: {err}") from err
 
 
 def import_bhscore(root, image_set: str | None = None, framework: str | None = None, network: str | None = None,
