@@ -66,6 +66,11 @@ class Backend:
             return np.asarray(idx, dtype=np.int64)
         return self.m.as_tensor(np.asarray(idx, dtype=np.int64), device=self.device)
 
+    def sync(self):
+        """Wait for queued device work (timing on CUDA)."""
+        if self.name == "torch" and str(self.device).startswith("cuda"):
+            self.m.cuda.synchronize()
+
     def to_numpy(self, x) -> np.ndarray:
         if self.name == "numpy":
             return np.asarray(x)

@@ -14,6 +14,7 @@ bounded by the candidate, sample and voxel batch sizes.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -362,7 +363,9 @@ class FWRF(BaseEstimator):
             from tqdm.auto import tqdm
 
             iterator = tqdm(batches, desc="fwRF candidates", unit="batch")
+        t_shared = t_voxels = 0.0
         for c0 in iterator:
+            t0 = time.perf_counter()
             rows = cand[c0 : c0 + self.candidate_batch_size]
             kb = rows.shape[0]
             P = self._pool(be, maps, self._fields(be, rows, maps), all_idx)  # (kb, n, F)
@@ -375,6 +378,9 @@ class FWRF(BaseEstimator):
             s, V = be.eigh(K)
             s = be.maximum_scalar(s, 0.0)
             A = Xho @ V  # (kb, n_ho, F)
+            be.sync()
+            t1 = time.perf_counter()
+            t_shared += t1 - t0
             for v0 in range(0, nv, self.voxel_batch_size):
                 vs = slice(v0, v0 + self.voxel_batch_size)
                 B = be.T(V) @ (be.T(Xtr) @ Ytr_c[:, vs])  # (kb, F, nvb)
@@ -405,13 +411,16 @@ class FWRF(BaseEstimator):
                     cols = local[sel]
                     d = 1.0 / (sn[c][:, None] + lam[li[sel]][None, :])
                     coef[:, vox[sel]] = (Vn[c] @ (Bn[c][:, cols] * d)).astype(be.np_dtype)
-
+            be.sync()
+            t_voxels += time.perf_counter() - t1
         yho_np = be.to_numpy(Yho).astype(np.float64)
         ss = ((yho_np - yho_np.mean(axis=0)) ** 2).sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             score = np.where(ss > 0, 1.0 - best_loss / ss, np.nan)
 
         self.candidates_ = cand
+        # seconds in the voxel-independent part (pooling, Gram, eigh) and in the per-voxel part
+        self.fit_timing_ = {"shared_s": t_shared, "voxels_s": t_voxels, "n_voxels": nv}
         self.lambdas_ = lam
         self.n_features_in_ = nf
         self.layer_channels_ = list(maps.channels)
