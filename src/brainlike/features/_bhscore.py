@@ -70,12 +70,13 @@ def export_bhscore(features, root, image_set: str, framework: str, network: str,
 
 def _load_feat(path: Path) -> np.ndarray:
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     try:
         return np.asarray(loadmat(str(path), variable_names=["feat"])["feat"])
     except KeyError:
         raise ValueError(f"{path} holds no variable 'feat'") from None
-    except (NotImplementedError, ValueError):  # MATLAB v7.3 (HDF5), as BHscore's Caffe script writes
+    except (NotImplementedError, ValueError, MatReadError):  # MATLAB v7.3 (HDF5), as BHscore's Caffe script writes
         import hdf5storage
 
         try:
