@@ -318,3 +318,46 @@ def plot_transfer_matrix(result: TransferResult, path, title: str = "Transfer ma
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def compare_encoding_models(train_images, train_responses, val_images, val_responses, *, rois, fwrf: FWRF,
+                            make_gnet: Callable, train_index=None, val_index=None, out_dir=None,
+                            names=("fwRF", "GNet8j", "GNet8r")):
+    """Validation accuracy per ROI of an fwRF, a joint GNet (GNet8j) and ROI-wise GNets (GNet8r).
+
+    fwrf : an unfitted ``FWRF`` with an ``extractor`` (images -> feature maps), fitted per subject.
+    make_gnet(mode) : returns an unfitted ``GNet`` for ``mode`` "joint" or "roi".
+    rois : {subject: {roi: boolean mask (n_voxels,)}}.
+    Returns ``(table, accuracies)``: ``comparison_table`` and {model: {roi: per-voxel r (all subjects)}};
+    with ``out_dir`` also comparison.csv and comparison.png.
+    """
+    from sklearn.base import clone
+
+    if fwrf.extractor is None:
+        raise ValueError("fwrf must have an extractor (images -> list of feature maps) to be compared on images")
+    g8j, g8r = make_gnet("joint"), make_gnet("roi")
+    pre_tr, pre_val = g8j.prefilter_images(train_images), g8j.prefilter_images(val_images)
+    tr_resp, tr_idx = _normalise_responses(train_responses, train_index, len(pre_tr))
+    va_resp, va_idx = _normalise_responses(val_responses, val_index, len(pre_val))
+    raw_tr = train_images.array() if hasattr(train_images, "ids") else train_images
+    raw_val = val_images.array() if hasattr(val_images, "ids") else val_images
+    g8j.fit(pre_tr, tr_resp, image_index=tr_idx)
+    g8r.fit(pre_tr, tr_resp, image_index=tr_idx, rois=rois)
+    acc = {n: {} for n in names}
+    for s in tr_resp:
+        f = clone(fwrf).fit(raw_tr[tr_idx[s]], tr_resp[s])
+        preds = {names[0]: f.predict(raw_val[va_idx[s]]),
+                 names[1]: g8j.predict(PrefilteredImages(pre_val.maps[va_idx[s]]), subject=s),
+                 names[2]: g8r.predict(PrefilteredImages(pre_val.maps[va_idx[s]]), subject=s)}
+        for roi, mask in rois[s].items():
+            mask = np.asarray(mask, bool)
+            for n in names:
+                r = column_score(va_resp[s][:, mask], preds[n][:, mask], "pearson")
+                acc[n][roi] = np.concatenate([acc[n].get(roi, np.zeros(0)), r])
+    table = comparison_table(acc)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "comparison.csv", index=False)
+        plot_comparison(acc, out / "comparison.png", reference=names[0])
+    return table, acc
