@@ -417,3 +417,37 @@ def test_bootstrap_interval_is_centred_on_the_score():
     assert _ci(boot, 0.95, 0.7) == pytest.approx((0.51, 0.89))
     assert _ci(boot, 0.95, 0.95) == pytest.approx((0.76, 1.0))  # clipped to the range of a correlation
     assert np.isnan(_ci(np.full(5, np.nan), 0.95, 0.3)[0])
+
+
+def test_bhscore_settings_with_a_feature_tree(tmp_path, rng):
+    """settings.json as is + BHscore's per-image .mat feature layout (written by export_bhscore)."""
+    from brainlike.features import LayerFeatures, export_bhscore
+
+    feats, brains = make_experiment(rng, n_layers=3, n_units=(20, 16, 12))
+    ids = [f"im{i:03d}" for i in range(150)]
+    lf = {k: LayerFeatures(v, ids, (v.shape[1],), name=k) for k, v in feats.items()}
+    export_bhscore(lf, tmp_path / "features", "ImageNetTest", "caffe", "Net")
+    settings = {"subjects": ["s1"], "rois": ["R1", "R2", "R3"],
+                "dnns": {"Net": {"dir": "caffe/Net", "layers": ["layer1", "layer2", "layer3"]}}}
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
+    exp = load_config(tmp_path / "settings.json", features_root=tmp_path / "features" / "ImageNetTest",
+                      out=str(tmp_path / "o"), decoding={"n_feat": 10, "units_per_layer": None},
+                      scores={"n_layers": 3, "n_boot": 10, "n_perm": 10}, execution={"scheduler": "synchronous"},
+                      report=False)
+    res = run_experiment(exp, brain={"s1": brains[0]}, progress=False)
+    d = pd.read_parquet(res.results_dir / "decoding_accuracy.parquet")
+    assert len(d) == 3 * (20 + 16 + 12)
+    # same accuracies as with the arrays given directly
+    cfg = small_config(tmp_path / "o2", analyses=["decoding"], rois=["R1", "R2", "R3"],
+                       decoding={"alpha": 100.0, "n_feat": 10, "units_per_layer": None, "chunk_size": 1000})
+    cfg["dnns"] = {"Net": {"model": "x", "layers": ["layer1", "layer2", "layer3"]}}
+    ref = run_experiment(cfg, brain=[brains[0]], features={"Net": feats}, progress=False)
+    r = pd.read_parquet(ref.results_dir / "decoding_accuracy.parquet")
+    np.testing.assert_allclose(d.sort_values(["roi", "layer", "unit"])["accuracy"].to_numpy(),
+                               r.sort_values(["roi", "layer", "unit"])["accuracy"].to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_subject_names_map_to_loader_numbers():
+    from brainlike.pipeline.inputs import subject_value
+
+    assert [subject_value(s) for s in ("sub-01", "sub-3", "S02", "1", "WE")] == [1, 3, 2, 1, "WE"]

@@ -55,15 +55,7 @@ def run(args) -> int:
         overrides["dataset"] = args.dataset
     if args.scheduler or args.workers:
         overrides["execution"] = {k: v for k, v in (("scheduler", args.scheduler), ("n_workers", args.workers)) if v}
-    exp = load_config(args.config, **overrides)
-    if args.features:
-        from pathlib import Path
-
-        for d in exp.dnns.values():
-            if d.model is None and d.features is None:
-                d.features = str(Path(args.features) / (d.dir or d.name))
-        exp.raw["dnns"] = {k: {**(exp.raw["dnns"][k] or {}), "features": d.features}
-                           for k, d in exp.dnns.items()}
+    exp = load_config(args.config, features_root=args.features, **overrides)
     if args.check:
         print(_summary(exp))
         print("config OK")

@@ -224,9 +224,12 @@ def read_config_file(path) -> dict:
 def load_config(config, **overrides) -> Experiment:
     """Validate a config (path, dict or :class:`Experiment`) and fill in defaults.
 
-    ``overrides`` replace top-level keys (``out=...``, ``execution={...}`` is merged).
-    Relative paths in the config are resolved against the config file's folder.
+    ``overrides`` replace top-level keys (``out=...``, ``execution={...}`` is merged);
+    ``features_root=ROOT`` reads each DNN that has a BHscore ``dir`` (and no ``model``/``features``)
+    from the feature tree ``ROOT/<dir>``. Relative paths in the config are resolved against the
+    config file's folder.
     """
+    features_root = overrides.pop("features_root", None)
     if isinstance(config, Experiment):
         raw, source = copy.deepcopy(config.raw), config.source
     elif isinstance(config, (str, Path)):
@@ -247,6 +250,10 @@ def load_config(config, **overrides) -> Experiment:
             raw[key] = {**(raw.get(key) or {}), **value}
         else:
             raw[key] = value
+    if features_root is not None:
+        for name, d in (raw.get("dnns") or {}).items():
+            if isinstance(d, dict) and d.get("dir") and not d.get("model") and not d.get("features"):
+                d["features"] = str(Path(features_root) / d["dir"])
     return validate(raw, source=source)
 
 

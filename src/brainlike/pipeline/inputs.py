@@ -31,7 +31,9 @@ def load_brain(exp: Experiment, brain=None) -> dict[str, object]:
             key = exp.dataset["subject_option"]
             out = {}
             for s in exp.subjects:
-                out[s] = datasets.load(name, **{**opts, key: s})
+                out[s] = datasets.load(name, **{**opts, key: subject_value(s)})
+                if hasattr(out[s], "subject"):
+                    out[s].subject = s
             return out
         data = datasets.load(name, **opts)
         brain = data
@@ -52,6 +54,44 @@ def load_brain(exp: Experiment, brain=None) -> dict[str, object]:
         if not hasattr(b, "responses") or not hasattr(b, "stimulus_ids"):
             raise ValueError(f"brain data for subject {s!r} must be a BrainData; got {type(b).__name__}")
     return items
+
+
+def subject_value(name: str):
+    """'sub-01' / '01' / '1' -> 1 (loaders number subjects); other names are passed as they are."""
+    import re
+
+    m = re.fullmatch(r"(?:sub-?|subject-?|s)?0*(\d+)", str(name), flags=re.I)
+    return int(m.group(1)) if m else name
+
+
+class NpyLayer:
+    """A layer's features in a .npy file, opened memory-mapped on each read: a small, picklable
+    handle for workers (reads of unit chunks touch only the needed bytes of each row)."""
+
+    def __init__(self, path, shape):
+        self.path = str(path)
+        self.shape = tuple(int(s) for s in shape)
+
+    def read(self, units) -> np.ndarray:
+        arr = np.load(self.path, mmap_mode="r")
+        return np.asarray(arr[:, units], dtype=np.float32)
+
+
+def to_npy_layer(arr, path) -> NpyLayer:
+    """Write a 2-D array once (atomically) as .npy and return its handle."""
+    from .store import save_bytes
+
+    arr = np.asarray(arr, dtype=np.float32)
+    if arr.ndim != 2:
+        raise ValueError(f"features must be 2-D (n_stimuli, n_units); got shape {arr.shape}")
+    path = Path(path)
+    if not path.is_file():
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(arr))
+        save_bytes(path, buf.getvalue())
+    return NpyLayer(path, arr.shape)
 
 
 def resolve_rois(exp: Experiment, brains: dict) -> list[str]:
@@ -229,6 +269,9 @@ def shuffled_layers(handles: dict[str, object], seed: int, dnn: str) -> dict[str
 def feature_handles(exp: Experiment, dnn: DNN, stimuli, ids: list[str], store, progress=True, given=None):
     """{layer: handle} of ``dnn`` over the stimuli ``ids`` (rows in that order), and a fingerprint."""
     if given is not None:
+        missing = [layer for layer in dnn.layers if layer not in given]
+        if missing:
+            raise ValueError(f"features of {dnn.name!r}: layers {missing} missing; given {list(given)}")
         handles = {layer: given[layer] for layer in dnn.layers}
         fp = {"source": "given"}
         for layer, h in handles.items():
@@ -239,6 +282,19 @@ def feature_handles(exp: Experiment, dnn: DNN, stimuli, ids: list[str], store, p
             if _shape(h)[0] != len(ids):
                 raise ValueError(f"features of {dnn.name!r} layer {layer!r} have {_shape(h)[0]} rows; expected "
                                  f"{len(ids)} (one per stimulus)")
+        # plain arrays go to disk once, so that the job context stays small for workers; other
+        # handles are identified by their shape and a sample of their first and last units
+        from .jobs import read_units
+        from .store import sha256_arrays
+
+        for layer, h in handles.items():
+            if isinstance(h, np.ndarray):
+                fp[layer] = sha256_arrays(h)
+                handles[layer] = to_npy_layer(h, Path(store) / f"given-{fp[layer][:16]}.npy")
+            else:
+                n = _shape(h)[1]
+                sample = np.unique(np.r_[np.arange(min(8, n)), np.arange(max(0, n - 8), n)])
+                fp[layer] = sha256_arrays(np.asarray(_shape(h)), read_units(h, sample))
         return handles, fp
     from brainlike import features as F
 
@@ -246,8 +302,11 @@ def feature_handles(exp: Experiment, dnn: DNN, stimuli, ids: list[str], store, p
         if dnn.features is None:
             raise ValueError(f"config key 'dnns.{dnn.name}': give 'model' or 'features' (a BHscore feature tree)")
         fs = F.import_bhscore(dnn.features, layers=dnn.layers, ids=ids)
-        handles = {layer: fs[layer] for layer in dnn.layers}
-        return handles, {"source": str(dnn.features)}
+        h = hashlib.sha256(repr((str(dnn.features), list(dnn.layers), list(ids))).encode()).hexdigest()[:12]
+        folder = Path(store) / f"bhscore-{h}"
+        handles = {layer: to_npy_layer(np.asarray(fs[layer]), folder / f"{k:03d}.npy")
+                   for k, layer in enumerate(dnn.layers)}
+        return handles, {"source": str(dnn.features), "sha256": h}
     if stimuli is None:
         raise ValueError(f"DNN {dnn.name!r} needs stimulus images: set config key 'stimuli' or give "
                          "brain data with .stimuli")

@@ -121,8 +121,8 @@ def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progres
     return ctx_path, jobs, prov_inputs
 
 
-def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None, scheduler=None, n_workers=None,
-                   client=None, progress=True, report=None) -> RunResult:
+def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None, features_root=None,
+                   scheduler=None, n_workers=None, client=None, progress=True, report=None) -> RunResult:
     """Run an experiment end to end; rerunning after a crash does only the missing jobs.
 
     config: a YAML/JSON path (BHscore's settings.json accepted), a dict or an Experiment.
@@ -131,11 +131,13 @@ def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None,
     features: {dnn name: {layer: features (n_stimuli, n_units) array or LayerFeatures}}, precomputed
     on the brain data's stimuli, instead of extracting them; rows in the order of ``stimuli.ids``
     (only the ids the brain data uses), or, without ``stimuli``, of the natural-sorted stimulus ids.
+    features_root: BHscore feature tree (``features/<image set>``) for DNNs given by a ``dir``
+    (BHscore's settings.json): layer files are read from ``features_root/<dir>/<layer>/<id>.mat``.
     scheduler: "local", "synchronous" or a Dask scheduler address (overrides the config).
     """
     t0 = time.perf_counter()
     ex = {"scheduler": scheduler, "n_workers": n_workers}
-    exp = load_config(config, out=str(out) if out is not None else None,
+    exp = load_config(config, out=str(out) if out is not None else None, features_root=features_root,
                       execution={k: v for k, v in ex.items() if v is not None} or None)
     timings = {}
     ctx_path, jobs, prov_inputs = prepare(exp, brain=brain, stimuli=stimuli, features=features, progress=progress)
