@@ -14,7 +14,9 @@ pytestmark = pytest.mark.realdata
 
 
 def test_registry_and_bad_name():
-    assert set(BENCHMARKS) == {"v4-cowley2023", "v4-decodability", "rsa-92images"}
+    from brainlike.cli.benchmark import BENCHMARK_NAMES
+
+    assert set(BENCHMARKS) == {"v4-cowley2023", "v4-decodability", "rsa-92images"} == set(BENCHMARK_NAMES)
     with pytest.raises(ValueError, match="name must be one of"):
         run_benchmark("v5-nothing")
 

@@ -70,7 +70,7 @@ def run(args) -> int:
 
     from brainlike import datasets, models
     from brainlike.features import extract
-    from brainlike.mapping import DEFAULT_ALPHAS, MappingResult, check_names, map_layers
+    from brainlike.mapping import DEFAULT_ALPHAS, MappingResult, check_names, inner_folds, make_splits, map_layers
     from brainlike.stimuli import ImageSet, retina_warp
 
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
@@ -104,6 +104,12 @@ def run(args) -> int:
     n_heldout = args.n_heldout
     if n_heldout is not None and n_heldout >= 1:
         n_heldout = int(n_heldout)
+    # check the splits before the (slow) feature extraction
+    avg = data.average_repetitions()
+    splits = make_splits(avg.n_samples, avg.split, scheme=args.scheme, n_heldout=n_heldout, cv=args.cv,
+                         seed=args.seed)
+    for f in splits.fits:
+        inner_folds(len(f.fit), args.inner_cv, args.seed)
     results = []
     for variant in variants:
         stim = stimuli
