@@ -229,3 +229,14 @@ def test_images_through_an_extractor(rng):
     np.testing.assert_allclose(a.predict(images[:5]), b.predict([m[:5] for m in maps]), rtol=1e-10)
     with pytest.raises(ValueError, match="extractor must be callable"):
         FWRF(cand, extractor="alexnet").fit(images, Y)
+
+
+def test_thread_scope_restores_settings(rng):
+    from threadpoolctl import threadpool_info
+
+    before = [p["num_threads"] for p in threadpool_info()]
+    maps, Y = _data(rng, n=30, nv=2)
+    a = FWRF(rf_grid(n_sizes=1), lambdas=[1.0], dtype="float64", n_threads=1).fit(maps, Y).predict(maps)
+    b = FWRF(rf_grid(n_sizes=1), lambdas=[1.0], dtype="float64").fit(maps, Y).predict(maps)
+    np.testing.assert_allclose(a, b, rtol=1e-10)
+    assert [p["num_threads"] for p in threadpool_info()] == before

@@ -176,6 +176,8 @@ class FWRF(BaseEstimator):
     fit_intercept : unpenalised intercept (features and responses centred on the training part).
     refit : refit the chosen (field, penalty) on all samples (the paper keeps the training-part fit).
     backend, device, dtype : "numpy" or "torch" (device "cuda" when present), float32 by default.
+    n_threads : BLAS/torch CPU threads during fit/predict (restored afterwards); 1 is fastest on a
+        machine whose cores are already busy (threads then spin-wait).
     extractor : optional callable images -> list of feature maps (one (b, C, H, W) per layer); when
         set, ``fit``/``predict``/``score`` take images (uint8 (N, H, W, 3) or an ImageSet) instead of maps.
     candidate_batch_size, sample_batch_size, voxel_batch_size : bound the memory.
@@ -203,6 +205,7 @@ class FWRF(BaseEstimator):
         progress: bool = False,
         extractor=None,
         extractor_batch_size: int = 64,
+        n_threads: int | None = None,
     ):
         self.candidates = candidates
         self.aperture = aperture
@@ -223,6 +226,7 @@ class FWRF(BaseEstimator):
         self.progress = progress
         self.extractor = extractor
         self.extractor_batch_size = extractor_batch_size
+        self.n_threads = n_threads
 
     # -- helpers ---------------------------------------------------------------------------
     def _inputs(self, X):
@@ -323,6 +327,24 @@ class FWRF(BaseEstimator):
             sd = be.zeros((P.shape[0], 1, P.shape[2])) + 1.0
         return (P - mu) / sd, mu[:, 0, :], sd[:, 0, :]
 
+    def _thread_scope(self):
+        import contextlib
+
+        if self.n_threads is None:
+            return contextlib.nullcontext()
+        from threadpoolctl import threadpool_limits
+
+        n = int(self.n_threads)
+        stack = contextlib.ExitStack()
+        stack.enter_context(threadpool_limits(limits=n))
+        if self.backend == "torch":
+            import torch
+
+            old = torch.get_num_threads()
+            torch.set_num_threads(n)
+            stack.callback(torch.set_num_threads, old)
+        return stack
+
     # -- fit -------------------------------------------------------------------------------
     def fit(self, X, Y, holdout_mask=None):
         """Choose a field and a penalty per voxel on the holdout split, fit the ridge weights.
@@ -331,6 +353,11 @@ class FWRF(BaseEstimator):
         Y : responses (n_samples, n_voxels).
         holdout_mask : optional boolean (n_samples,) overriding ``holdout``.
         """
+        with self._thread_scope():
+            return self._fit(X, Y, holdout_mask)
+
+    def _fit(self, X, Y, holdout_mask=None):
+        """See ``fit``."""
         cand, lam = self._check_params()
         be = Backend(self.backend, self.device, self.dtype)
         maps = self._inputs(X)
@@ -476,6 +503,11 @@ class FWRF(BaseEstimator):
         feature_mask : optional boolean (n_features,) keeping only some pooled features
             (the others' weights set to zero; used by the tuning analysis).
         """
+        with self._thread_scope():
+            return self._predict(X, voxels, feature_mask)
+
+    def _predict(self, X, voxels=None, feature_mask=None):
+        """See ``predict``."""
         self._check_fitted()
         be = Backend(self.backend, self.device, self.dtype)
         maps = self._inputs(X)
