@@ -177,6 +177,8 @@ def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
 
     subjects = list(ctx.subjects)
     tables, dec, enc = {}, {}, {}
+    # test predictions are only needed for the bootstrap over test images
+    keep_pred = exp.scores["n_boot"] > 0
     if "decoding" in exp.analyses:
         frames = []
         by_key: dict = {}
@@ -184,48 +186,66 @@ def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
             if j.kind == "decode":
                 by_key.setdefault((j.dnn, j.subject, j.roi, j.layer), []).append(j)
         for dnn, d in exp.dnns.items():
-            dec[dnn] = {"pred": [], "truth": []}
+            dec[dnn] = {"acc": [], "n_test": [], "pred": [] if keep_pred else None,
+                        "truth": [] if keep_pred else None}
             for s in subjects:
-                preds, truths = [], []
+                accs, preds, truths = [], [], []
                 for li, layer in enumerate(d.layers):
-                    per_roi_pred = []
+                    per_roi_acc, per_roi_pred = [], []
                     truth = None
                     for roi in ctx.rois:
                         parts = [load_npz(j.path(ctx.workdir))
                                  for j in sorted(by_key[(dnn, s, roi, layer)], key=lambda j: j.chunk)]
                         u = np.concatenate([p["units"] for p in parts])
                         acc = np.concatenate([p["accuracy"] for p in parts])
-                        per_roi_pred.append(np.concatenate([p["prediction"] for p in parts], axis=1))
-                        if truth is None:
-                            truth = np.concatenate([p["truth"] for p in parts], axis=1)
+                        per_roi_acc.append(acc)
+                        n_test = parts[0]["truth"].shape[0]
+                        if keep_pred:
+                            per_roi_pred.append(np.concatenate([p["prediction"] for p in parts], axis=1))
+                            if truth is None:
+                                truth = np.concatenate([p["truth"] for p in parts], axis=1)
                         frames.append(pd.DataFrame({"dnn": dnn, "subject": s, "roi": roi, "layer": layer,
                                                     "layer_index": li, "unit": u, "accuracy": acc}))
-                    preds.append(np.stack(per_roi_pred))
-                    truths.append(truth)
-                dec[dnn]["pred"].append(preds)
-                dec[dnn]["truth"].append(truths)
+                    accs.append(np.stack(per_roi_acc))
+                    if keep_pred:
+                        preds.append(np.stack(per_roi_pred))
+                        truths.append(truth)
+                dec[dnn]["acc"].append(accs)
+                dec[dnn]["n_test"].append(n_test)
+                if keep_pred:
+                    dec[dnn]["pred"].append(preds)
+                    dec[dnn]["truth"].append(truths)
         tables["decoding_accuracy"] = pd.concat(frames, ignore_index=True)
     if "encoding" in exp.analyses:
         frames = []
         enc_jobs = {(j.dnn, j.subject, j.roi, j.layer): j for j in jobs if j.kind == "encode"}
         for dnn, d in exp.dnns.items():
-            enc[dnn] = {"pred": [], "truth": []}
+            enc[dnn] = {"acc": [], "n_test": [], "pred": [] if keep_pred else None,
+                        "truth": [] if keep_pred else None}
             for s in subjects:
-                preds, truths = [], []
+                accs, preds, truths = [], [], []
                 for roi in ctx.rois:
-                    per_layer = []
+                    per_layer_acc, per_layer = [], []
                     truth = None
                     for li, layer in enumerate(d.layers):
                         r = load_npz(enc_jobs[(dnn, s, roi, layer)].path(ctx.workdir))
-                        per_layer.append(r["prediction"])
-                        truth = r["truth"] if truth is None else truth
+                        per_layer_acc.append(r["accuracy"])
+                        n_test = r["truth"].shape[0]
+                        if keep_pred:
+                            per_layer.append(r["prediction"])
+                            truth = r["truth"] if truth is None else truth
                         frames.append(pd.DataFrame({"dnn": dnn, "subject": s, "roi": roi, "layer": layer,
                                                     "layer_index": li, "voxel": r["voxels"],
                                                     "accuracy": r["accuracy"], "alpha": r["best_alpha"]}))
-                    preds.append(np.stack(per_layer))
-                    truths.append(truth)
-                enc[dnn]["pred"].append(preds)
-                enc[dnn]["truth"].append(truths)
+                    accs.append(np.stack(per_layer_acc))
+                    if keep_pred:
+                        preds.append(np.stack(per_layer))
+                        truths.append(truth)
+                enc[dnn]["acc"].append(accs)
+                enc[dnn]["n_test"].append(n_test)
+                if keep_pred:
+                    enc[dnn]["pred"].append(preds)
+                    enc[dnn]["truth"].append(truths)
         tables["encoding_accuracy"] = pd.concat(frames, ignore_index=True)
     return {"tables": tables, "decoding": dec, "encoding": enc}
 

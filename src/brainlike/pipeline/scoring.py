@@ -78,14 +78,19 @@ def _p_greater(null: np.ndarray, observed: float) -> float:
 
 
 def decoding_scores(dec: dict, sc: dict, seed: int) -> dict:
-    """dec: {"pred": [per subject: list over layers of (n_rois, n_test, n_units)],
-    "truth": [per subject: list over layers of (n_test, n_units)]}.
+    """dec: {"acc": [per subject: list over layers of (n_rois, n_units)], "n_test": [per subject],
+    and for the bootstrap "pred": [per subject: list over layers of (n_rois, n_test, n_units)],
+    "truth": [per subject: list over layers of (n_test, n_units)]} ("acc" may be left out when
+    the predictions are given).
 
     Returns {score, ci_low, ci_high, p_perm, boot, null} for the decoding-based BH score.
     """
-    preds, truths = dec["pred"], dec["truth"]
-    n_layers = len(truths[0])
-    n_test = min(t[0].shape[0] for t in truths)
+    preds, truths = dec.get("pred"), dec.get("truth")
+    if dec.get("acc") is None:
+        dec = {**dec, "acc": [[_pearson(t[None], p) for t, p in zip(ts, ps)] for ts, ps in zip(truths, preds)],
+               "n_test": [ts[0].shape[0] for ts in truths]}
+    n_layers = len(dec["acc"][0])
+    n_test = int(min(dec["n_test"]))
     sel = _layer_select(n_layers, sc, seed)
     pval = sc["pval"]
 
@@ -99,11 +104,10 @@ def decoding_scores(dec: dict, sc: dict, seed: int) -> dict:
             out.append(acc)
         return out
 
-    full = [np.arange(t[0].shape[0]) for t in truths]
-    accs = accuracies(full)
+    accs = [np.mean([np.nan_to_num(a[layer], nan=0.0) for a in dec["acc"]], axis=0) for layer in range(n_layers)]
     score = _decoding_stat(accs, sel, pval, n_test)
     rng = np.random.default_rng([seed, 1])
-    boot = np.full(int(sc["n_boot"]), np.nan)
+    boot = np.full(int(sc["n_boot"]) if preds is not None else 0, np.nan)
     for b in range(boot.size):
         idx = [rng.integers(0, t[0].shape[0], t[0].shape[0]) for t in truths]
         units = [rng.integers(0, a.shape[1], a.shape[1]) for a in accs]
@@ -136,11 +140,15 @@ def _pool(parts_per_roi: list[list[np.ndarray]], n_voxels, seed: int) -> list[np
 
 
 def encoding_scores(enc: dict, sc: dict, seed: int) -> dict:
-    """enc: {"pred": [per subject: list over ROIs of (n_layers, n_test, n_voxels)],
+    """enc: {"acc": [per subject: list over ROIs of (n_layers, n_voxels)], "n_test": [per subject],
+    and for the bootstrap "pred": [per subject: list over ROIs of (n_layers, n_test, n_voxels)],
     "truth": [per subject: list over ROIs of (n_test, n_voxels)]}."""
-    preds, truths = enc["pred"], enc["truth"]
-    n_rois = len(truths[0])
-    n_test = min(t[0].shape[0] for t in truths)
+    preds, truths = enc.get("pred"), enc.get("truth")
+    if enc.get("acc") is None:
+        enc = {**enc, "acc": [[_pearson(t[None], p) for t, p in zip(ts, ps)] for ts, ps in zip(truths, preds)],
+               "n_test": [ts[0].shape[0] for ts in truths]}
+    n_rois = len(enc["acc"][0])
+    n_test = int(min(enc["n_test"]))
     pval, nv = sc["pval"], sc["voxels_per_roi"]
 
     def accuracies(idx_per_subject, vox=None):
@@ -160,14 +168,13 @@ def encoding_scores(enc: dict, sc: dict, seed: int) -> dict:
             warnings.simplefilter("ignore", RuntimeWarning)
             return float(S.bh_score(_pool(per_roi, nv, seed), pval=pval, n_samples=n_test))
 
-    full = [np.arange(t[0].shape[0]) for t in truths]
-    per_roi = accuracies(full)
+    per_roi = [[np.nan_to_num(a[r], nan=0.0) for a in enc["acc"]] for r in range(n_rois)]
     pooled = _pool(per_roi, nv, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         score = float(S.bh_score(pooled, pval=pval, n_samples=n_test))
     rng = np.random.default_rng([seed, 3])
-    boot = np.full(int(sc["n_boot"]), np.nan)
+    boot = np.full(int(sc["n_boot"]) if preds is not None else 0, np.nan)
     for b in range(boot.size):
         idx = [rng.integers(0, t[0].shape[0], t[0].shape[0]) for t in truths]
         vox = [[rng.integers(0, tr.shape[1], tr.shape[1]) for tr in t] for t in truths]
