@@ -229,3 +229,24 @@ def test_bad_input(rng):
         map_layers({"L1": X}, data, feature_ids=ids, methods=("lasso",), n_heldout=10)
     with pytest.raises(ValueError, match="no stimulus ids"):
         map_layers({"L1": X[:10]}, data, n_heldout=10)
+
+
+@pytest.mark.parametrize("standardize", ["all", "none"])
+def test_shared_kernel_cv_matches_sklearn(rng, standardize):
+    """One kernel for every fold (fold-independent features) gives sklearn's per-fold ridge exactly."""
+    X, ids, data, _ = _planted(rng, n_train=48, n_test=0, n_features=120)
+    data = BrainData(data.responses, data.stimulus_ids, rois=data.rois)
+    res = map_layers({"L": X}, data, feature_ids=ids, rois="A", methods=("ridge",), cv=3, inner_cv=3,
+                     standardize=standardize)
+    Xs = (X - X.mean(0)) / X.std(0) if standardize == "all" else X.astype(np.float64)
+    Y = data.responses[:, data.rois["A"]].astype(np.float64)
+    pred = np.zeros_like(Y)
+    for fit, alphas in zip(res.splits.fits, res.fitted[("plain", "L", "A", "ridge")]):
+        te = fit.predict["cv"]
+        for j in range(Y.shape[1]):
+            pred[te, j] = Ridge(alpha=alphas[j]).fit(Xs[fit.fit], Y[fit.fit, j]).predict(Xs[te])
+    r = [np.corrcoef(Y[:, j], pred[:, j])[0, 1] for j in range(Y.shape[1])]
+    np.testing.assert_allclose(res.voxels["r"], r, atol=1e-6)
+    # "auto" grid: 13 values around the mean eigenvalue of the fitting Gram
+    med = res.params["median_alpha"]
+    assert (med > 0).all() and res.params["frac_alpha_at_grid_edge"].between(0, 1).all()

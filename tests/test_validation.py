@@ -53,8 +53,7 @@ def test_rsa_92images_late_blocks_beat_early_blocks(mirror, tmp_path):
 
 @pytest.mark.slow
 def test_v4_cowley2023_on_a_subset(mirror, tmp_path):
-    res = run_benchmark("v4-cowley2023", n_images=240, weights=("pretrained",), cv=3, out_dir=tmp_path,
-                        alphas=np.logspace(0, 5, 6))
+    res = run_benchmark("v4-cowley2023", n_images=240, weights=("pretrained",), cv=3, out_dir=tmp_path)
     t = res.table
     main = t[t["session"] == "190923"].reset_index(drop=True)
     assert len(main) == 16 and (main["n_neurons"] == 33).all()

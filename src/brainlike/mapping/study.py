@@ -203,53 +203,58 @@ def _r2_cols(y, p) -> np.ndarray:
         return np.asarray(r2(y, p), dtype=np.float64)
 
 
-def _fit_predict(method, X, Y, fit_idx, pred_sets, *, alphas, pls_components, inner_cv, seed, backend):
-    """Fit one method on ``fit_idx`` and predict each evaluation set; return predictions and params."""
+def _fit_predict(method, Z, Y, fit_idx, pred_sets, *, alphas, pls_components, inner_cv, seed, backend):
+    """Fit one method on rows ``fit_idx`` of the row-space coordinates ``Z``; predict each evaluation set.
+
+    ``Z`` (n_samples, rank) holds the features in an orthonormal basis of the row space of the
+    centred fitting rows (see :func:`_row_space`): ridge and PLS weights lie in that space, so the fit
+    and every prediction equal those on the raw features, at a cost set by n_samples, not n_features.
+    """
     from brainlike.linear import PLSCV, RidgeCV
 
     folds = inner_folds(len(fit_idx), inner_cv, seed)
-    Xf = X[fit_idx]
+    Zf = Z[fit_idx]
     if method == "ridge":
-        model = RidgeCV(alphas=alphas, cv=folds, alpha_per_target=True, backend=backend)
-        model.fit(Xf, Y[fit_idx])
+        model = RidgeCV(alphas=alphas, cv=folds, alpha_per_target=True, backend=backend, dtype=np.float64)
+        model.fit(Zf, Y[fit_idx])
         param = {"alphas": np.asarray(model.best_alphas_, dtype=np.float64)}
-    else:
-        # PLS on the fitting set's row-space coordinates: exact (PLS weights lie in the row space of
-        # the centred fitting data, and centring commutes with the projection), and it turns the
-        # (n x p) problem into (n x rank) -- sklearn's NIPALS is slow with 10^4-10^5 features.
-        project = _row_space(Xf)
-        Yf = Y[fit_idx].astype(np.float64)
-        ym, ys = Yf.mean(axis=0), Yf.std(axis=0)
-        ys[ys == 0] = 1.0
-        Zf = project(Xf)
-        cands = tuple(c for c in pls_components if c <= Zf.shape[1]) or (1,)
-        model = PLSCV(n_components=cands, cv=folds, scale=False, dtype=np.float64)
-        model.fit(Zf, (Yf - ym) / ys)
-        param = {"n_components": int(np.asarray(model.best_n_components_).ravel()[0])}
-        preds = {name: np.asarray(model.predict(project(X[idx])), dtype=np.float64).reshape(len(idx), -1) * ys + ym
+        preds = {name: np.asarray(model.predict(Z[idx]), dtype=np.float64).reshape(len(idx), -1)
                  for name, idx in pred_sets.items()}
         return preds, param
-    preds = {name: np.asarray(model.predict(X[idx]), dtype=np.float64).reshape(len(idx), -1)
+    Yf = Y[fit_idx].astype(np.float64)
+    ym, ys = Yf.mean(axis=0), Yf.std(axis=0)
+    ys[ys == 0] = 1.0
+    cands = tuple(c for c in pls_components if c <= Zf.shape[1]) or (1,)
+    model = PLSCV(n_components=cands, cv=folds, scale=False, dtype=np.float64)
+    model.fit(Zf, (Yf - ym) / ys)
+    param = {"n_components": int(np.asarray(model.best_n_components_).ravel()[0])}
+    preds = {name: np.asarray(model.predict(Z[idx]), dtype=np.float64).reshape(len(idx), -1) * ys + ym
              for name, idx in pred_sets.items()}
     return preds, param
 
 
-def _row_space(Xf: np.ndarray):
-    """Map rows to coordinates in the row space of the centred ``Xf`` (orthonormal basis, kernel form)."""
-    X64 = Xf.astype(np.float64)
-    mu = X64.mean(axis=0)
-    Xc = X64 - mu
-    s2, U = np.linalg.eigh(Xc @ Xc.T)
+def _row_space(X: np.ndarray, fit_idx: np.ndarray, rows: np.ndarray, chunk: int = 8192):
+    """Coordinates of ``X[rows]`` in an orthonormal basis of the row space of the centred ``X[fit_idx]``.
+
+    Kernel form (never a p x n basis in memory): Gram of the fitting rows, accumulated over feature
+    chunks in float64. Returns (Z (len(rows), rank), mean non-zero eigenvalue of the fitting Gram).
+    """
+    n_f = len(fit_idx)
+    mu = X[fit_idx].mean(axis=0, dtype=np.float64)
+    G = np.zeros((n_f, n_f))
+    C = np.zeros((len(rows), n_f))
+    for a in range(0, X.shape[1], chunk):
+        sl = slice(a, a + chunk)
+        F = X[fit_idx, sl].astype(np.float64) - mu[sl]
+        G += F @ F.T
+        C += (X[rows, sl].astype(np.float64) - mu[sl]) @ F.T
+    s2, U = np.linalg.eigh(G)
     keep = s2 > s2.max() * 1e-10 if s2.max() > 0 else np.zeros_like(s2, dtype=bool)
     if not keep.any():
-        raise ValueError("features are constant over the fitting samples: PLS has nothing to fit")
-    U, s = U[:, keep][:, ::-1], np.sqrt(s2[keep][::-1])
-    B = Xc.T @ (U / s)  # (p, rank) orthonormal basis of the row space, never larger than p x n
-
-    def project(rows: np.ndarray) -> np.ndarray:
-        return (rows.astype(np.float64) - mu) @ B
-
-    return project
+        raise ValueError("features are constant over the fitting samples: nothing to fit")
+    U, s2 = U[:, keep], s2[keep]
+    Z = C @ (U / np.sqrt(s2))  # row x of X -> V^T (x - mu), V = Xc^T U S^-1
+    return Z, float(s2.mean())
 
 
 def _pls_candidates(pls_components, n_min_inner_train: int, n_features: int) -> tuple[int, ...]:
@@ -314,9 +319,9 @@ def map_layers(
     n_heldout: int | float | None = None,
     cv: int = 5,
     inner_cv: int = 5,
-    alphas=DEFAULT_ALPHAS,
+    alphas="auto",
     pls_components=None,
-    standardize: bool = True,
+    standardize: str = "fit",
     feature_ids: Sequence[str] | None = None,
     stimuli_label: str = "plain",
     seed: int = 0,
@@ -332,10 +337,17 @@ def map_layers(
     averaged for fitting and used for the noise ceiling (split-half reliability, Spearman-Brown
     corrected; ``ceiling_r`` = sqrt(reliability)). ``scheme``/``n_heldout``/``cv``: see
     :func:`brainlike.mapping.make_splits`. ``pls_components``: candidates chosen by inner CV
-    (default 1..32, limited to the rank). ``progress``: optional callable(str).
+    (default 1..32, limited to the rank). ``alphas``: ridge grid, or ``"auto"`` = 10^-3..10^3 times
+    the mean eigenvalue of the fitting set's feature Gram (a grid that fits any layer width).
+    ``standardize``: z-score the features with each fitting set's statistics (``"fit"``), with
+    those of every stimulus of the study (``"all"``: unsupervised, and one kernel then serves every
+    fold), or not (``"none"``). ``progress``: optional callable(str).
     """
     for m in methods:
         check_choice(m, "methods", METHODS)
+    if standardize is True or standardize is False:
+        standardize = "fit" if standardize else "none"
+    check_choice(standardize, "standardize", ("fit", "all", "none"))
     if not methods:
         raise ValueError(f"methods must name at least one of {list(METHODS)}; got an empty list")
     layer_names = check_names(layers, list(features.keys()), "layers")
@@ -373,6 +385,7 @@ def map_layers(
                 f"{len(ids)} stimuli; give feature_ids to align them"
             )
         cands = _pls_candidates(pls_components, n_inner_min, X.shape[1]) if "pls" in methods else ()
+        coords = _coordinates(X, splits, standardize, alphas)
         for roi in roi_names:
             mask = np.asarray(data.rois[roi], dtype=bool)
             if not mask.any():
@@ -386,25 +399,27 @@ def map_layers(
                 pos = {name: {s: i for i, s in enumerate(idx)} for name, idx in splits.evaluations.items()}
                 fitted[(stimuli_label, layer, roi, method)] = chosen = []
                 for k, fit in enumerate(splits.fits):
-                    Xs = _standardize(X, fit.fit) if standardize else X
+                    Z, rows, grid = coords[k]
+                    fit_pos = np.searchsorted(rows, fit.fit)
+                    pred_pos = {n: np.searchsorted(rows, idx) for n, idx in fit.predict.items()}
+                    kw = dict(alphas=grid, pls_components=cands, inner_cv=inner_cv, seed=seed, backend=backend)
                     if method == "pls":
                         # PLS is multi-output: fit the voxels and the ROI average separately
-                        p_vox, par = _fit_predict("pls", Xs, Y[:, :-1], fit.fit, fit.predict, alphas=alphas,
-                                                  pls_components=cands, inner_cv=inner_cv, seed=seed, backend=backend)
-                        p_avg, par_avg = _fit_predict("pls", Xs, Y[:, -1:], fit.fit, fit.predict, alphas=alphas,
-                                                      pls_components=cands, inner_cv=inner_cv, seed=seed, backend=backend)
+                        p_vox, par = _fit_predict("pls", Z, Y[rows, :-1], fit_pos, pred_pos, **kw)
+                        p_avg, par_avg = _fit_predict("pls", Z, Y[rows, -1:], fit_pos, pred_pos, **kw)
                         p = {n: np.column_stack([p_vox[n], p_avg[n]]) for n in p_vox}
                         chosen.append((par["n_components"], par_avg["n_components"]))
                         param_rows.append(dict(stimuli=stimuli_label, layer=layer, roi=roi, method=method, fold=k,
                                                n_components=par["n_components"],
                                                n_components_roi_average=par_avg["n_components"]))
                     else:
-                        p, par = _fit_predict("ridge", Xs, Y, fit.fit, fit.predict, alphas=alphas,
-                                              pls_components=cands, inner_cv=inner_cv, seed=seed, backend=backend)
+                        p, par = _fit_predict("ridge", Z, Y[rows], fit_pos, pred_pos, **kw)
                         a = par["alphas"]
                         chosen.append(a)
+                        at_edge = float(np.mean((a[:-1] == grid[0]) | (a[:-1] == grid[-1])))
                         param_rows.append(dict(stimuli=stimuli_label, layer=layer, roi=roi, method=method, fold=k,
-                                               median_alpha=float(np.median(a[:-1])), alpha_roi_average=float(a[-1])))
+                                               median_alpha=float(np.median(a[:-1])), alpha_roi_average=float(a[-1]),
+                                               frac_alpha_at_grid_edge=at_edge))
                     for name, idx in fit.predict.items():
                         rows = [pos[name][s] for s in idx]
                         pred[name][rows] = p[name]
@@ -428,7 +443,7 @@ def map_layers(
                     predictions[(stimuli_label, layer, roi, method, name)] = (y_true[:, -1], y_pred[:, -1])
     info = dict(
         splits=splits.describe(), scheme=splits.kind, n_stimuli=len(ids), layers=layer_names, rois=roi_names,
-        methods=list(methods), inner_cv=inner_cv, alphas=np.asarray(alphas).tolist(),
+        methods=list(methods), inner_cv=inner_cv, alphas=alphas if isinstance(alphas, str) else np.asarray(alphas).tolist(),
         pls_components=list(cands) if "pls" in methods else None, standardize=standardize, seed=seed,
         noise_ceiling="split-half reliability (Spearman-Brown)" if has_repeats else "none (no repetitions)",
         stimuli=stimuli_label,
@@ -442,6 +457,42 @@ def map_layers(
         info=info,
         fitted=fitted,
     )
+
+
+def _coordinates(X: np.ndarray, splits: Splits, standardize: str, alphas) -> list:
+    """Per fit: (row-space coordinates Z, the rows they cover, the absolute alpha grid).
+
+    ``standardize="fit"`` z-scores with each fitting set's statistics (one kernel per fit);
+    ``"all"`` with the statistics of every stimulus of the study and ``"none"`` not at all: the
+    features then do not depend on the fold and one kernel serves every fit.
+    """
+    n = X.shape[0]
+    everything = np.arange(n)
+    if standardize == "fit":
+        out = []
+        for fit in splits.fits:
+            rows = np.union1d(fit.fit, np.concatenate(list(fit.predict.values())))
+            Xs = _standardize(X, fit.fit)
+            Z, eig = _row_space(Xs, fit.fit, rows)
+            del Xs
+            out.append((Z, rows, _alpha_grid(alphas, eig)))
+        return out
+    Xs = _standardize(X, everything) if standardize == "all" else X
+    # one basis for all rows: the row space of every stimulus contains each fitting set's row space
+    Z, eig = _row_space(Xs, everything, everything)
+    grid = _alpha_grid(alphas, eig)
+    return [(Z, everything, grid) for _ in splits.fits]
+
+
+def _alpha_grid(alphas, mean_eig: float) -> np.ndarray:
+    """``"auto"``: 10^-3 .. 10^3 times the mean eigenvalue of the fitting Gram (13 values)."""
+    if isinstance(alphas, str):
+        check_choice(alphas, "alphas", ("auto",))
+        return mean_eig * np.logspace(-3, 3, 13)
+    a = np.asarray(alphas, dtype=np.float64).ravel()
+    if a.size == 0 or np.any(a <= 0) or not np.all(np.isfinite(a)):
+        raise ValueError(f"alphas must be positive finite values or 'auto'; got {alphas!r}")
+    return a
 
 
 def _has_duplicate_ids(data) -> bool:

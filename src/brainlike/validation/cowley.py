@@ -65,7 +65,8 @@ def v4_cowley2023(
     weights=("pretrained", "random"),
     cv: int = 5,
     inner_cv: int = 5,
-    alphas=np.logspace(-1, 6, 8),
+    alphas="auto",
+    standardize: str = "all",
     seed: int = 0,
     out_dir=None,
     store=None,
@@ -89,7 +90,7 @@ def v4_cowley2023(
             if progress:
                 progress(f"{sess} {w}: features in {time.perf_counter() - t:.0f} s")
             res = map_layers(feats, data, methods=("ridge",), scheme="cv", cv=cv, inner_cv=inner_cv,
-                             alphas=alphas, seed=seed, stimuli_label=w, progress=progress)
+                             alphas=alphas, standardize=standardize, seed=seed, stimuli_label=w, progress=progress)
             s = res.summary()
             for _, r in s.iterrows():
                 rows.append(dict(session=sess, weights=w, block=r["layer"], n_neurons=int(r["n_voxels"]),
@@ -107,7 +108,8 @@ def v4_cowley2023(
         figures = _cowley_figures(table, Path(out_dir))
     info = dict(network=NETWORK, session=session, ceiling_session=ceiling_session,
                 n_images="all" if full else n_images, scheme=f"{cv}-fold CV, RidgeCV per-neuron alpha "
-                f"(inner {inner_cv}-fold), features z-scored on each fitting set",
+                f"(inner {inner_cv}-fold, grid {alphas if isinstance(alphas, str) else list(alphas)}), "
+                f"features z-scored: {standardize}",
                 seconds=round(time.perf_counter() - t0, 1), timings=timings)
     result = BenchmarkResult("v4-cowley2023", table, exps, figures, info)
     if out_dir is not None:
