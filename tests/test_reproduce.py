@@ -218,6 +218,8 @@ def test_reproduce_results_folder_feeds_report(fixture_root, tmp_path):
     root, settings, *_ = fixture_root
     table = reproduce_nonaka2021(root, settings=settings, dnns=["AlexNet", "ResNet-18"], n_repeat=10,
                                  results_dir=tmp_path / "out", n_boot=100, n_perm=100)
+    pd.testing.assert_frame_equal(table, reproduce_nonaka2021(root, settings=settings, dnns=["AlexNet", "ResNet-18"],
+                                                              n_repeat=10))
     res = read_results(tmp_path / "out")
     scores = res["scores"]
     assert set(scores["kind"]) == {"decoding", "encoding", "average"} and len(scores) == 6
@@ -230,7 +232,7 @@ def test_reproduce_results_folder_feeds_report(fixture_root, tmp_path):
     assert alex.ci_low <= alex.score <= alex.ci_high and alex.p_perm < 0.05
     n_layers = sum(len(settings["dnns"][n]["layers"]) for n in ("AlexNet", "ResNet-18"))
     assert res["n_samples"] == 50 and len(res["decoding"]) == n_layers * len(settings["subjects"]) * 5 * 12
-    index = write_report(tmp_path / "out")
+    index = write_report(tmp_path / "out", dnn="AlexNet")
     assert index.is_file() and (index.parent / "figures" / "best_layer_distribution.png").is_file()
 
 

@@ -240,8 +240,15 @@ def tree_to_table(tree: dict, settings: dict, kind: str = "decoding") -> pd.Data
                     accs.append(np.asarray(acc, dtype=np.float64).ravel())
     sizes = np.asarray(sizes)
     cols = list(zip(*keys)) if keys else [[]] * 5
-    out = {c: np.repeat(np.asarray(v, dtype=object if c != "layer_index" else np.int64), sizes)
-           for c, v in zip(["dnn", "subject", "roi", "layer", "layer_index"], cols)}
+    out = {}
+    for c, v in zip(["dnn", "subject", "roi", "layer", "layer_index"], cols):
+        if c == "layer_index":
+            out[c] = np.repeat(np.asarray(v, dtype=np.int64), sizes)
+        else:  # categorical: millions of rows stay small in memory and in Parquet
+            cats = list(dict.fromkeys(v))
+            codes = np.repeat(np.asarray([cats.index(x) for x in v] if len(cats) < 64 else
+                                         pd.Index(cats).get_indexer(list(v)), dtype=np.int32), sizes)
+            out[c] = pd.Categorical.from_codes(codes, categories=cats)
     out[index_col] = np.concatenate([np.arange(n) for n in sizes]) if keys else np.array([], dtype=np.int64)
     out["accuracy"] = np.concatenate(accs) if keys else np.array([])
     return pd.DataFrame(out)

@@ -83,21 +83,21 @@ def accuracy_arrays(table: pd.DataFrame, dnn, rois, kind: str = "decoding") -> l
 
     ``kind="decoding"``: per layer an array (n_rois, n_units pooled over subjects);
     ``kind="encoding"``: per ROI an array (n_layers, n_voxels pooled over subjects).
+    Units (voxels) are ordered by subject, then index; a missing accuracy is NaN (counts as 0).
     """
     t = table[table["dnn"] == dnn]
     idx = "unit" if kind == "decoding" else "voxel"
     layers = layer_order(table, dnn)
+    group_col, col_col, cols = ("layer", "roi", rois) if kind == "decoding" else ("roi", "layer", layers)
+    groups = dict(tuple(t.groupby(group_col, sort=False)))
     out = []
-    if kind == "decoding":
-        for layer in layers:
-            wide = t[t["layer"] == layer].pivot_table(index=["subject", idx], columns="roi", values="accuracy",
-                                                      aggfunc="first", dropna=False)
-            out.append(wide.reindex(columns=rois).to_numpy(dtype=np.float64).T)
-    else:
-        for roi in rois:
-            wide = t[t["roi"] == roi].pivot_table(index=["subject", idx], columns="layer", values="accuracy",
-                                                  aggfunc="first", dropna=False)
-            out.append(wide.reindex(columns=layers).to_numpy(dtype=np.float64).T)
+    for key in (layers if kind == "decoding" else rois):
+        g = groups.get(key)
+        if g is None:
+            out.append(np.zeros((len(cols), 0)))
+            continue
+        wide = g.pivot(index=["subject", idx], columns=col_col, values="accuracy")
+        out.append(wide.reindex(columns=cols).to_numpy(dtype=np.float64).T)
     return out
 
 
