@@ -7,9 +7,10 @@ conv5 256x13x13, fc6 4096, fc7 4096, fc8 1000 = 659,272 units (torchvision's Ale
 conv1 and 192 conv2 channels, has 494,384). n_feat = 500 voxels per unit, alpha = 100. Random data.
 
 A representative fraction, the same for both: ``--units`` units of every layer (fc8 included) from
-every ROI, one job / one FastL2LiR fit per (ROI, layer) with ``--units`` targets (so each side pays
-its per-fit Gram cost once per chunk of that size). Both are extrapolated linearly to all units of
-all layers and ROIs at that chunk size. The pipeline side is ``run_experiment`` end to end on the
+every ROI, one job / one FastL2LiR fit per (ROI, layer) with ``--units`` targets. Each side is also
+timed with 1 unit per (ROI, layer) (40 fits that cost only the per-fit part: the ROI's Gram, job
+overhead), which splits its time into a cost per fit and a cost per unit; the whole network is then
+extrapolated as (fits at ``--chunk`` units per fit) x (cost per fit) + (all units) x (cost per unit). The pipeline side is ``run_experiment`` end to end on the
 synchronous scheduler: subject arrays written to disk, the context pickled, every job reading its
 unit chunk from a feature source, fitting SelectiveRidge, scoring Pearson r over the test images
 and writing its result file atomically; FastL2LiR (0.11, float64, as in BHscore) gets the same
@@ -103,6 +104,16 @@ class PeakRSS:
         self.peak = max(self.peak, self._p.memory_info().rss)
 
 
+def row(name: str, units: int, small: bool) -> dict:
+    fn = row_pipeline if name == "pipeline" else row_fastl2lir
+    one = fn(1, small)
+    full = fn(units, small)
+    per_fit = one["seconds"] / one["jobs"]
+    full["per_fit_s"] = per_fit
+    full["per_unit_s"] = max(full["seconds"] - per_fit * full["jobs"], 0.0) / full["units"]
+    return full
+
+
 def row_pipeline(units: int, small: bool) -> dict:
     from brainlike.pipeline import run_experiment
 
@@ -173,12 +184,12 @@ def flop_bound(units: int, small: bool) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--units", type=int, default=100, help="units per layer and ROI in the measured fraction")
+    ap.add_argument("--chunk", type=int, default=1000, help="units per fit (job) in the extrapolated full run")
     ap.add_argument("--small", action="store_true", help="tiny shapes (smoke test)")
     ap.add_argument("--row", choices=["pipeline", "fastl2lir"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.row:
-        fn = row_pipeline if args.row == "pipeline" else row_fastl2lir
-        print("RESULT " + json.dumps(fn(args.units, args.small)))
+        print("RESULT " + json.dumps(row(args.row, args.units, args.small)))
         return 0
     layers, rois, n_train, n_feat = sizes(args.small)
     total_units = sum(layers.values()) * len(rois)
@@ -200,18 +211,29 @@ def main(argv=None) -> int:
     bound = flop_bound(args.units, args.small)
     frac_units = rows["pipeline"]["units"]
     scale = total_units / frac_units
-    hdr = f"{'':28s}{'fraction (s)':>14s}{'ms/unit':>10s}{'all units (h)':>15s}{'ratio':>8s}{'peak MB':>10s}"
-    print(f"\nfraction: {frac_units:,} of {total_units:,} unit-ROI fits ({100 / scale:.2f} %)")
-    print(hdr)
-    ref = rows["fastl2lir"]["seconds"]
+    n_fits = len(rois) * sum(-(-n // args.chunk) for n in layers.values())
+    print(f"\nfraction: {frac_units:,} of {total_units:,} unit-ROI fits ({100 / scale:.2f} %); full run extrapolated "
+          f"at {args.chunk} units per fit ({n_fits:,} fits)")
+    print(f"{'':28s}{'fraction (s)':>13s}{'per fit (s)':>12s}{'ms/unit':>9s}{'all units (h)':>15s}{'ratio':>7s}"
+          f"{'peak MB':>9s}")
+    full = {}
+    for name in rows:
+        r = rows[name]
+        full[name] = n_fits * r["per_fit_s"] + total_units * r["per_unit_s"]
     for name, label in (("pipeline", "brainlike pipeline (jobs)"), ("fastl2lir", "FastL2LiR 0.11 (fit only)")):
         r = rows[name]
-        print(f"{label:28s}{r['seconds']:14.1f}{1000 * r['seconds'] / r['units']:10.2f}"
-              f"{r['seconds'] * scale / 3600:15.2f}{ref / r['seconds']:8.2f}{r['peak_mb']:10.0f}")
-    print(f"{'FLOP bound @160 GFLOP/s':28s}{bound:14.1f}{1000 * bound / frac_units:10.2f}{bound * scale / 3600:15.2f}")
+        print(f"{label:28s}{r['seconds']:13.1f}{r['per_fit_s']:12.2f}{1000 * r['per_unit_s']:9.2f}"
+              f"{full[name] / 3600:15.2f}{full['fastl2lir'] / full[name]:7.2f}{r['peak_mb']:9.0f}")
+    layers_all = sum(layers.values())
+    gram = sum(2.0 * n_train * v * v for v in rois.values()) / len(rois)
+    per_unit_flops = np.mean([2.0 * n_train * v + min(n_feat, v) ** 3 / 3 + 2.0 * min(n_feat, v) ** 2
+                              for v in rois.values()])
+    full_bound = (n_fits * gram + total_units * per_unit_flops) / (GFLOPS * 1e9)
+    print(f"{'FLOP bound @160 GFLOP/s':28s}{bound:13.1f}{gram / GFLOPS / 1e9:12.2f}"
+          f"{1000 * per_unit_flops / GFLOPS / 1e9:9.2f}{full_bound / 3600:15.2f}")
     p = rows["pipeline"]
-    print(f"\npipeline end to end (prepare + jobs + tables + scores): {p['total_seconds']:.1f} s for {p['jobs']} jobs; "
-          f"ratio = FastL2LiR time / time (higher is better)")
+    print(f"\npipeline end to end (prepare + jobs + tables + scores): {p['total_seconds']:.1f} s for {p['jobs']} jobs "
+          f"({layers_all:,} units per ROI in the network); ratio = FastL2LiR time / time (higher is better)")
     return 0
 
 
