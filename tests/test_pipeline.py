@@ -451,3 +451,16 @@ def test_subject_names_map_to_loader_numbers():
     from brainlike.pipeline.inputs import subject_value
 
     assert [subject_value(s) for s in ("sub-01", "sub-3", "S02", "1", "WE")] == [1, 3, 2, 1, "WE"]
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def test_cli_run_check_and_bad_config(tmp_path, capsys, mirror):
+    from brainlike.cli import main
+
+    assert main(["run", str(mirror / "bhscore" / "settings.json"), "--check", "--dataset", "horikawa2017_god",
+                 "--features", str(tmp_path / "features"), "--scheduler", "tcp://127.0.0.1:8786"]) == 0
+    out = capsys.readouterr().out
+    assert "dnns (29)" in out and "AlexNet: 8 layers from" in out and "tcp://127.0.0.1:8786" in out
+    (tmp_path / "bad.yaml").write_text("dnns: {a: {model: m, layers: [x, y]}}\ndecoding: {n_feat: -3}\n")
+    assert main(["run", str(tmp_path / "bad.yaml")]) == 2
+    assert "decoding.n_feat" in capsys.readouterr().err
