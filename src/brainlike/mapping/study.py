@@ -240,14 +240,16 @@ def _row_space(X: np.ndarray, fit_idx: np.ndarray, rows: np.ndarray, chunk: int 
     chunks in float64. Returns (Z (len(rows), rank), mean non-zero eigenvalue of the fitting Gram).
     """
     n_f = len(fit_idx)
+    same = np.array_equal(rows, fit_idx)
     mu = X[fit_idx].mean(axis=0, dtype=np.float64)
     G = np.zeros((n_f, n_f))
-    C = np.zeros((len(rows), n_f))
+    C = G if same else np.zeros((len(rows), n_f))
     for a in range(0, X.shape[1], chunk):
         sl = slice(a, a + chunk)
         F = X[fit_idx, sl].astype(np.float64) - mu[sl]
         G += F @ F.T
-        C += (X[rows, sl].astype(np.float64) - mu[sl]) @ F.T
+        if not same:
+            C += (X[rows, sl].astype(np.float64) - mu[sl]) @ F.T
     s2, U = np.linalg.eigh(G)
     keep = s2 > s2.max() * 1e-10 if s2.max() > 0 else np.zeros_like(s2, dtype=bool)
     if not keep.any():
