@@ -49,7 +49,7 @@ def _short_labels(labels: list[str], width: int = 16) -> list[str]:
     import os.path
 
     pre = os.path.commonprefix(labels)
-    if pre and all(len(x) > len(pre) for x in labels):
+    if pre and max(len(x) for x in labels) > width and all(len(x) > len(pre) for x in labels):
         labels = [x[len(pre):] for x in labels]
     return [x if len(x) <= width else x[: width - 1] + "…" for x in labels]
 
@@ -179,7 +179,7 @@ def best_roi_distribution(table: pd.DataFrame, rois=None, n_samples: int = 50, p
         many = len(groups) > 12
         for j, c in enumerate(cats):
             ax.bar(x, share[:, j], bottom=bottom, color=colors[j], width=0.9 if many else 0.8, label=c,
-                   edgecolor="none" if many else "white", lw=0.3)
+                   edgecolor="none" if many or len(cats) > 12 else "white", lw=0.3)
             bottom += share[:, j]
         if not many:
             for xi, n in zip(x, counts.sum(axis=1)):
@@ -191,9 +191,17 @@ def best_roi_distribution(table: pd.DataFrame, rois=None, n_samples: int = 50, p
             bh = float(spearman_from_table(counts))
         ax.set_title(f"{dnn}: BH = {bh:.2f}, kept {int(counts.sum())}", fontsize=9)
         _style(ax)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles[::-1], labels[::-1], title="best ROI" if kind == "decoding" else "best layer",
-               loc="outside right center", fontsize=7, title_fontsize=8)
+    if kind == "decoding":
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles[::-1], labels[::-1], title="best ROI", loc="outside right center", fontsize=7,
+                   title_fontsize=8)
+    else:  # networks differ in their layers: one colour scale from first to last layer
+        from matplotlib.cm import ScalarMappable
+
+        sm = ScalarMappable(norm=Normalize(0, 1), cmap=colormaps["viridis"])
+        cb = fig.colorbar(sm, ax=list(axes[: len(dnns)]), shrink=0.5, location="right")
+        cb.set_ticks([0.05, 0.95], labels=["first", "last"])
+        cb.set_label("best layer (position in the network)")
     what = "layer's units by best ROI" if kind == "decoding" else "ROI's voxels by best layer"
     fig.suptitle(f"Share of each {what} (p < {pval}, n = {n_samples}; kept count above bar)", fontsize=10)
     return fig
