@@ -261,8 +261,11 @@ def plot_comparison(accuracies: Mapping[str, Mapping[str, np.ndarray]], path, *,
     for k, m in enumerate(models):
         sub = table[table.model == m].set_index("roi").reindex(rois)
         x = np.arange(len(rois)) + (k - (len(models) - 1) / 2) * width
-        err = np.vstack([sub.median_r - sub.q25_r, sub.q75_r - sub.median_r])
-        ax.bar(x, sub.median_r, width, yerr=err, capsize=2, label=m)
+        med = sub.median_r.to_numpy(float)
+        err = np.vstack([med - sub.q25_r.to_numpy(float), sub.q75_r.to_numpy(float) - med])
+        ax.bar(x, med, width, label=m)
+        for xi, mi, lo, hi in zip(x, med, err[0], err[1]):  # one error bar at a time (matplotlib warns on arrays)
+            ax.plot([xi, xi], [mi - lo, mi + hi], color="k", lw=1)
     ax.set_xticks(np.arange(len(rois)), rois)
     ax.set_ylabel("median r (IQR)")
     ax.set_title(title)
@@ -274,7 +277,7 @@ def plot_comparison(accuracies: Mapping[str, Mapping[str, np.ndarray]], path, *,
             a = np.asarray(accuracies[reference].get(roi, []), float).ravel()
             b = np.asarray(accuracies[m].get(roi, []), float).ravel()
             if a.size and a.size == b.size:
-                ax.scatter(a, b, s=6, alpha=0.6, label=roi)
+                ax.scatter(a, b, s=10, alpha=0.6, label=roi)
         lim = [min(-0.1, ax.get_xlim()[0]), max(1.0, ax.get_xlim()[1])]
         ax.plot(lim, lim, "k--", lw=0.7)
         ax.set_xlabel(f"{reference} r")
