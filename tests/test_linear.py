@@ -354,6 +354,7 @@ def test_torch_missing_is_a_clear_error(rng, monkeypatch):
         Ridge(backend="torch").fit(X, Y)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("est", [Ridge(dtype=F64), RidgeCV(alphas=(0.1, 1.0, 10.0), cv=3, dtype=F64),
                                  SelectiveRidge(alpha=1.0, n_feat=1, dtype=F64), PLS(n_components=1, dtype=F64)],
                          ids=lambda e: type(e).__name__)
