@@ -268,7 +268,7 @@ def plot_comparison(accuracies: Mapping[str, Mapping[str, np.ndarray]], path, *,
             ax.plot([xi, xi], [mi - lo, mi + hi], color="k", lw=1)
     ax.set_xticks(np.arange(len(rois)), rois)
     ax.set_ylabel("median r (IQR)")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.axhline(0, color="k", lw=0.5)
     ax.legend(fontsize=8)
     for k, m in enumerate(others):
@@ -282,7 +282,7 @@ def plot_comparison(accuracies: Mapping[str, Mapping[str, np.ndarray]], path, *,
         ax.plot(lim, lim, "k--", lw=0.7)
         ax.set_xlabel(f"{reference} r")
         ax.set_ylabel(f"{m} r")
-        ax.set_title(f"{m} vs {reference} (per voxel)")
+        ax.set_title(f"{m}\nvs {reference} (per voxel)", fontsize=9)
         ax.legend(fontsize=7, markerscale=2)
     fig.tight_layout()
     path = Path(path)

@@ -157,3 +157,36 @@ def cowley_v4_comparison(
                for m in detail.model.unique()}
         plot_comparison(acc, out / "cowley_v4_comparison.png", title="Macaque V4 (Cowley 2023): out-of-fold r")
     return summary, detail
+
+
+def main(argv=None):
+    """``python -m brainlike.encoding.cowley --n-images 500 --out cowley-encoding``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="fwRF / GNet8j / ridge on Cowley et al. (2023) V4 sessions")
+    ap.add_argument("--sessions", nargs="+", default=["190923", "201025", "210225"])
+    ap.add_argument("--n-images", type=int, default=None)
+    ap.add_argument("--n-folds", type=int, default=5)
+    ap.add_argument("--blocks", nargs="+", default=["block4", "block7", "block10"])
+    ap.add_argument("--gnet-epochs", type=int, default=30)
+    ap.add_argument("--gnet-width", type=int, default=8)
+    ap.add_argument("--run", nargs="+", default=["fwrf", "gnet", "ridge"])
+    ap.add_argument("--threads", type=int, default=None, help="limit BLAS/torch threads (1 on a busy machine)")
+    ap.add_argument("--out", default="cowley-encoding")
+    args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads)
+        torch.set_num_threads(args.threads)
+    summary, _ = cowley_v4_comparison(
+        sessions=tuple(args.sessions), n_images=args.n_images, n_folds=args.n_folds, blocks=tuple(args.blocks),
+        candidates=rf_grid(n_sizes=3, min_spacing=2.0), run=tuple(args.run),
+        gnet_params=dict(width=args.gnet_width, max_epochs=args.gnet_epochs, patience=5, lr=3e-3), out_dir=args.out)
+    print(summary.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
