@@ -164,9 +164,11 @@ def best_roi_distribution(table: pd.DataFrame, rois=None, n_samples: int = 50, p
     axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False).ravel())
     for ax in axes[len(dnns):]:
         ax.set_visible(False)
+    by_dnn = dict(tuple(table.groupby("dnn", sort=False)))  # split once: tables can hold millions of rows
     for ax, dnn in zip(axes, dnns):
-        layers = layer_order(table, dnn)
-        accs = accuracy_arrays(table, dnn, rois, kind)
+        sub = by_dnn[dnn]
+        layers = layer_order(sub, dnn)
+        accs = accuracy_arrays(sub, dnn, rois, kind)
         counts = bh_table(accs, pval=pval, n_samples=n_samples, significance=significance)
         with np.errstate(invalid="ignore"):
             share = counts / counts.sum(axis=1, keepdims=True)

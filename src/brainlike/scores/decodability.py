@@ -122,6 +122,7 @@ def _savemat_atomic(path: Path, mdict: dict) -> None:
     os.close(fd)
     try:
         sio.savemat(tmp, mdict)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
