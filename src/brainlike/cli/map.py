@@ -28,7 +28,7 @@ def register(subparsers) -> None:
                    help="training images held out for testing (count, e.g. 250, or fraction)")
     p.add_argument("--cv", type=int, default=5, help="outer folds of the cv scheme (default 5)")
     p.add_argument("--inner-cv", type=int, default=5, help="inner folds choosing alpha / PLS components (default 5)")
-    p.add_argument("--alphas", type=float, nargs="+", default=None, help="ridge alpha grid (default 1e-1..1e6)")
+    p.add_argument("--alphas", type=float, nargs="+", default=None, help="ridge alpha grid (default: 13 values from 1e-3 to 1e3 times the mean eigenvalue of the feature Gram)")
     p.add_argument("--pls-components", type=int, nargs="+", default=None,
                    help="PLS component candidates (default 1 2 4 8 16 32, limited to the rank)")
     p.add_argument("--retina-warp", choices=["off", "on", "both"], default="off",
@@ -70,7 +70,7 @@ def run(args) -> int:
 
     from brainlike import datasets, models
     from brainlike.features import extract
-    from brainlike.mapping import DEFAULT_ALPHAS, MappingResult, check_names, inner_folds, make_splits, map_layers
+    from brainlike.mapping import MappingResult, check_names, inner_folds, make_splits, map_layers
     from brainlike.stimuli import ImageSet, retina_warp
 
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
@@ -122,7 +122,7 @@ def run(args) -> int:
         results.append(map_layers(
             {name: feats[name] for name in layer_names}, data, rois=rois, methods=args.methods,
             scheme=args.scheme, n_heldout=n_heldout, cv=args.cv, inner_cv=args.inner_cv,
-            alphas=DEFAULT_ALPHAS if args.alphas is None else np.asarray(args.alphas),
+            alphas="auto" if args.alphas is None else np.asarray(args.alphas),
             pls_components=args.pls_components, seed=args.seed, stimuli_label=variant, progress=say,
         ))
     result = results[0] if len(results) == 1 else MappingResult.concat(results)
