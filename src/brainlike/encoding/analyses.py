@@ -270,7 +270,7 @@ def plot_comparison(accuracies: Mapping[str, Mapping[str, np.ndarray]], path, *,
     ax.set_ylabel("median r (IQR)")
     ax.set_title(title, fontsize=10)
     ax.axhline(0, color="k", lw=0.5)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="lower center", framealpha=0.9)
     for k, m in enumerate(others):
         ax = axes[0, k + 1]
         for roi in rois:

@@ -131,7 +131,7 @@ def cowley_v4_comparison(
     if "gnet" in run:
         t0 = time.time()
         prefilter = efficientnet_prefilter(n_blocks=prefilter_blocks, pretrained=pretrained, image_size=image_size)
-        opts = dict(width=16, batch_size=32, max_epochs=10, patience=3, lr=1e-3, l1=1e-4, dropout=0.25, device=None,
+        opts = dict(width=8, batch_size=32, max_epochs=30, patience=5, lr=3e-3, l1=1e-4, dropout=0.25, device=None,
                     seed=seed, progress=progress, num_threads=1)
         opts.update(gnet_params or {})
         images = np.concatenate([stim.array() for _, stim in data.values()])
