@@ -25,6 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--weights", nargs="+", default=["pretrained", "random"], choices=["pretrained", "random"])
     p.add_argument("--n-units", type=int, default=500, help="v4-decodability: units drawn per block")
     p.add_argument("--cv", type=int, default=5)
+    p.add_argument("--inner-cv", type=int, default=5, help="v4-cowley2023: inner folds choosing each neuron's alpha")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--store", default=None, help="feature store folder (reused between runs)")
     p.add_argument("--out", default=None, help="output folder (default benchmark-output/<name>)")
@@ -43,7 +44,7 @@ def run(args) -> int:
     opts = dict(n_images=args.n_images, weights=tuple(args.weights), seed=args.seed, out_dir=out,
                 store=args.store, progress=say)
     if args.name == "v4-cowley2023":
-        opts.update(cv=args.cv)
+        opts.update(cv=args.cv, inner_cv=args.inner_cv)
         if args.session:
             opts["session"] = args.session
         if args.ceiling_session:
