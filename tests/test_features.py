@@ -89,7 +89,9 @@ def count_forwards(model):
     return calls
 
 
-def test_extract_matches_plain_forward_in_one_pass(images, tmp_path):
+@pytest.mark.parametrize("threaded", [False, True], ids=["inline-writer", "writer-thread"])
+def test_extract_matches_plain_forward_in_one_pass(images, tmp_path, monkeypatch, threaded):
+    monkeypatch.setattr(os, "cpu_count", lambda: 64 if threaded else 1)
     m = tiny_model()
     calls = count_forwards(m)
     fs = extract(m, images, ["conv1", "relu1", "fc", "conv2"], store=tmp_path / "s", batch_size=5, progress=False)
@@ -269,7 +271,9 @@ def test_batch_written_but_not_recorded_is_recomputed(images, tmp_path):
     np.testing.assert_allclose(np.asarray(fs["fc"]), ref["fc"], rtol=1e-5, atol=1e-6)
 
 
-def test_disk_full_keeps_nothing_half_written(images, tmp_path, monkeypatch):
+@pytest.mark.parametrize("threaded", [False, True], ids=["inline-writer", "writer-thread"])
+def test_disk_full_keeps_nothing_half_written(images, tmp_path, monkeypatch, threaded):
+    monkeypatch.setattr(os, "cpu_count", lambda: 64 if threaded else 1)
     m = tiny_model()
     real = _store._write_rows
     seen = []

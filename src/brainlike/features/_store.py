@@ -328,14 +328,31 @@ class _Capture:
 
 
 class _Writer(threading.Thread):
-    """Writes finished batches (data, then completion record) while the next batch is computed."""
+    """Writes finished batches (data, fsync, then completion record).
 
-    def __init__(self, path: Path, arrays, arrays_meta, n_batches: int):
+    With a spare core it runs in a thread, overlapping the next batch's forward pass. Without one
+    (as many cores as torch threads) it writes in the caller's thread: a competing writer thread
+    would stall every parallel region of the forward pass, which costs more than the write itself.
+    """
+
+    def __init__(self, path: Path, arrays, arrays_meta, n_batches: int, threaded: bool):
         super().__init__(daemon=True)
         self.path, self.arrays, self.arrays_meta, self.n_batches = path, arrays, arrays_meta, n_batches
+        self.threaded = threaded
         self.q: queue.Queue = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
         self.failed_batch: int | None = None
+
+    def write(self, item):
+        b, start, stop, outs = item
+        try:
+            for arr, data in zip(self.arrays, outs):
+                _write_rows(arr, start, stop, data)
+            _flush_batch(self.path, self.arrays_meta, b)
+            _write_marker(self.path, b, {"batch": b, "rows": [start, stop], "time": time.time()})
+        except BaseException as err:
+            self.error, self.failed_batch = err, b
+            raise
 
     def run(self):
         while True:
@@ -344,23 +361,27 @@ class _Writer(threading.Thread):
                 return
             if self.error is not None:
                 continue
-            b, start, stop, outs = item
             try:
-                for arr, data in zip(self.arrays, outs):
-                    _write_rows(arr, start, stop, data)
-                _flush_batch(self.path, self.arrays_meta, b)
-                _write_marker(self.path, b, {"batch": b, "rows": [start, stop], "time": time.time()})
-            except BaseException as err:  # noqa: BLE001 - handed to the main thread
-                self.error, self.failed_batch = err, b
+                self.write(item)
+            except BaseException:  # noqa: BLE001 - kept in self.error for the main thread
+                pass
 
     def put(self, item):
         if self.error is not None:
             raise self.error
-        self.q.put(item)
+        if self.threaded:
+            self.q.put(item)
+        else:
+            self.write(item)
+
+    def begin(self):
+        if self.threaded:
+            self.start()
 
     def finish(self):
-        self.q.put(None)
-        self.join()
+        if self.threaded and self.is_alive():
+            self.q.put(None)
+            self.join()
 
 
 def _remove_batch_chunks(path: Path, arrays_meta, batch: int) -> None:
@@ -483,8 +504,9 @@ def _run_batches(model, stimuli, path, meta, todo, done, dev, progress, dtype, c
     home = param.device if param is not None else torch.device("cpu")
     module.to(dev)
     capture = _Capture(module, paths)
-    writer = _Writer(path, arrays, meta["layers"], n_batches)
-    writer.start()
+    threaded = (os.cpu_count() or 1) > torch.get_num_threads()
+    writer = _Writer(path, arrays, meta["layers"], n_batches, threaded)
+    writer.begin()
     bar = tqdm(total=n_batches, initial=len(done), disable=not progress, unit="batch",
                desc=f"extract {model.name}", leave=False)
     try:
