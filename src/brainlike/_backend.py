@@ -40,6 +40,23 @@ def get_backend(name: str = "numpy", device=None, dtype=None) -> "NumpyBackend |
     return TorchBackend(dt, device)
 
 
+_BLAS_CONTROLLER = None
+
+
+def _single_threaded_blas():
+    """Context limiting BLAS to one thread.
+
+    ``threadpoolctl.threadpool_limits`` rescans every loaded library on each call
+    (30-200 ms); one cached controller makes the limit cheap for small, frequent fits.
+    """
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+
+
 def _n_threads() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
@@ -125,8 +142,6 @@ class NumpyBackend:
         pool of single-threaded workers instead (LAPACK and numpy's gather release the GIL).
         """
         import scipy.linalg
-        from threadpoolctl import threadpool_limits
-
         n, k = idx.shape
         out = np.empty(rhs.shape, dtype=self.dtype)
         flat = gram.reshape(-1)
@@ -145,7 +160,7 @@ class NumpyBackend:
 
         workers = min(_n_threads(), n)
         bounds = np.linspace(0, n, workers + 1).astype(int)
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _single_threaded_blas():
             if workers == 1:
                 work(0, n)
             else:
