@@ -23,6 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--ceiling-session", default=None,
                    help="v4-cowley2023: session with raw repeats for the noise ceiling (default 210325; 'none' skips)")
     p.add_argument("--weights", nargs="+", default=["pretrained", "random"], choices=["pretrained", "random"])
+    p.add_argument("--blocks", nargs="+", default=None, help="v4-cowley2023: only these blocks (e.g. block0 block1)")
     p.add_argument("--n-units", type=int, default=500, help="v4-decodability: units drawn per block")
     p.add_argument("--cv", type=int, default=5)
     p.add_argument("--inner-cv", type=int, default=5, help="v4-cowley2023: inner folds choosing each neuron's alpha")
@@ -44,7 +45,7 @@ def run(args) -> int:
     opts = dict(n_images=args.n_images, weights=tuple(args.weights), seed=args.seed, out_dir=out,
                 store=args.store, progress=say)
     if args.name == "v4-cowley2023":
-        opts.update(cv=args.cv, inner_cv=args.inner_cv)
+        opts.update(cv=args.cv, inner_cv=args.inner_cv, blocks=args.blocks)
         if args.session:
             opts["session"] = args.session
         if args.ceiling_session:

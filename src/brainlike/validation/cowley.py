@@ -67,6 +67,7 @@ def v4_cowley2023(
     inner_cv: int = 5,
     alphas="auto",
     standardize: str = "all",
+    blocks=None,
     seed: int = 0,
     out_dir=None,
     store=None,
@@ -92,19 +93,35 @@ def v4_cowley2023(
             feats = block_features(model, stimuli, store=sub_store, batch_size=batch_size)
             if progress:
                 progress(f"{sess} {w}: features in {time.perf_counter() - t:.0f} s")
-            res = map_layers(feats, data, methods=("ridge",), scheme="cv", cv=cv, inner_cv=inner_cv,
-                             alphas=alphas, standardize=standardize, seed=seed, stimuli_label=w, progress=progress)
-            s = res.summary()
-            for _, r in s.iterrows():
-                rows.append(dict(session=sess, weights=w, block=r["layer"], n_neurons=int(r["n_voxels"]),
+            sig = f"n_images={n_images};cv={cv};inner_cv={inner_cv};alphas={alphas};standardize={standardize};seed={seed}"
+            done = _read_partial(out_dir, sig)
+            labels = list(feats)
+            if blocks is not None:
+                from brainlike.mapping import check_names
+
+                labels = check_names(list(blocks), labels, "blocks")
+            for label in labels:
+                key = (str(sess), w, label)
+                if key in done:  # finished by an earlier, interrupted run with the same output folder
+                    rows.append(done[key])
+                    continue
+                res = map_layers({label: feats[label]}, data, methods=("ridge",), scheme="cv", cv=cv,
+                                 inner_cv=inner_cv, alphas=alphas, standardize=standardize, seed=seed,
+                                 stimuli_label=w, progress=progress)
+                r = res.summary().iloc[0]
+                c2 = res.voxels["ceiling_r"].to_numpy() ** 2
+                rows.append(dict(session=str(sess), weights=w, block=label, n_neurons=int(r["n_voxels"]),
                                  mean_r=r["mean_r"], sem_r=r["sem_r"], mean_r_norm=r["mean_r_norm"],
-                                 median_ceiling_r=r["median_ceiling_r"], pop_avg_r=r["roi_avg_r"]))
+                                 median_ceiling_r=r["median_ceiling_r"], pop_avg_r=r["roi_avg_r"],
+                                 reliability=float(np.mean(c2)) if np.isfinite(c2).all() else np.nan,
+                                 options=sig))
+                _write_partial(out_dir, rows, sig)
             if raw:
-                c = res.voxels.drop_duplicates("voxel")["ceiling_r"].to_numpy()
-                reliab[sess] = float(np.nanmean(c**2))
+                rel = [r["reliability"] for r in rows if r["session"] == str(sess) and r["weights"] == w]
+                reliab[sess] = float(rel[0]) if rel else np.nan
             timings[f"{sess}/{w}"] = round(time.perf_counter() - t, 1)
-    table = pd.DataFrame(rows)
-    full = n_images is None
+    table = pd.DataFrame(rows).drop(columns=["options"], errors="ignore")
+    full = n_images is None and blocks is None
     exps = _cowley_expectations(table, session, full, reliab)
     figures = []
     if out_dir is not None:
@@ -118,6 +135,29 @@ def v4_cowley2023(
     if out_dir is not None:
         result.save(out_dir)
     return result
+
+
+def _read_partial(out_dir, sig: str) -> dict:
+    """Rows already finished in ``out_dir`` (partial.csv) with the same options, keyed by (session, weights, block)."""
+    if out_dir is None or not (Path(out_dir) / "partial.csv").is_file():
+        return {}
+    df = pd.read_csv(Path(out_dir) / "partial.csv", dtype={"session": str})
+    df = df[df["options"] == sig]
+    return {(r["session"], r["weights"], r["block"]): r.to_dict() for _, r in df.iterrows()}
+
+
+def _write_partial(out_dir, rows, sig: str) -> None:
+    """Finished blocks, written atomically after each one: a killed run keeps them and resumes."""
+    if out_dir is None:
+        return
+    from brainlike.validation._common import _atomic
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    known = _read_partial(out_dir, sig)
+    for r in rows:
+        known[(str(r["session"]), r["weights"], r["block"])] = r
+    _atomic(out / "partial.csv", lambda p: pd.DataFrame(list(known.values())).to_csv(p, index=False))
 
 
 def _block_num(label: str) -> int:
