@@ -26,12 +26,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from _memory import PeakRSS
 
 SIZES = {
     "full": dict(dec=(6000, 10000, 2000, 50, 500), enc=(6000, 43264, 4000, 200), fl_units=200,
@@ -70,27 +70,7 @@ def encoding_data(n, p, t, n_test, seed=1):
 # ----------------------------------------------------------------------------- child rows
 
 
-class PeakRSS:
-    """Sample this process's RSS in a thread; .peak after exit."""
 
-    def __enter__(self):
-        import psutil
-
-        self._proc = psutil.Process()
-        self.base = self.peak = self._proc.memory_info().rss
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def _run(self):
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
 def quiet():

@@ -28,12 +28,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from _memory import PeakRSS
 
 LAYERS = {"conv1": 96 * 55 * 55, "conv2": 256 * 27 * 27, "conv3": 384 * 13 * 13, "conv4": 384 * 13 * 13,
           "conv5": 256 * 13 * 13, "fc6": 4096, "fc7": 4096, "fc8": 1000}
@@ -81,27 +81,7 @@ def brain(n_train: int, rois: dict, seed=0):
     return BrainData(resp, ids, rois=masks, split=split, subject="bench")
 
 
-class PeakRSS:
-    """Peak resident memory of this process, sampled every 20 ms."""
 
-    def __enter__(self):
-        import psutil
-
-        self._p = psutil.Process()
-        self.base = self.peak = self._p.memory_info().rss
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def _run(self):
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self._p.memory_info().rss)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, self._p.memory_info().rss)
 
 
 def row(name: str, units: int, small: bool) -> dict:

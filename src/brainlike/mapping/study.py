@@ -10,8 +10,6 @@ average, with ceiling-normalised scores. Noisy voxels and bad models can then be
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from brainlike._validate import as_2d_float, check_choice
+from brainlike._io import atomic_write
 from brainlike.mapping.splits import Splits, inner_folds, make_splits
 
 __all__ = [
@@ -144,15 +143,7 @@ class MappingResult:
         )
 
 
-def _atomic_write(path: Path, writer) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+_atomic_write = atomic_write
 
 
 def _atomic_csv(df: pd.DataFrame, path: Path) -> None:

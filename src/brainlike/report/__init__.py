@@ -13,8 +13,6 @@ import base64
 import html
 import io
 import json
-import os
-import tempfile
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from brainlike.report import figures as F
+from brainlike._io import atomic_write_bytes
 
 __all__ = ["write_report", "read_results", "figures"]
 
@@ -89,17 +88,7 @@ F_ENC = ("dnn", "subject", "roi", "layer", "layer_index", "voxel", "accuracy")
 F_SCORES = ("dnn", "kind", "score")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+_atomic_write = atomic_write_bytes
 
 
 def _save(fig, figdir: Path, name: str) -> str:

@@ -14,8 +14,6 @@ with ``Average`` as the subject-averaged entry; :func:`export_decodability` writ
 from __future__ import annotations
 
 import itertools
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ from scipy import io as sio
 from scipy.stats import rankdata
 
 from brainlike._validate import as_2d_float, check_same_rows
+from brainlike._io import atomic_write
 from brainlike.scores.bh import pearson_columns
 
 TABLE_COLUMNS = ("dnn", "subject", "roi", "layer", "layer_index", "unit", "accuracy")
@@ -117,16 +116,7 @@ def intersubject_matrix(table: pd.DataFrame, dnn=None, roi=None, layer=None) -> 
 
 
 def _savemat_atomic(path: Path, mdict: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    os.close(fd)
-    try:
-        sio.savemat(tmp, mdict)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda tmp: sio.savemat(tmp, mdict))
 
 
 def export_decodability(table: pd.DataFrame, out_dir, average: bool = True, roi_folders: bool | None = None) -> list[Path]:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from brainlike._io import atomic_write
 
 __all__ = ["BenchmarkResult", "Expectation", "block_features", "efficientnet_blocks", "subset_ids"]
 
@@ -70,15 +70,7 @@ class BenchmarkResult:
         return out
 
 
-def _atomic(path: Path, writer) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+_atomic = atomic_write
 
 
 def subset_ids(ids: Sequence[str], n_images: int | None, seed: int = 0) -> list[str]:
