@@ -187,6 +187,18 @@ def test_no_url_gives_clear_error(home):
         fetch("kay2008_vim1")
 
 
+def test_unreachable_host_gives_clear_error_and_no_file(home):
+    import socket
+
+    with socket.socket() as s:  # a loopback port with nothing listening: the connection is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rf = RemoteFile("w/data.bin", f"http://127.0.0.1:{port}/data.bin", "0" * 64)
+    with pytest.raises(DataNotAvailableError, match=r"could not download w/data.bin .*BRAINLIKE_DATA_MIRROR"):
+        _fetch.resolve_file(rf, progress=False)
+    assert not (home / "w" / "data.bin").exists()
+
+
 def test_cli_list_info_fetch(mirror, capsys):
     assert cli_main(["datasets", "list"]) == 0
     out = capsys.readouterr().out

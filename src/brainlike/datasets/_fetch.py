@@ -188,6 +188,11 @@ def _download(rf: RemoteFile, dest: Path, progress: bool) -> None:
         if "hash" in str(err).lower():
             raise ChecksumError(f"checksum mismatch for {rf.path} downloaded from {rf.url}: {err}") from err
         raise
+    except OSError as err:  # no network, DNS failure, refused connection, HTTP error (requests' errors are OSErrors)
+        raise DataNotAvailableError(
+            f"could not download {rf.path} from {rf.url} ({type(err).__name__}); a partial download is kept "
+            f"beside it and resumed next time. Offline, set BRAINLIKE_DATA_MIRROR to a folder holding {rf.path}"
+        ) from err
 
 
 def resolve_file(rf: RemoteFile, *, download: bool = True, progress: bool = True) -> Path:
