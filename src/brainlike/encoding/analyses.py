@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from brainlike._io import atomic_write
 from brainlike.encoding.fwrf import FWRF, column_score
 from brainlike.encoding.gnet import GNet, PrefilteredImages, _normalise_responses
 
@@ -285,13 +286,17 @@ def plot_comparison(accuracies: Mapping[str, Mapping[str, np.ndarray]], path, *,
         ax.set_title(f"{m}\nvs {reference} (per voxel)", fontsize=9)
         ax.legend(fontsize=7, markerscale=2)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save_png(fig, path)
+
+
+def _save_png(fig, path) -> Path:
+    """Write ``fig`` atomically as PNG and close it, also when saving fails."""
+    import matplotlib.pyplot as plt
+
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110), suffix=".png")
+    finally:
+        plt.close(fig)
 
 
 def plot_transfer_matrix(result: TransferResult, path, title: str = "Transfer matrix (accuracy relative to own model)") -> Path:
@@ -314,13 +319,7 @@ def plot_transfer_matrix(result: TransferResult, path, title: str = "Transfer ma
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save_png(fig, path)
 
 
 def compare_encoding_models(train_images, train_responses, val_images, val_responses, *, rois, fwrf: FWRF,
