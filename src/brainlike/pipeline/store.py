@@ -58,16 +58,7 @@ def load_npz(path) -> dict:
 
 
 def save_text(path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    try:
-        tmp.write_text(text)
-        _commit(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return save_bytes(path, text.encode("utf-8"))
 
 
 def save_json(path, obj) -> Path:
