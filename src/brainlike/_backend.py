@@ -129,34 +129,73 @@ class NumpyBackend:
         except np.linalg.LinAlgError:
             return scipy.linalg.lstsq(a, b, check_finite=False)[0]
 
-    def top_abs(self, c, k):
-        """Row indices of the k largest |c| in each column, sorted ascending per column -> (n_cols, k)."""
-        a = np.abs(c.T)  # (n_cols, n_rows) contiguous: partition along the fast axis
-        part = np.argpartition(a, a.shape[1] - k, axis=1)[:, a.shape[1] - k:]
-        return np.sort(part, axis=1)
+    def top_k_rows(self, a, k, weights):
+        """Column indices of the k largest ``|a[i, j]| * weights[j]`` in each row of ``a`` (n_rows,
+        n_cols), sorted ascending per row -> (n_rows, k).
+
+        Works through blocks of rows with one scratch buffer: fresh multi-MB temporaries cost a page
+        fault per 4 KiB, which on virtual machines can take as long as the partial sort itself.
+        """
+        n_rows, n_cols = a.shape
+        out = np.empty((n_rows, k), dtype=np.int64)
+        step = max(1, min(n_rows, (1 << 20) // max(1, n_cols)))
+        scratch = np.empty((step, n_cols), dtype=a.dtype)
+        for lo in range(0, n_rows, step):
+            hi = min(lo + step, n_rows)
+            s = scratch[: hi - lo]
+            np.abs(a[lo:hi], out=s)
+            s *= weights
+            part = np.argpartition(s, n_cols - k, axis=1)[:, n_cols - k:]
+            part.sort(axis=1)
+            out[lo:hi] = part
+        return out
 
     def gather_solve(self, gram, rhs, idx):
         """For each target j solve gram[I_j, I_j] x = rhs[j]; idx (n, k), rhs (n, k, r) -> (n, k, r).
 
-        Small Cholesky factorisations do not scale over BLAS threads, so units are split over a
-        pool of single-threaded workers instead (LAPACK and numpy's gather release the GIL).
+        Small Cholesky factorisations do not scale over BLAS threads, so targets are split over a
+        pool of single-threaded workers instead. Each worker gathers only the lower triangle of its
+        block (half the memory traffic) straight into LAPACK's column-major layout and calls
+        ``potrf``/``potrs`` through their C entry points, which run without the GIL (scipy's Python
+        LAPACK wrappers hold it, which serialises the workers).
         """
         import scipy.linalg
+
         n, k = idx.shape
+        r = rhs.shape[2]
         out = np.empty(rhs.shape, dtype=self.dtype)
         flat = gram.reshape(-1)
         p = gram.shape[1]
+        lapack = _gil_free_cholesky(self.dtype)
+        # buf[a, b] = gram[I_a, I_b] is needed for b >= a only: LAPACK reads buf as the column-major
+        # matrix buf.T, whose lower triangle that is. The other entries read element 0 (cached).
+        upper = np.triu(np.ones((k, k), dtype=np.intp))
+
+        def fallback(ij, b):
+            block = np.take(flat, ij[:, None] * p + ij[None, :])
+            try:
+                return scipy.linalg.cho_solve(scipy.linalg.cho_factor(block, lower=True, check_finite=False), b,
+                                              check_finite=False)
+            except np.linalg.LinAlgError:  # singular block (alpha = 0 on rank-deficient inputs)
+                return scipy.linalg.lstsq(block, b, check_finite=False)[0]
 
         def work(lo, hi):
+            buf = np.empty((k, k), dtype=self.dtype)
+            ind = np.empty((k, k), dtype=np.intp)
+            sol = np.empty((r, k), dtype=self.dtype)  # column-major (k, r) for LAPACK
             for j in range(lo, hi):
                 ij = idx[j]
-                block = np.take(flat, ij[:, None] * p + ij[None, :])
-                try:
-                    fac = scipy.linalg.cho_factor(block, lower=True, check_finite=False, overwrite_a=True)
-                    out[j] = scipy.linalg.cho_solve(fac, rhs[j], check_finite=False)
-                except np.linalg.LinAlgError:
-                    block = np.take(flat, ij[:, None] * p + ij[None, :])
-                    out[j] = scipy.linalg.lstsq(block, rhs[j], check_finite=False)[0]
+                if lapack is None:
+                    out[j] = fallback(ij, rhs[j])
+                    continue
+                np.add((ij * p)[:, None], ij[None, :], out=ind)
+                np.multiply(ind, upper, out=ind)
+                np.take(flat, ind, out=buf)
+                sol[...] = rhs[j].T
+                if lapack.solve(buf, sol):
+                    out[j] = sol.T
+                else:
+                    out[j] = fallback(ij, rhs[j])
 
         workers = min(_n_threads(), n)
         bounds = np.linspace(0, n, workers + 1).astype(int)
@@ -167,6 +206,60 @@ class NumpyBackend:
                 with ThreadPoolExecutor(workers) as pool:
                     list(pool.map(lambda b: work(*b), zip(bounds[:-1], bounds[1:])))
         return out
+
+
+class _CholeskyLapack:
+    """``potrf`` + ``potrs`` on column-major arrays through scipy's ``cython_lapack`` C entry points.
+
+    ctypes drops the GIL around the call, so worker threads factorise in parallel.
+    """
+
+    def __init__(self, potrf, potrs):
+        import ctypes
+
+        self._ct = ctypes
+        self._potrf, self._potrs = potrf, potrs
+        self._uplo = ctypes.c_char(b"L")
+
+    def solve(self, a, b) -> bool:
+        """Factor ``a.T``'s lower triangle in place and overwrite ``b.T`` with the solution; False if
+        ``a`` is not positive definite."""
+        ct = self._ct
+        n, nrhs, info = ct.c_int(a.shape[0]), ct.c_int(b.shape[0]), ct.c_int(0)
+        ref = ct.byref
+        self._potrf(ref(self._uplo), ref(n), a.ctypes.data, ref(n), ref(info))
+        if info.value != 0:
+            return False
+        self._potrs(ref(self._uplo), ref(n), ref(nrhs), a.ctypes.data, ref(n), b.ctypes.data, ref(n), ref(info))
+        return info.value == 0
+
+
+_CHOLESKY_CACHE: dict = {}
+
+
+def _gil_free_cholesky(dtype) -> "_CholeskyLapack | None":
+    """The GIL-free LAPACK pair for ``dtype`` (float32/float64), or None where scipy does not expose it."""
+    key = np.dtype(dtype).char
+    if key not in _CHOLESKY_CACHE:
+        try:
+            import ctypes
+
+            import scipy.linalg.cython_lapack as cl
+
+            get_name = ctypes.PYFUNCTYPE(ctypes.c_char_p, ctypes.py_object)(("PyCapsule_GetName", ctypes.pythonapi))
+            get_ptr = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+                ("PyCapsule_GetPointer", ctypes.pythonapi))
+            prefix = "s" if key == "f" else "d"
+            vp = ctypes.c_void_p
+
+            def fn(name, nargs):
+                cap = cl.__pyx_capi__[prefix + name]
+                return ctypes.CFUNCTYPE(None, *([vp] * nargs))(get_ptr(cap, get_name(cap)))
+
+            _CHOLESKY_CACHE[key] = _CholeskyLapack(fn("potrf", 5), fn("potrs", 8))
+        except (ImportError, AttributeError, KeyError, ValueError, TypeError):  # pragma: no cover - exotic scipy builds
+            _CHOLESKY_CACHE[key] = None
+    return _CHOLESKY_CACHE[key]
 
 
 class TorchBackend:
@@ -241,9 +334,9 @@ class TorchBackend:
             return t.cholesky_solve(b, chol)
         return t.linalg.lstsq(a, b).solution
 
-    def top_abs(self, c, k):
-        idx = self.torch.topk(self.torch.abs(c), k, dim=0, sorted=False).indices
-        return self.torch.sort(idx.T, dim=1).values
+    def top_k_rows(self, a, k, weights):
+        idx = self.torch.topk(self.torch.abs(a) * weights, k, dim=1, sorted=False).indices
+        return self.torch.sort(idx, dim=1).values
 
     def gather_solve(self, gram, rhs, idx):
         t = self.torch

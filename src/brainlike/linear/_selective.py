@@ -8,8 +8,8 @@ ones and shrinks it too). ``penalize_intercept=False`` gives the usual unpenalis
 How it is fast (same answer as FastL2LiR, which rebuilds a float64 Gram per chunk and loops in
 Python per target):
 - the centred Gram ``Xc^T Xc + alpha I`` is built once;
-- for a chunk of targets one GEMM ``Xc^T Yc`` gives both the correlations (selection by a partial
-  sort) and the right-hand sides;
+- for a chunk of targets one GEMM ``Yc^T Xc`` gives both the correlations (selection by a partial
+  sort along contiguous rows) and the right-hand sides;
 - the penalised intercept is a rank-one update of the centred problem, solved exactly by
   Sherman-Morrison, so each target needs one ``n_feat``-sized Cholesky (batched) and the float32
   computation never forms the ill-conditioned uncentred ``[X, 1]^T [X, 1]``.
@@ -78,9 +78,13 @@ class SelectiveRidge(_LinearBase):
         gram = be.gram(Xc)
         xss = be.diag(gram)  # column sums of squares of the centred inputs
         gram = be.add_diag(gram, alpha, inplace=True)
-        xnorm = be.sqrt(xss)
+        # Ranking inputs by |Pearson r| with one target = ranking |Xc^T yc| / ||xc||: the target's
+        # norm is common to the column. Constant inputs get weight 0 (FastL2LiR's correlation of 0).
         xvar = be.to_numpy(xss) / n
-        const_x = be.asarray((xvar < _CONSTANT_VAR).astype(np.float64)) > 0
+        inv_xnorm = np.zeros(p, dtype=be.dtype)
+        keep = xvar >= _CONSTANT_VAR
+        inv_xnorm[keep] = 1.0 / np.sqrt(be.to_numpy(xss)[keep])
+        inv_xnorm = be.asarray(inv_xnorm)
         cs = int(self.chunk_size)
         selected = np.empty((t, k), dtype=np.int64)
         weights = np.empty((t, k), dtype=be.dtype)
@@ -90,19 +94,15 @@ class SelectiveRidge(_LinearBase):
             Yb = be.asarray(Y[:, lo:hi])
             ym = be.mean0(Yb) if self.fit_intercept else be.zeros(hi - lo)
             Yc = Yb - ym if self.fit_intercept else Yb
-            P = Xc.T @ Yc  # (p, chunk): correlations (once scaled) and right-hand sides
-            ynorm = be.sqrt((Yc**2).sum(0))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                corr = P / (xnorm[:, None] * ynorm[None, :])
-            corr = be.where(const_x[:, None] | (ynorm[None, :] == 0) | (xnorm[:, None] == 0), 0.0, corr)
-            idx = be.top_abs(corr, k)  # (chunk, k)
-            const_y = be.to_numpy(ynorm == 0)
+            Pt = Yc.T @ Xc  # (chunk, p): right-hand sides Xc^T yc, one target per contiguous row
+            idx = be.top_k_rows(Pt, k, inv_xnorm)  # (chunk, k)
+            const_y = be.to_numpy(be.sum0(Yc**2) == 0)
             if const_y.any():  # no input correlates: use the first k inputs (deterministic)
                 idx_np = be.to_numpy(idx).copy()
                 idx_np[const_y] = np.arange(k)
                 idx = be.index(idx_np)
-            cols = be.index(np.arange(hi - lo))
-            rhs_q = P[idx, cols[:, None]]  # (chunk, k): Xc_I^T yc
+            rows = be.index(np.arange(hi - lo))
+            rhs_q = Pt[rows[:, None], idx]  # (chunk, k): Xc_I^T yc
             if self.fit_intercept:
                 rhs = be.asarray(np.stack([be.to_numpy(rhs_q), be.to_numpy(xm[idx])], axis=2))
             else:
