@@ -181,6 +181,36 @@ def test_selective_matches_fastl2lir(rng, backend, n_feat):
         np.testing.assert_array_equal(np.sort(np.flatnonzero(fl.W[:, 0])), ours.selected_[0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, F64])
+def test_gather_solve_fast_path_fallback_and_singular_blocks(rng, dtype, monkeypatch):
+    """The GIL-free LAPACK path, scipy's wrappers (where the C entry points are missing) and the
+    least-squares rescue of singular blocks all give the solution of gram[I, I] x = b."""
+    import brainlike._backend as backend_mod
+
+    A = rng.standard_normal((40, 30))
+    gram = (A.T @ A + 0.5 * np.eye(30)).astype(dtype)
+    idx = np.sort(np.stack([rng.choice(30, 8, replace=False) for _ in range(5)]), axis=1)
+    rhs = rng.standard_normal((5, 8, 2)).astype(dtype)
+    ref = np.stack([np.linalg.solve(gram[np.ix_(i, i)].astype(F64), b.astype(F64)) for i, b in zip(idx, rhs)])
+    be = backend_mod.NumpyBackend(np.dtype(dtype))
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    assert backend_mod._gil_free_cholesky(dtype) is not None  # scipy exposes cython_lapack here
+    assert rel_err(be.gather_solve(gram, rhs, idx), ref) < tol
+    monkeypatch.setattr(backend_mod, "_gil_free_cholesky", lambda dt: None)
+    assert rel_err(be.gather_solve(gram, rhs, idx), ref) < tol
+    monkeypatch.undo()
+    if dtype == np.float32:
+        return  # float32 rounding makes a rank-deficient block numerically (barely) definite
+    # a rank-deficient Gram without ridge: Cholesky fails, least squares gives the minimum-norm answer
+    B = rng.standard_normal((4, 30))
+    singular = (B.T @ B).astype(dtype)
+    got = be.gather_solve(singular, rhs, idx)
+    for j in range(5):
+        block = singular[np.ix_(idx[j], idx[j])].astype(F64)
+        want = np.linalg.lstsq(block, rhs[j].astype(F64), rcond=None)[0]
+        assert rel_err(block @ got[j], block @ want) < 1e-8
+
+
 def test_selective_all_inputs_is_ridge_on_x_and_ones(rng):
     X, Y = data(rng, 50, 12, 3)
     X1 = np.hstack([X, np.ones((50, 1))])
