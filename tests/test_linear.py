@@ -121,6 +121,58 @@ def test_ridgecv_per_target_matches_per_target_sklearn(rng, backend, shape):
         assert rel_err(ours.coef_[:, j], ref.coef_) < 1e-6
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", [(60, 15), (40, 90)], ids=["primal", "dual"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_ridgecv_loo_matches_sklearn_and_brute_force(rng, backend, shape, fit_intercept):
+    """cv=None: leave-one-out per target equals scikit-learn's RidgeCV(alpha_per_target=True) and an
+    explicit refit without each sample in turn."""
+    n, p = shape
+    X = rng.standard_normal((n, p)) + 1.0
+    Y = X @ rng.standard_normal((p, 6)) + rng.standard_normal((n, 6)) * np.array([0.1, 0.5, 2, 5, 20, 60]) + 1
+    ours = RidgeCV(alphas=ALPHAS, cv=None, fit_intercept=fit_intercept, backend=backend, dtype=F64,
+                   target_batch_size=4).fit(X, Y)
+    ref = SkRidgeCV(alphas=ALPHAS, alpha_per_target=True, fit_intercept=fit_intercept).fit(X, Y)
+    np.testing.assert_array_equal(ours.best_alphas_, ref.alpha_)
+    Xt = rng.standard_normal((7, p))
+    assert rel_err(ours.predict(Xt), ref.predict(Xt)) < 1e-6
+    # the scores are R² of the held-out predictions of n refits
+    for ai in (0, 3):
+        held = np.empty((n, 6))
+        for i in range(n):
+            keep = np.arange(n) != i
+            m = SkRidge(alpha=ALPHAS[ai], fit_intercept=fit_intercept).fit(X[keep], Y[keep])
+            held[i] = m.predict(X[i:i + 1])[0]
+        r2 = 1 - ((Y - held) ** 2).sum(0) / ((Y - Y.mean(0)) ** 2).sum(0)
+        np.testing.assert_allclose(ours.cv_scores_[ai], r2, rtol=1e-7, atol=1e-9)
+    loo = RidgeCV(alphas=ALPHAS, cv="loo", fit_intercept=fit_intercept, backend=backend, dtype=F64).fit(X, Y)
+    np.testing.assert_allclose(loo.cv_scores_, ours.cv_scores_, rtol=1e-10, atol=1e-12)
+
+
+def test_ridgecv_loo_float32_pearson_and_planted_alpha(rng):
+    """float32 leave-one-out agrees with float64; Pearson scores are held-out correlations; on planted
+    noise levels it lands near the Bayes-optimal alpha (s²), in both forms."""
+    X, Y = data(rng, 60, 200, 6)
+    a = RidgeCV(alphas=ALPHAS, cv=None).fit(X, Y)
+    c = RidgeCV(alphas=ALPHAS, cv=None, dtype=F64).fit(X, Y)
+    assert np.array_equal(a.best_alphas_, c.best_alphas_)
+    np.testing.assert_allclose(a.cv_scores_, c.cv_scores_, atol=1e-4)
+    pr = RidgeCV(alphas=ALPHAS, cv=None, scoring="pearson", dtype=F64).fit(X, Y)
+    assert np.all(np.abs(pr.cv_scores_) <= 1)
+    n, per = 300, 20
+    alphas = np.logspace(-3, 5, 17)
+    # more inputs than samples: at low noise the held-out error is flat over small alphas (any CV
+    # picks the smallest), so the dual form is planted at higher noise
+    for p, levels in ((40, (0.3, 3.0, 30.0)), (600, (5.0, 30.0, 200.0))):
+        noise = np.repeat(levels, per)
+        X = rng.standard_normal((n, p))
+        Y = X @ rng.standard_normal((p, noise.size)) + rng.standard_normal((n, noise.size)) * noise
+        m = RidgeCV(alphas=alphas, cv=None, dtype=F64).fit(X, Y)
+        med = [np.median(np.log10(m.best_alphas_[i * per:(i + 1) * per])) for i in range(3)]
+        for got, s in zip(med, levels):
+            assert abs(got - np.log10(s**2)) <= 0.75, (p, med, s)
+
+
 def test_ridgecv_batching_splits_and_pearson(rng):
     X, Y = data(rng, 50, 120, 9)
     full = RidgeCV(alphas=ALPHAS, dtype=F64).fit(X, Y)

@@ -56,15 +56,16 @@ def test_killed_worker_gives_results_identical_to_serial(tmp_path, rng):
     assert state.get("killed"), "the worker was not killed during the run"
     assert state["done_at_kill"] < serial.summary["n_jobs"]
     assert res.summary["n_run"] == serial.summary["n_jobs"]
-    # every result file, table and score equals the serial run's
+    # every result file, table and score equals the serial run's, to float32 rounding: dask workers
+    # run BLAS on one thread, the serial run on all cores (another summation order)
     a, b = result_files(tmp_path / "serial"), result_files(out)
     assert a.keys() == b.keys()
     for key in a:
         ra, rb = np.load(tmp_path / "serial" / "work" / key), np.load(out / "work" / key)
         for name in ra.files:
-            np.testing.assert_allclose(rb[name], ra[name], rtol=1e-6, atol=1e-7, err_msg=f"{key}:{name}")
+            np.testing.assert_allclose(rb[name], ra[name], rtol=1e-5, atol=1e-6, err_msg=f"{key}:{name}")
     for table in ("decoding_accuracy", "encoding_accuracy"):
         pd.testing.assert_frame_equal(pd.read_parquet(res.results_dir / f"{table}.parquet"),
                                       pd.read_parquet(serial.results_dir / f"{table}.parquet"),
-                                      check_exact=False, rtol=1e-6, atol=1e-7)
+                                      check_exact=False, rtol=1e-5, atol=1e-6)
     pd.testing.assert_frame_equal(res.scores, serial.scores, check_exact=False, rtol=1e-9)

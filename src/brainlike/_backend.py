@@ -113,21 +113,26 @@ class NumpyBackend:
     def diag(self, a):
         return np.diagonal(a).copy()
 
-    def eigh(self, a):
+    def eigh(self, a, overwrite=False):
         """Symmetric eigendecomposition with LAPACK's divide-and-conquer driver (syevd)."""
         import scipy.linalg
 
-        return scipy.linalg.eigh(a, driver="evd", check_finite=False, overwrite_a=False)
+        return scipy.linalg.eigh(a, driver="evd", check_finite=False, overwrite_a=overwrite)
 
-    def solve_spd(self, a, b):
-        """Solve a x = b for one symmetric positive (semi)definite a; falls back to lstsq if singular."""
+    def spd_solver(self, a):
+        """Factor one symmetric positive (semi)definite ``a`` once; return ``solve(b)`` for many right-hand
+        sides (Cholesky; least squares where ``a`` is singular)."""
         import scipy.linalg
 
         try:
-            return scipy.linalg.cho_solve(scipy.linalg.cho_factor(a, lower=True, check_finite=False), b,
-                                          check_finite=False)
+            fac = scipy.linalg.cho_factor(a, lower=True, check_finite=False)
         except np.linalg.LinAlgError:
-            return scipy.linalg.lstsq(a, b, check_finite=False)[0]
+            return lambda b: scipy.linalg.lstsq(a, b, check_finite=False)[0]
+        return lambda b: scipy.linalg.cho_solve(fac, b, check_finite=False)
+
+    def solve_spd(self, a, b):
+        """Solve a x = b for one symmetric positive (semi)definite a; falls back to lstsq if singular."""
+        return self.spd_solver(a)(b)
 
     def top_k_rows(self, a, k, weights):
         """Column indices of the k largest ``|a[i, j]| * weights[j]`` in each row of ``a`` (n_rows,
@@ -324,15 +329,18 @@ class TorchBackend:
     def diag(self, a):
         return a.diagonal().clone()
 
-    def eigh(self, a):
+    def eigh(self, a, overwrite=False):
         return self.torch.linalg.eigh(a)
 
-    def solve_spd(self, a, b):
+    def spd_solver(self, a):
         t = self.torch
         chol, info = t.linalg.cholesky_ex(a)
         if int(info) == 0:
-            return t.cholesky_solve(b, chol)
-        return t.linalg.lstsq(a, b).solution
+            return lambda b: t.cholesky_solve(b, chol)
+        return lambda b: t.linalg.lstsq(a, b).solution
+
+    def solve_spd(self, a, b):
+        return self.spd_solver(a)(b)
 
     def top_k_rows(self, a, k, weights):
         idx = self.torch.topk(self.torch.abs(a) * weights, k, dim=1, sorted=False).indices
