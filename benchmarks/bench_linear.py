@@ -36,7 +36,7 @@ import numpy as np
 from _memory import PeakRSS
 
 SIZES = {
-    "full": dict(dec=(6000, 10000, 2000, 50, 500), enc=(6000, 43264, 4000, 200), fl_units=200,
+    "full": dict(dec=(6000, 10000, 2000, 50, 500), enc=(6000, 43264, 4000, 200), fl_units=400,
                  peer_targets=dict(himalaya_ridgecv=4000, himalaya_kernelridgecv=4000, sklearn_ridgecv=4000,
                                   sklearn_ridgecv_kfold=4000),
                  limit=600, own_limit=1800),

@@ -404,6 +404,10 @@ def test_bad_parameters(rng):
         RidgeCV(scoring="mse").fit(X, Y)
     with pytest.raises(ValueError, match="cv must be between 2"):
         RidgeCV(cv=1).fit(X, Y)
+    with pytest.raises(ValueError, match="cv='kfold' is not a CV scheme: give an int, None or 'loo'"):
+        RidgeCV(cv="kfold").fit(X, Y)
+    with pytest.raises(ValueError, match="leave-one-out CV needs at least 3 samples"):
+        RidgeCV(cv=None).fit(X[:2], Y[:2])
 
 
 def test_unavailable_cuda_is_a_clear_error(rng):

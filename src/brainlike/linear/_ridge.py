@@ -176,7 +176,10 @@ class RidgeCV(_LinearBase):
         n, p = X.shape
         t = Y.shape[1]
         self._dtype = be.dtype
-        if self.cv is None or (isinstance(self.cv, str) and self.cv == "loo"):
+        if isinstance(self.cv, str) and self.cv != "loo":
+            raise ValueError(f"cv={self.cv!r} is not a CV scheme: give an int, None or 'loo' (leave-one-out), "
+                             "a splitter with .split, or (train, test) index pairs")
+        if self.cv is None or self.cv == "loo":
             return self._fit_loo(be, X, Y, alphas)
         splits = make_splits(self.cv, n, groups)
         n_max_tr = max(len(tr) for tr, _ in splits)
