@@ -314,11 +314,12 @@ class RidgeCV(_LinearBase):
             Yb = be.asarray(Y[:, sl])
             Yc = Yb - be.mean0(Yb) if self.fit_intercept else Yb
             Z = W.T @ Yc
-            for ai, a in enumerate(alphas):
+            y64 = be.to_numpy(Yb).astype(np.float64)
+            for ai in range(alphas.size):
                 f = be.asarray(frac[:, ai])[:, None]
                 r = W @ (Z * f) if dual else Yc - W @ (Z * f)
                 err = be.to_numpy(r).astype(np.float64) / one_minus_h[:, ai:ai + 1]
-                scores[ai, sl] = _loo_score(self.scoring, be.to_numpy(Yb).astype(np.float64), err)
+                scores[ai, sl] = _loo_score(self.scoring, y64, err)
         self._choose_alphas(alphas, scores)
 
         # Final weights from the same decomposition: V diag(1 / (s + alpha_t)) V^T rhs per target.
