@@ -346,7 +346,7 @@ def main(argv=None):
                     print(f"{label:28s} stopped at the time limit ({info['timeout']} s): no comparison possible")
                     failed = True
                     break
-                if ours is not None and key is None:  # brainlike's leave-one-out: the reference of LOO peers
+                if ours is not None and "brainlike" in label:  # brainlike's leave-one-out: reference of LOO peers
                     ours_loo = info
                     print(f"{label:28s} {info['targets']:8d} {info['time']:12.1f} {'1.0':>8s} {'':9s} "
                           f"{info['peak'] / 2**30:8.2f}G {info['extra'] / 2**30:9.2f}G  (reference of the LOO rows)")

@@ -195,7 +195,7 @@ class NumpyBackend:
                     continue
                 np.add((ij * p)[:, None], ij[None, :], out=ind)
                 np.multiply(ind, upper, out=ind)
-                np.take(flat, ind, out=buf)
+                np.take(flat, ind, out=buf, mode="clip")  # indices are valid: skip the bounds check
                 sol[...] = rhs[j].T
                 if lapack.solve(buf, sol):
                     out[j] = sol.T
