@@ -464,3 +464,28 @@ def test_cli_run_check_and_bad_config(tmp_path, capsys, mirror):
     (tmp_path / "bad.yaml").write_text("dnns: {a: {model: m, layers: [x, y]}}\ndecoding: {n_feat: -3}\n")
     assert main(["run", str(tmp_path / "bad.yaml")]) == 2
     assert "decoding.n_feat" in capsys.readouterr().err
+
+
+def test_zscore_train_matches_scipy_and_uses_training_statistics():
+    """Columns z-scored with the training mean/std (ddof 0, as scipy.stats.zscore); a constant
+    column gets std 1; other arrays are scaled with the training statistics, in the asked dtype."""
+    from scipy import stats
+
+    from brainlike.pipeline.compute import zscore_train
+
+    rng = np.random.default_rng(3)
+    train = (rng.standard_normal((700, 30)) * 4 + 9).astype(np.float32)
+    train[:, 5] = 2.5
+    test = rng.standard_normal((9, 30)).astype(np.float32)
+    t64 = train.astype(np.float64)
+    ref = stats.zscore(t64, axis=0)
+    ref[:, 5] = 0.0
+    sd = t64.std(0)
+    sd[5] = 1.0
+    z_tr, z_te = zscore_train(train, test, dtype=np.float64)
+    assert z_tr.dtype == np.float64 and z_te.dtype == np.float64
+    np.testing.assert_allclose(z_tr, ref, atol=1e-12)
+    np.testing.assert_allclose(z_te, (test - t64.mean(0)) / sd, atol=1e-12)
+    z32, = zscore_train(train)
+    assert z32.dtype == np.float32
+    np.testing.assert_allclose(z32, ref, atol=2e-6)

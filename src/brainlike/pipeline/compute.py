@@ -21,13 +21,30 @@ import numpy as np
 
 
 def zscore_train(train: np.ndarray, *others: np.ndarray, dtype=np.float32):
-    """Z-score columns with the training mean/std (std 0 -> 1); returns new arrays."""
-    train = np.asarray(train, dtype=np.float64)
-    mean = train.mean(axis=0)
-    std = train.std(axis=0)
+    """Z-score columns with the training mean/std (std 0 -> 1); returns new arrays.
+
+    The statistics are accumulated in float64 over blocks of rows; the outputs are computed in
+    ``dtype`` directly, so no full-size float64 temporary is made (one job z-scores a whole ROI).
+    """
+    dt = np.dtype(dtype)
+    train = np.asarray(train)
+    n = train.shape[0]
+    mean = train.mean(axis=0, dtype=np.float64)
+    ss = np.zeros(train.shape[1:], dtype=np.float64)
+    step = max(1, (1 << 19) // max(1, int(np.prod(train.shape[1:]))))  # ~4 MB blocks: reused, cache-sized
+    for lo in range(0, n, step):
+        block = train[lo:lo + step].astype(np.float64)
+        block -= mean
+        block *= block
+        ss += block.sum(0)
+    std = np.sqrt(ss / max(n, 1))
     std[std == 0] = 1.0
-    out = [((train - mean) / std).astype(dtype, copy=False)]
-    out += [((np.asarray(o, dtype=np.float64) - mean) / std).astype(dtype, copy=False) for o in others]
+    shift, scale = mean.astype(dt), (1.0 / std).astype(dt)
+    out = []
+    for a in (train, *others):
+        z = np.asarray(a, dtype=dt) - shift
+        z *= scale
+        out.append(z)
     return out
 
 
