@@ -327,6 +327,9 @@ def test_selective_coef_dense_and_predict_agree(rng):
     m = SelectiveRidge(alpha=1.0, n_feat=6, dtype=F64).fit(X, Y)
     assert np.count_nonzero(m.coef_, axis=0).tolist() == [6] * 4
     np.testing.assert_allclose(m.predict(X), X @ m.coef_ + m.intercept_, rtol=1e-10)
+    # both prediction paths: dense GEMM (n * n_feat >= n_features) and per-target gather (one sample)
+    assert X.shape[0] * 6 >= X.shape[1]
+    np.testing.assert_allclose(m.predict(X[:2]), X[:2] @ m.coef_ + m.intercept_, rtol=1e-10)
 
 
 # ---------------------------------------------------------------- PLS

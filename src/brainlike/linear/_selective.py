@@ -190,9 +190,22 @@ class SelectiveRidge(_LinearBase):
     def _decision(self, X):
         if self.selected_ is None:
             return X @ self._dense + self.intercept_
-        t = self.weights_.shape[0]
-        out = np.empty((X.shape[0], t), dtype=self._dtype)
-        step = max(1, int(2**26 // max(1, X.shape[0] * self.weights_.shape[1])))
+        t, k = self.weights_.shape
+        n, p = X.shape
+        out = np.empty((n, t), dtype=self._dtype)
+        if n * k >= p:
+            # Many samples: scatter a chunk of targets' weights into a dense (p, chunk) block and use
+            # one GEMM; gathering X[:, selected] would read n * k scattered values per target.
+            step = max(1, int(2**24 // max(1, p)))
+            block = np.zeros((p, min(step, t)), dtype=self.weights_.dtype)
+            for lo in range(0, t, step):
+                hi = min(lo + step, t)
+                cols = np.arange(hi - lo)[:, None]
+                block[:, : hi - lo] = 0
+                block[self.selected_[lo:hi], cols] = self.weights_[lo:hi]
+                np.matmul(X, block[:, : hi - lo], out=out[:, lo:hi])
+            return out + self.intercept_
+        step = max(1, int(2**26 // max(1, n * k)))
         for lo in range(0, t, step):
             hi = min(lo + step, t)
             sel = X[:, self.selected_[lo:hi]]  # (n, chunk, k)
