@@ -125,22 +125,31 @@ def _eigh_without_constant(be, K):
     return W, s
 
 
-def _loo_score(kind, y, err):
-    """Per-column leave-one-out score (float64): R² of the held-out predictions y - err, or their Pearson r."""
-    yc = y - y.mean(0)
-    ss_tot = (yc**2).sum(0)
-    if kind == "r2":
-        ss_res = (err**2).sum(0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = 1.0 - ss_res / ss_tot
-        out[ss_tot == 0] = np.where(ss_res[ss_tot == 0] == 0, 1.0, 0.0)
-        return out
-    pred = y - err
-    pc = pred - pred.mean(0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = (yc * pc).sum(0) / np.sqrt(ss_tot * (pc**2).sum(0))
-    out[~np.isfinite(out)] = 0.0
-    return out
+class _Refit:
+    """Final weights of a RidgeCV, filled one batch of targets at a time.
+
+    ``targets(cols, solve)`` centres those targets, solves the centred problem with
+    ``solve(rhs, cols)`` (dual: rhs = Yc; primal: rhs = Xc^T Yc) and derives the intercepts.
+    """
+
+    def __init__(self, est, be, Y, Xb, xm, dual):
+        n, p = Xb.shape
+        t = Y.shape[1]
+        self.be, self.Y, self.Xb, self.dual, self.centre = be, Y, Xb, dual, est.fit_intercept
+        self.coef_like = np.empty((n if dual else p, t), dtype=be.dtype)
+        self.intercept = np.zeros(t, dtype=be.dtype)
+        # intercept = mean(y) - mean(x) . w; in the dual form w = Xc^T c, so mean(x) . w = (Xc mean(x)) . c
+        self.mean_map = (Xb @ xm if dual else xm) if est.fit_intercept else None
+
+    def targets(self, cols, solve):
+        be = self.be
+        Yb = be.asarray(self.Y[:, cols])
+        ym = be.mean0(Yb) if self.centre else None
+        Yc = Yb - ym if self.centre else Yb
+        sol = solve(Yc if self.dual else self.Xb.T @ Yc, cols)
+        self.coef_like[:, cols] = be.to_numpy(sol)
+        if self.centre:
+            self.intercept[cols] = be.to_numpy(ym - self.mean_map @ sol)
 
 
 class RidgeCV(_LinearBase):
@@ -189,8 +198,8 @@ class RidgeCV(_LinearBase):
         batches = [slice(i, min(i + bs, t)) for i in range(0, t, bs)]
 
         Xb = be.asarray(X)
+        xm = be.mean0(Xb) if self.fit_intercept else None
         if self.fit_intercept:
-            xm = be.mean0(Xb)
             Xb = Xb - xm  # global centring: keeps float32 kernels accurate; folds re-centre exactly below
         K = be.gram(Xb.T) if dual else None
 
@@ -229,24 +238,14 @@ class RidgeCV(_LinearBase):
         # Refit on all samples: one Cholesky factorisation per alpha that some target chose (cheaper
         # than an eigendecomposition, ~n^3/3 vs ~4n^3), then that alpha's targets in batches.
         M = K if dual else be.gram(Xb)
-        coef_like = np.empty((n if dual else p, t), dtype=be.dtype)
-        intercept = np.zeros(t, dtype=be.dtype)
-        xm_x = (Xb @ xm) if (dual and self.fit_intercept) else None
+        refit = _Refit(self, be, Y, Xb, xm, dual)
         for a in np.unique(self.best_alphas_):
             solve = be.spd_solver(be.add_diag(M, float(a)))
             chosen = np.flatnonzero(self.best_alphas_ == a)
             for lo in range(0, chosen.size, bs):
-                cols = chosen[lo:lo + bs]
-                Yb = be.asarray(Y[:, cols])
-                ym = be.mean0(Yb) if self.fit_intercept else None
-                Yc = Yb - ym if self.fit_intercept else Yb
-                sol = solve(Yc if dual else Xb.T @ Yc)
-                coef_like[:, cols] = be.to_numpy(sol)
-                if self.fit_intercept:
-                    xm_w = xm_x @ sol if dual else xm @ sol
-                    intercept[cols] = be.to_numpy(ym - xm_w)
+                refit.targets(chosen[lo:lo + bs], lambda rhs, cols: solve(rhs))
             del solve
-        self._store(be, Xb, xm if self.fit_intercept else None, coef_like, intercept, dual, p)
+        self._store(be, Xb, xm, refit.coef_like, refit.intercept, dual, p)
         return self
 
     def _choose_alphas(self, alphas, scores):
@@ -308,6 +307,7 @@ class RidgeCV(_LinearBase):
 
         bs = batch_size(t, 3 * n + W.shape[1], be.dtype.itemsize, self.target_batch_size)
         s = be.asarray(s_np)
+        f64 = get_backend("numpy", dtype=np.float64)  # scores in float64 whatever the fit's backend
         scores = np.zeros((alphas.size, t), dtype=np.float64)
         for lo in range(0, t, bs):
             sl = slice(lo, min(lo + bs, t))
@@ -319,23 +319,15 @@ class RidgeCV(_LinearBase):
                 f = be.asarray(frac[:, ai])[:, None]
                 r = W @ (Z * f) if dual else Yc - W @ (Z * f)
                 err = be.to_numpy(r).astype(np.float64) / one_minus_h[:, ai:ai + 1]
-                scores[ai, sl] = _loo_score(self.scoring, y64, err)
+                scores[ai, sl] = _score_columns(self.scoring, y64, y64 - err, f64)  # held-out predictions
         self._choose_alphas(alphas, scores)
 
         # Final weights from the same decomposition: V diag(1 / (s + alpha_t)) V^T rhs per target.
-        coef_like = np.empty((n if dual else p, t), dtype=be.dtype)
-        intercept = np.zeros(t, dtype=be.dtype)
+        refit = _Refit(self, be, Y, Xb, xm, dual)
         for lo in range(0, t, bs):
-            sl = slice(lo, min(lo + bs, t))
-            Yb = be.asarray(Y[:, sl])
-            ym = be.mean0(Yb) if self.fit_intercept else None
-            Yc = Yb - ym if self.fit_intercept else Yb
-            rhs = Yc if dual else Xb.T @ Yc
-            sol = V @ ((V.T @ rhs) / (s[:, None] + be.asarray(self.best_alphas_[sl])[None, :]))
-            coef_like[:, sl] = be.to_numpy(sol)
-            if self.fit_intercept:
-                intercept[sl] = be.to_numpy(ym - ((Xb @ xm) @ sol if dual else xm @ sol))
-        self._store(be, Xb, xm, coef_like, intercept, dual, p)
+            refit.targets(slice(lo, min(lo + bs, t)), lambda rhs, cols: V @ (
+                (V.T @ rhs) / (s[:, None] + be.asarray(self.best_alphas_[cols])[None, :])))
+        self._store(be, Xb, xm, refit.coef_like, refit.intercept, dual, p)
         return self
 
     def _store(self, be, Xb, xm, coef_like, intercept, dual, p):

@@ -76,14 +76,13 @@ class SelectiveRidge(_LinearBase):
             return self
 
         gram = be.gram(Xc)
-        xss = be.diag(gram)  # column sums of squares of the centred inputs
+        xss = be.to_numpy(be.diag(gram))  # column sums of squares of the centred inputs
         gram = be.add_diag(gram, alpha, inplace=True)
         # Ranking inputs by |Pearson r| with one target = ranking |Xc^T yc| / ||xc||: the target's
         # norm is common to the column. Constant inputs get weight 0 (FastL2LiR's correlation of 0).
-        xvar = be.to_numpy(xss) / n
         inv_xnorm = np.zeros(p, dtype=be.dtype)
-        keep = xvar >= _CONSTANT_VAR
-        inv_xnorm[keep] = 1.0 / np.sqrt(be.to_numpy(xss)[keep])
+        keep = xss / n >= _CONSTANT_VAR
+        inv_xnorm[keep] = 1.0 / np.sqrt(xss[keep])
         inv_xnorm = be.asarray(inv_xnorm)
         cs = int(self.chunk_size)
         selected = np.empty((t, k), dtype=np.int64)
