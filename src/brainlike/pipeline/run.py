@@ -171,6 +171,19 @@ def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None,
                      timings=timings)
 
 
+def _per_subject_results(keep_pred: bool) -> dict:
+    """Accuracies and test sizes per subject; predictions and truths only when they will be used."""
+    return {"acc": [], "n_test": [], "pred": [] if keep_pred else None, "truth": [] if keep_pred else None}
+
+
+def _add_subject(results: dict, accs, n_test, preds, truths) -> None:
+    results["acc"].append(accs)
+    results["n_test"].append(n_test)
+    if results["pred"] is not None:
+        results["pred"].append(preds)
+        results["truth"].append(truths)
+
+
 def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
     """Read every job result into tidy tables and the arrays the scores need."""
     import pandas as pd
@@ -186,8 +199,7 @@ def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
             if j.kind == "decode":
                 by_key.setdefault((j.dnn, j.subject, j.roi, j.layer), []).append(j)
         for dnn, d in exp.dnns.items():
-            dec[dnn] = {"acc": [], "n_test": [], "pred": [] if keep_pred else None,
-                        "truth": [] if keep_pred else None}
+            dec[dnn] = _per_subject_results(keep_pred)
             for s in subjects:
                 accs, preds, truths = [], [], []
                 for li, layer in enumerate(d.layers):
@@ -210,18 +222,13 @@ def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
                     if keep_pred:
                         preds.append(np.stack(per_roi_pred))
                         truths.append(truth)
-                dec[dnn]["acc"].append(accs)
-                dec[dnn]["n_test"].append(n_test)
-                if keep_pred:
-                    dec[dnn]["pred"].append(preds)
-                    dec[dnn]["truth"].append(truths)
+                _add_subject(dec[dnn], accs, n_test, preds, truths)
         tables["decoding_accuracy"] = pd.concat(frames, ignore_index=True)
     if "encoding" in exp.analyses:
         frames = []
         enc_jobs = {(j.dnn, j.subject, j.roi, j.layer): j for j in jobs if j.kind == "encode"}
         for dnn, d in exp.dnns.items():
-            enc[dnn] = {"acc": [], "n_test": [], "pred": [] if keep_pred else None,
-                        "truth": [] if keep_pred else None}
+            enc[dnn] = _per_subject_results(keep_pred)
             for s in subjects:
                 accs, preds, truths = [], [], []
                 for roi in ctx.rois:
@@ -241,11 +248,7 @@ def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
                     if keep_pred:
                         preds.append(np.stack(per_layer))
                         truths.append(truth)
-                enc[dnn]["acc"].append(accs)
-                enc[dnn]["n_test"].append(n_test)
-                if keep_pred:
-                    enc[dnn]["pred"].append(preds)
-                    enc[dnn]["truth"].append(truths)
+                _add_subject(enc[dnn], accs, n_test, preds, truths)
         tables["encoding_accuracy"] = pd.concat(frames, ignore_index=True)
     return {"tables": tables, "decoding": dec, "encoding": enc}
 

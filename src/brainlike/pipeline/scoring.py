@@ -77,6 +77,15 @@ def _p_greater(null: np.ndarray, observed: float) -> float:
     return float((1 + np.sum(finite >= observed - 1e-12)) / (1 + finite.size))
 
 
+def _with_accuracies(d: dict):
+    """(d with "acc" and "n_test" filled from the predictions where left out, preds, truths, n_test)."""
+    preds, truths = d.get("pred"), d.get("truth")
+    if d.get("acc") is None:
+        d = {**d, "acc": [[_pearson(t[None], p) for t, p in zip(ts, ps)] for ts, ps in zip(truths, preds)],
+             "n_test": [ts[0].shape[0] for ts in truths]}
+    return d, preds, truths, int(min(d["n_test"]))
+
+
 def decoding_scores(dec: dict, sc: dict, seed: int) -> dict:
     """dec: {"acc": [per subject: list over layers of (n_rois, n_units)], "n_test": [per subject],
     and for the bootstrap "pred": [per subject: list over layers of (n_rois, n_test, n_units)],
@@ -85,12 +94,8 @@ def decoding_scores(dec: dict, sc: dict, seed: int) -> dict:
 
     Returns {score, ci_low, ci_high, p_perm, boot, null} for the decoding-based BH score.
     """
-    preds, truths = dec.get("pred"), dec.get("truth")
-    if dec.get("acc") is None:
-        dec = {**dec, "acc": [[_pearson(t[None], p) for t, p in zip(ts, ps)] for ts, ps in zip(truths, preds)],
-               "n_test": [ts[0].shape[0] for ts in truths]}
+    dec, preds, truths, n_test = _with_accuracies(dec)
     n_layers = len(dec["acc"][0])
-    n_test = int(min(dec["n_test"]))
     sel = _layer_select(n_layers, sc, seed)
     pval = sc["pval"]
 
@@ -143,12 +148,8 @@ def encoding_scores(enc: dict, sc: dict, seed: int) -> dict:
     """enc: {"acc": [per subject: list over ROIs of (n_layers, n_voxels)], "n_test": [per subject],
     and for the bootstrap "pred": [per subject: list over ROIs of (n_layers, n_test, n_voxels)],
     "truth": [per subject: list over ROIs of (n_test, n_voxels)]}."""
-    preds, truths = enc.get("pred"), enc.get("truth")
-    if enc.get("acc") is None:
-        enc = {**enc, "acc": [[_pearson(t[None], p) for t, p in zip(ts, ps)] for ts, ps in zip(truths, preds)],
-               "n_test": [ts[0].shape[0] for ts in truths]}
+    enc, preds, truths, n_test = _with_accuracies(enc)
     n_rois = len(enc["acc"][0])
-    n_test = int(min(enc["n_test"]))
     pval, nv = sc["pval"], sc["voxels_per_roi"]
 
     def accuracies(idx_per_subject, vox=None):
