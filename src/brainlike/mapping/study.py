@@ -118,11 +118,11 @@ class MappingResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         _atomic_csv(self.voxels, out / "voxel_scores.csv")
-        _atomic_write(out / "voxel_scores.parquet", lambda p: self.voxels.to_parquet(p, index=False))
+        atomic_write(out / "voxel_scores.parquet", lambda p: self.voxels.to_parquet(p, index=False))
         _atomic_csv(self.roi_average, out / "roi_average_scores.csv")
         _atomic_csv(self.params, out / "params.csv")
         _atomic_csv(self.summary(), out / "summary.csv")
-        _atomic_write(out / "info.json", lambda p: Path(p).write_text(json.dumps(self.info, indent=2, default=str)))
+        atomic_write(out / "info.json", lambda p: Path(p).write_text(json.dumps(self.info, indent=2, default=str)))
         return out
 
     @classmethod
@@ -143,11 +143,8 @@ class MappingResult:
         )
 
 
-_atomic_write = atomic_write
-
-
 def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
-    _atomic_write(path, lambda p: df.to_csv(p, index=False))
+    atomic_write(path, lambda p: df.to_csv(p, index=False))
 
 
 def repeat_tensor(responses: np.ndarray, keys: Sequence) -> tuple[list, np.ndarray]:
@@ -344,6 +341,7 @@ def map_layers(
     if standardize is True or standardize is False:
         standardize = "fit" if standardize else "none"
     check_choice(standardize, "standardize", ("fit", "all", "none"))
+    alphas = _check_alpha_grid(alphas)
     if not methods:
         raise ValueError(f"methods must name at least one of {list(METHODS)}; got an empty list")
     layer_names = check_names(layers, list(features.keys()), "layers")
@@ -480,15 +478,22 @@ def _coordinates(X: np.ndarray, splits: Splits, standardize: str, alphas) -> lis
     return [(Z, everything, grid) for _ in splits.fits]
 
 
-def _alpha_grid(alphas, mean_eig: float) -> np.ndarray:
-    """``"auto"``: 10^-3 .. 10^3 times the mean eigenvalue of the fitting Gram (13 values)."""
+def _check_alpha_grid(alphas):
+    """``"auto"`` or a grid of positive finite alphas (checked before any fitting)."""
     if isinstance(alphas, str):
         check_choice(alphas, "alphas", ("auto",))
-        return mean_eig * np.logspace(-3, 3, 13)
-    a = np.asarray(alphas, dtype=np.float64).ravel()
-    if a.size == 0 or np.any(a <= 0) or not np.all(np.isfinite(a)):
-        raise ValueError(f"alphas must be positive finite values or 'auto'; got {alphas!r}")
-    return a
+        return alphas
+    from brainlike.linear._common import check_alphas
+
+    try:
+        return check_alphas(alphas)
+    except ValueError as err:
+        raise ValueError(f"{err} (or give alphas='auto')") from None
+
+
+def _alpha_grid(alphas, mean_eig: float) -> np.ndarray:
+    """``"auto"``: 10^-3 .. 10^3 times the mean eigenvalue of the fitting Gram (13 values)."""
+    return mean_eig * np.logspace(-3, 3, 13) if isinstance(alphas, str) else alphas
 
 
 def _has_duplicate_ids(data) -> bool:
