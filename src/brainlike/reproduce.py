@@ -17,12 +17,12 @@ layer draws (the reference code does not seed them), so it matches the publicati
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from brainlike._io import atomic_write, atomic_write_bytes
 from brainlike.datasets import bhscore as bhfiles
 from brainlike.scores import (
     bh_score_average,
@@ -168,13 +168,6 @@ def bh_scores_with_uncertainty(
     return pd.DataFrame(rows, columns=["dnn", "kind", "score", "ci_low", "ci_high", "p_perm"])
 
 
-def _write_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def write_results(out_dir, decoding_tree, encoding_tree, settings: dict, scores: pd.DataFrame,
                   csv_row_limit: int = 2_000_000, extra: dict | None = None) -> Path:
     """Write the published accuracies and the scores as a results folder for ``brainlike report``.
@@ -189,15 +182,15 @@ def write_results(out_dir, decoding_tree, encoding_tree, settings: dict, scores:
         if tree is None:
             continue
         table = bhfiles.tree_to_table(tree, settings, kind)
-        _write_atomic(res / f"{kind}_accuracy.parquet", lambda p, t=table: t.to_parquet(p, index=False))
+        atomic_write(res / f"{kind}_accuracy.parquet", lambda p, t=table: t.to_parquet(p, index=False))
         if len(table) <= csv_row_limit:
-            _write_atomic(res / f"{kind}_accuracy.csv", lambda p, t=table: t.to_csv(p, index=False))
-    _write_atomic(res / "bh_scores.csv", lambda p: scores.to_csv(p, index=False))
+            atomic_write(res / f"{kind}_accuracy.csv", lambda p, t=table: t.to_csv(p, index=False))
+    atomic_write(res / "bh_scores.csv", lambda p: scores.to_csv(p, index=False))
     prov = {"source": "Nonaka et al. (2021) published accuracies (figshare 12401168)", "n_test_images": 50,
             "subjects": settings["subjects"], "rois": settings["rois"],
             "dnns": {n: settings["dnns"][n] for n in scores["dnn"].unique() if n in settings["dnns"]},
             "versions": {"brainlike": __import__("brainlike").__version__}, **(extra or {})}
-    _write_atomic(res / "provenance.json", lambda p: Path(p).write_text(json.dumps(prov, indent=1)))
+    atomic_write(res / "provenance.json", lambda p: Path(p).write_text(json.dumps(prov, indent=1)))
     return res
 
 
@@ -237,10 +230,7 @@ def _default_settings() -> Path:
             f"BHscore settings.json not found locally and could not be downloaded from {bhfiles.SETTINGS_URL} ({err}); "
             "pass --settings FILE"
         ) from err
-    part = target.with_suffix(".json.part")
-    part.write_bytes(data)
-    os.replace(part, target)
-    return target
+    return atomic_write_bytes(target, data)
 
 
 def reproduce_nonaka2021(

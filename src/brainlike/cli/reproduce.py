@@ -46,12 +46,9 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_comparison(table))
     if args.out is not None:
-        import os
+        from brainlike._io import atomic_write
 
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(args.out.name + ".part")
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, args.out)
+        atomic_write(args.out, lambda tmp: table.to_csv(tmp, index=False))
         print(f"wrote {args.out}")
     if args.results is not None:
         print(f"wrote {args.results / 'results'} (draw it with: brainlike report {args.results})")

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from brainlike._io import atomic_write
+
 SETTINGS_URL = "https://raw.githubusercontent.com/KamitaniLab/BHscore/860859587ebb2e97b2af23e49b8cc5e51cec99a1/settings.json"
 ACCURACY_URLS = {
     # as in KamitaniLab/BHscore data/download_decoding_accuracy.sh and download_encoding_accuracy.sh
@@ -182,17 +184,11 @@ def write_accuracy_tree(root, settings: dict, tree: dict) -> list[Path]:
             for sub, rois in subs.items():
                 for roi, acc in rois.items():
                     p = Path(root) / d / layer / sub / roi / "accuracy.mat"
-                    p.parent.mkdir(parents=True, exist_ok=True)
-                    fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".mat")
-                    os.close(fd)
-                    os.remove(tmp)
-                    try:
-                        hdf5storage.savemat(tmp, {"accuracy": np.asarray(acc, dtype=np.float64)[None, :]},
-                                            format="7.3", oned_as="row", store_python_metadata=False)
-                        os.replace(tmp, p)
-                    finally:
-                        if os.path.exists(tmp):
-                            os.remove(tmp)
+                    mdict = {"accuracy": np.asarray(acc, dtype=np.float64)[None, :]}
+                    # truncate: the temporary file exists (empty); recreating it writes the MATLAB 7.3 header
+                    atomic_write(p, lambda tmp, m=mdict: hdf5storage.savemat(
+                        tmp, m, format="7.3", oned_as="row", store_python_metadata=False, truncate_existing=True),
+                        suffix=".mat")
                     out.append(p)
     return out
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import sys
 import time
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brainlike._io import atomic_write
 from brainlike._validate import as_2d_float, check_choice, check_positive
 from brainlike.encoding.fwrf import column_score
 
@@ -546,10 +546,9 @@ class GNet:
                       f"holdout median r {score:.3f} (best {state['best_score']:.3f} @ {state['best_epoch'] + 1}), "
                       f"{time.time() - t0:.1f}s", file=sys.stderr, flush=True)
             if ckpt is not None:
-                tmp = ckpt.with_suffix(".pt.tmp")
-                torch.save({"trunk": trunk.state_dict(), "readouts": readouts.state_dict(), "optimizer": opt.state_dict(),
-                            "state": state, "config": self._config_key(resp, idx)}, tmp)
-                os.replace(tmp, ckpt)
+                snapshot = {"trunk": trunk.state_dict(), "readouts": readouts.state_dict(),
+                            "optimizer": opt.state_dict(), "state": state, "config": self._config_key(resp, idx)}
+                atomic_write(ckpt, lambda tmp: torch.save(snapshot, tmp), suffix=".pt")
             if self._stop_after_epoch is not None and epoch >= self._stop_after_epoch and not state["done"]:
                 raise KeyboardInterrupt(f"stopped after epoch {epoch} (simulated interruption)")
             epoch += 1

@@ -8,10 +8,11 @@ them (flattened in C order). Layer names with ``/`` are stored with ``:`` as BHs
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from brainlike._io import atomic_write
 
 from ._store import FeatureSet, LayerFeatures
 
@@ -21,8 +22,7 @@ def _layer_dir(name: str) -> str:
 
 
 def _atomic_savemat(path: Path, feat: np.ndarray, fmt: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    def write(tmp):
         if fmt == "v5":
             from scipy.io import savemat
 
@@ -31,12 +31,11 @@ def _atomic_savemat(path: Path, feat: np.ndarray, fmt: str) -> None:
         else:
             import hdf5storage
 
+            # truncate: the temporary file exists (empty); recreating it writes the MATLAB 7.3 header
             hdf5storage.savemat(str(tmp), {"feat": feat}, format="7.3", oned_as="column",
-                                store_python_metadata=True)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+                                store_python_metadata=True, truncate_existing=True)
+
+    atomic_write(path, write, suffix=".mat")
 
 
 def export_bhscore(features, root, image_set: str, framework: str, network: str, layers=None,

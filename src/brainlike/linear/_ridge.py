@@ -244,7 +244,7 @@ class RidgeCV(_LinearBase):
             chosen = np.flatnonzero(self.best_alphas_ == a)
             for lo in range(0, chosen.size, bs):
                 refit.targets(chosen[lo:lo + bs], lambda rhs, cols: solve(rhs))
-            del solve
+            solve = None  # free this alpha's factor before the next one is built
         self._store(be, Xb, xm, refit.coef_like, refit.intercept, dual, p)
         return self
 

@@ -88,18 +88,15 @@ F_ENC = ("dnn", "subject", "roi", "layer", "layer_index", "voxel", "accuracy")
 F_SCORES = ("dnn", "kind", "score")
 
 
-_atomic_write = atomic_write_bytes
-
-
 def _save(fig, figdir: Path, name: str) -> str:
     """Write PNG and SVG; return the PNG as base64."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=130)
     png = buf.getvalue()
-    _atomic_write(figdir / f"{name}.png", png)
+    atomic_write_bytes(figdir / f"{name}.png", png)
     buf = io.BytesIO()
     fig.savefig(buf, format="svg")
-    _atomic_write(figdir / f"{name}.svg", buf.getvalue())
+    atomic_write_bytes(figdir / f"{name}.svg", buf.getvalue())
     return base64.b64encode(png).decode("ascii")
 
 
@@ -261,5 +258,5 @@ def write_report(results_dir, out_dir=None, pval: float = 0.05, roi=None, dnn=No
                     + html.escape(json.dumps(prov, indent=1, default=str)[:20000]) + "</pre></details>")
     page.append("</body></html>")
     index = out / "index.html"
-    _atomic_write(index, "\n".join(page).encode("utf-8"))
+    atomic_write_bytes(index, "\n".join(page).encode("utf-8"))
     return index
