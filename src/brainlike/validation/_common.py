@@ -61,16 +61,13 @@ class BenchmarkResult:
     def save(self, out_dir) -> Path:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        _atomic(out / "table.csv", lambda p: self.table.to_csv(p, index=False))
+        atomic_write(out / "table.csv", lambda p: self.table.to_csv(p, index=False))
         exp = [dict(quantity=e.quantity, expected=e.expected, obtained=e.obtained, status=e.status, source=e.source)
                for e in self.expectations]
-        _atomic(out / "expected_vs_obtained.json", lambda p: Path(p).write_text(json.dumps(exp, indent=2)))
-        _atomic(out / "info.json", lambda p: Path(p).write_text(json.dumps(self.info, indent=2, default=str)))
-        _atomic(out / "report.txt", lambda p: Path(p).write_text(self.text() + "\n"))
+        atomic_write(out / "expected_vs_obtained.json", lambda p: Path(p).write_text(json.dumps(exp, indent=2)))
+        atomic_write(out / "info.json", lambda p: Path(p).write_text(json.dumps(self.info, indent=2, default=str)))
+        atomic_write(out / "report.txt", lambda p: Path(p).write_text(self.text() + "\n"))
         return out
-
-
-_atomic = atomic_write
 
 
 def subset_ids(ids: Sequence[str], n_images: int | None, seed: int = 0) -> list[str]:

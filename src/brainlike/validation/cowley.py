@@ -150,14 +150,14 @@ def _write_partial(out_dir, rows, sig: str) -> None:
     """Finished blocks, written atomically after each one: a killed run keeps them and resumes."""
     if out_dir is None:
         return
-    from brainlike.validation._common import _atomic
+    from brainlike._io import atomic_write
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     known = _read_partial(out_dir, sig)
     for r in rows:
         known[(str(r["session"]), r["weights"], r["block"])] = r
-    _atomic(out / "partial.csv", lambda p: pd.DataFrame(list(known.values())).to_csv(p, index=False))
+    atomic_write(out / "partial.csv", lambda p: pd.DataFrame(list(known.values())).to_csv(p, index=False))
 
 
 def _block_num(label: str) -> int:
