@@ -74,9 +74,6 @@ def encoding_data(n, p, t, n_test, seed=1):
 # ----------------------------------------------------------------------------- child rows
 
 
-
-
-
 def quiet():
     return contextlib.redirect_stderr(io.StringIO())
 

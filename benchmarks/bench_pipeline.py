@@ -10,10 +10,10 @@ A representative fraction, the same for both: ``--units`` units of every layer (
 every ROI, one job / one FastL2LiR fit per (ROI, layer) with ``--units`` targets. Each side is also
 timed with 1 unit per (ROI, layer) (40 fits that cost only the per-fit part: the ROI's Gram, job
 overhead), which splits its time into a cost per fit and a cost per unit; the whole network is then
-extrapolated as (fits at ``--chunk`` units per fit) x (cost per fit) + (all units) x (cost per unit). The pipeline side is ``run_experiment`` end to end on the
-synchronous scheduler: subject arrays written to disk, the context pickled, every job reading its
-unit chunk from a feature source, fitting SelectiveRidge, scoring Pearson r over the test images
-and writing its result file atomically; FastL2LiR (0.11, float64, as in BHscore) gets the same
+extrapolated as (fits at ``--chunk`` units per fit) x (cost per fit) + (all units) x (cost per unit).
+The pipeline side is ``run_experiment`` end to end on the synchronous scheduler: subject arrays
+written to disk, the context pickled, every job reading its unit chunk from a feature source,
+fitting SelectiveRidge, scoring Pearson r over the test images and writing its result file atomically; FastL2LiR (0.11, float64, as in BHscore) gets the same
 z-scored arrays in memory and is timed on fit + predict + Pearson only.
 
 Each side runs in its own process (clean peak RSS). Usage: python benchmarks/bench_pipeline.py
@@ -79,9 +79,6 @@ def brain(n_train: int, rois: dict, seed=0):
         masks[r] = m
         start += n
     return BrainData(resp, ids, rois=masks, split=split, subject="bench")
-
-
-
 
 
 def row(name: str, units: int, small: bool) -> dict:
