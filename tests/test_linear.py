@@ -234,6 +234,20 @@ def test_selective_matches_fastl2lir(rng, backend, n_feat):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, F64])
+def test_gather_upper_kernel_fills_only_the_upper_triangle(rng, dtype):
+    from brainlike._kernels import gather_upper
+
+    gram = rng.standard_normal((23, 23)).astype(dtype)
+    for ij in (np.sort(rng.choice(23, 7, replace=False)), rng.choice(23, 7, replace=False)):
+        buf = np.full((7, 7), -99, dtype=dtype)
+        gather_upper(gram.reshape(-1), 23, ij, buf)
+        want = gram[np.ix_(ij, ij)]
+        upper = np.triu(np.ones((7, 7), dtype=bool))
+        np.testing.assert_array_equal(buf[upper], want[upper])
+        assert np.all(buf[~upper] == -99)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, F64])
 def test_gather_solve_fast_path_fallback_and_singular_blocks(rng, dtype, monkeypatch):
     """The GIL-free LAPACK path, scipy's wrappers (where the C entry points are missing) and the
     least-squares rescue of singular blocks all give the solution of gram[I, I] x = b."""

@@ -159,22 +159,22 @@ class NumpyBackend:
         """For each target j solve gram[I_j, I_j] x = rhs[j]; idx (n, k), rhs (n, k, r) -> (n, k, r).
 
         Small Cholesky factorisations do not scale over BLAS threads, so targets are split over a
-        pool of single-threaded workers instead. Each worker gathers only the lower triangle of its
-        block (half the memory traffic) straight into LAPACK's column-major layout and calls
-        ``potrf``/``potrs`` through their C entry points, which run without the GIL (scipy's Python
-        LAPACK wrappers hold it, which serialises the workers).
+        pool of single-threaded workers instead. Each worker gathers only the upper triangle of its
+        block (a compiled loop: half the memory traffic of the full block, no index array) straight
+        into LAPACK's column-major layout and calls ``potrf``/``potrs`` through their C entry points,
+        which run without the GIL (scipy's Python LAPACK wrappers hold it, which serialises the workers).
         """
         import scipy.linalg
+
+        from brainlike._kernels import gather_upper
 
         n, k = idx.shape
         r = rhs.shape[2]
         out = np.empty(rhs.shape, dtype=self.dtype)
         flat = gram.reshape(-1)
         p = gram.shape[1]
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
         lapack = _gil_free_cholesky(self.dtype)
-        # buf[a, b] = gram[I_a, I_b] is needed for b >= a only: LAPACK reads buf as the column-major
-        # matrix buf.T, whose lower triangle that is. The other entries read element 0 (cached).
-        upper = np.triu(np.ones((k, k), dtype=np.intp))
 
         def fallback(ij, b):
             block = np.take(flat, ij[:, None] * p + ij[None, :])
@@ -186,21 +186,17 @@ class NumpyBackend:
 
         def work(lo, hi):
             buf = np.empty((k, k), dtype=self.dtype)
-            ind = np.empty((k, k), dtype=np.intp)
             sol = np.empty((r, k), dtype=self.dtype)  # column-major (k, r) for LAPACK
             for j in range(lo, hi):
-                ij = idx[j]
                 if lapack is None:
-                    out[j] = fallback(ij, rhs[j])
+                    out[j] = fallback(idx[j], rhs[j])
                     continue
-                np.add((ij * p)[:, None], ij[None, :], out=ind)
-                np.multiply(ind, upper, out=ind)
-                np.take(flat, ind, out=buf, mode="clip")  # indices are valid: skip the bounds check
+                gather_upper(flat, p, idx[j], buf)
                 sol[...] = rhs[j].T
                 if lapack.solve(buf, sol):
                     out[j] = sol.T
                 else:
-                    out[j] = fallback(ij, rhs[j])
+                    out[j] = fallback(idx[j], rhs[j])
 
         workers = min(_n_threads(), n)
         bounds = np.linspace(0, n, workers + 1).astype(int)
