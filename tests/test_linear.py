@@ -346,6 +346,42 @@ def test_selective_coef_dense_and_predict_agree(rng):
     np.testing.assert_allclose(m.predict(X[:2]), X[:2] @ m.coef_ + m.intercept_, rtol=1e-10)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("n_feat", [0, 6])
+def test_selective_prepared_inputs_give_the_plain_fit_chunk_by_chunk(rng, backend, n_feat):
+    """prepare(X) once, then fit(inputs, Y_chunk) per chunk == fit(X, Y) on all targets; the Gram
+    is built once (by the first fit) and left unchanged by the fits."""
+    X, Y = data(rng, 40, 25, 7)
+    model = SelectiveRidge(alpha=3.0, n_feat=n_feat, backend=backend, dtype=F64)
+    whole = clone(model).fit(X, Y)
+    inputs = model.prepare(X)
+    assert inputs.nbytes == 8 * 40 * 25  # the Gram waits for the first fit
+    preds = []
+    for lo, hi in [(0, 3), (3, 7)]:
+        preds.append(model.fit(inputs, Y[:, lo:hi]).predict(X))
+        gram = inputs.gram()
+        gram_after = gram.numpy().copy() if backend == "torch" else gram.copy()
+        if lo == 0:
+            gram_first = gram_after
+    np.testing.assert_array_equal(gram_after, gram_first)
+    assert inputs.nbytes == 8 * (40 * 25 + 25 * 25)
+    np.testing.assert_allclose(np.hstack(preds), whole.predict(X), rtol=1e-12, atol=1e-12)
+
+
+def test_selective_prepared_inputs_must_match_the_estimator(rng):
+    X, Y = data(rng, 30, 12, 2)
+    inputs = SelectiveRidge(alpha=1.0, n_feat=4, dtype=F64).prepare(X)
+    with pytest.raises(ValueError, match=r"X: these PreparedInputs.*alpha=1.0 \(prepared\) vs 2.0"):
+        SelectiveRidge(alpha=2.0, n_feat=4, dtype=F64).fit(inputs, Y)
+    with pytest.raises(ValueError, match="dtype='float64' \\(prepared\\) vs 'float32'"):
+        SelectiveRidge(alpha=1.0, n_feat=4, dtype=np.float32).fit(inputs, Y)
+    with pytest.raises(ValueError, match="X and Y must have the same number of samples; got 30 and 29"):
+        SelectiveRidge(alpha=1.0, n_feat=4, dtype=F64).fit(inputs, Y[:29])
+    with pytest.raises(ValueError, match="X contains 1 NaN"):
+        X[3, 2] = np.nan
+        SelectiveRidge(alpha=1.0, n_feat=4, dtype=F64).prepare(X)
+
+
 # ---------------------------------------------------------------- PLS
 
 

@@ -8,6 +8,6 @@ factorisation per fold), ``SelectiveRidge`` (FastL2LiR-compatible per-target inp
 
 from brainlike.linear._pls import PLS, PLSCV
 from brainlike.linear._ridge import Ridge, RidgeCV
-from brainlike.linear._selective import SelectiveRidge
+from brainlike.linear._selective import PreparedInputs, SelectiveRidge
 
-__all__ = ["Ridge", "RidgeCV", "SelectiveRidge", "PLS", "PLSCV"]
+__all__ = ["Ridge", "RidgeCV", "SelectiveRidge", "PreparedInputs", "PLS", "PLSCV"]

@@ -33,17 +33,27 @@ def _x_2d(X):
 
 def check_xy(X, Y, dtype, estimator=None):
     """Validate X (samples, features) and Y (samples,) or (samples, targets); return X, Y (2-D), y_was_1d."""
+    X = as_2d_float(_x_2d(X), "X", dtype=dtype)
+    Y, y1d = check_y(Y, dtype, estimator)
+    check_same_rows(X, Y, "X", "Y")
+    return X, Y, y1d
+
+
+def check_y(Y, dtype, estimator=None):
+    """Validate Y (samples,) or (samples, targets); return Y (2-D), y_was_1d."""
     if Y is None:
         name = type(estimator).__name__ if estimator is not None else "This"
         raise ValueError(f"{name} estimator requires y to be passed, but the target y is None (Y)")
-    X = as_2d_float(_x_2d(X), "X", dtype=dtype)
     y_arr = _dense(Y, "Y")
     y1d = y_arr.ndim == 1
     if y1d:
         y_arr = y_arr.reshape(-1, 1)
-    Y = as_2d_float(y_arr, "Y", dtype=dtype)
-    check_same_rows(X, Y, "X", "Y")
-    return X, Y, y1d
+    return as_2d_float(y_arr, "Y", dtype=dtype), y1d
+
+
+def check_x(X, dtype):
+    """Validate X (samples, features) alone."""
+    return as_2d_float(_x_2d(X), "X", dtype=dtype)
 
 
 def check_x_predict(est, X, dtype):

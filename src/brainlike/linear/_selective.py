@@ -20,11 +20,53 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from brainlike.linear._common import check_alpha, check_x_predict, check_xy
+from brainlike._validate import check_same_rows
+from brainlike.linear._common import check_alpha, check_x, check_y
 from brainlike.linear._ridge import _LinearBase
 
 # FastL2LiR gives inputs whose variance is below this a correlation of 0 (never selected first).
 _CONSTANT_VAR = 1e-8
+
+
+class PreparedInputs:
+    """What a ``SelectiveRidge`` fit computes from X alone, kept for fits of further target chunks.
+
+    Made by :meth:`SelectiveRidge.prepare`; pass it to ``fit`` in place of X. Holds the centred
+    inputs (n x p) and, once a fit has needed it, the Gram ``Xc^T Xc + alpha I`` (p x p): a whole
+    network decoded from one ROI in unit chunks then builds that Gram once instead of once per chunk.
+    """
+
+    def __init__(self, settings: tuple, be, Xc, xm, alpha: float):
+        self.settings = settings
+        self.n_samples, self.n_features = int(Xc.shape[0]), int(Xc.shape[1])
+        self.Xc, self.xm, self.alpha = Xc, xm, alpha
+        self._be = be
+        self._gram = self._inv_xnorm = None
+
+    def gram(self):
+        """``Xc^T Xc + alpha I``, built on first use (the ranking weights come with it)."""
+        if self._gram is None:
+            be = self._be
+            gram = be.gram(self.Xc)
+            xss = be.to_numpy(be.diag(gram))  # column sums of squares of the centred inputs
+            # Ranking inputs by |Pearson r| with one target = ranking |Xc^T yc| / ||xc||: the target's
+            # norm is common to the column. Constant inputs get weight 0 (FastL2LiR's correlation of 0).
+            inv_xnorm = np.zeros(self.n_features, dtype=be.dtype)
+            keep = xss / self.n_samples >= _CONSTANT_VAR
+            inv_xnorm[keep] = 1.0 / np.sqrt(xss[keep])
+            self._inv_xnorm = be.asarray(inv_xnorm)
+            self._gram = be.add_diag(gram, self.alpha, inplace=True)
+        return self._gram
+
+    def inv_xnorm(self):
+        self.gram()
+        return self._inv_xnorm
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held (centred inputs + Gram once built), for callers that cache several."""
+        item = np.dtype(self._be.dtype).itemsize
+        return item * (self.n_samples * self.n_features + (self.n_features**2 if self._gram is not None else 0))
 
 
 class SelectiveRidge(_LinearBase):
@@ -35,6 +77,8 @@ class SelectiveRidge(_LinearBase):
     when all inputs are used), ``weights_`` (n_targets, n_feat), ``intercept_`` (n_targets,);
     ``coef_`` (n_features, n_targets) is built densely on access. Targets that are constant on the
     training data correlate with nothing: they use the first ``n_feat`` inputs (FastL2LiR crashes).
+    For many target chunks on the same X, ``inputs = model.prepare(X)`` then ``model.fit(inputs,
+    Y_chunk)`` builds the inputs' Gram once.
     """
 
     def __init__(self, alpha=100.0, n_feat=500, fit_intercept=True, penalize_intercept=True, backend="numpy",
@@ -48,14 +92,46 @@ class SelectiveRidge(_LinearBase):
         self.dtype = dtype
         self.chunk_size = chunk_size
 
-    def fit(self, X, Y):
-        be = self._backend()
-        X, Y, self._y1d = check_xy(X, Y, be.dtype, self)
-        n, p = X.shape
-        t = Y.shape[1]
+    def _alpha(self) -> float:
         alpha = check_alpha(self.alpha, 1)
-        if np.ndim(alpha):
-            alpha = float(alpha[0])
+        return float(alpha[0]) if np.ndim(alpha) else alpha
+
+    def _settings(self, be, alpha) -> tuple:
+        return (("alpha", alpha), ("fit_intercept", bool(self.fit_intercept)), ("backend", self.backend),
+                ("device", str(self.device)), ("dtype", np.dtype(be.dtype).name))
+
+    def prepare(self, X) -> PreparedInputs:
+        """Centre X once for several fits on it (the Gram is built by the first fit that needs it).
+
+        The estimator's alpha, fit_intercept, backend, device and dtype must not change between
+        ``prepare`` and ``fit``.
+        """
+        be = self._backend()
+        X = check_x(X, be.dtype)
+        alpha = self._alpha()
+        Xb = be.asarray(X)
+        xm = be.mean0(Xb) if self.fit_intercept else be.zeros(X.shape[1])
+        Xc = Xb - xm if self.fit_intercept else Xb
+        return PreparedInputs(self._settings(be, alpha), be, Xc, xm, alpha)
+
+    def fit(self, X, Y):
+        """X: (n_samples, n_features) array, or the :class:`PreparedInputs` of ``prepare(X)``."""
+        be = self._backend()
+        alpha = self._alpha()
+        if isinstance(X, PreparedInputs):
+            prep = X
+            want = self._settings(be, alpha)
+            if prep.settings != want:
+                diff = [f"{a[0]}={a[1]!r} (prepared) vs {b[1]!r} (this estimator)"
+                        for a, b in zip(prep.settings, want) if a != b]
+                raise ValueError("X: these PreparedInputs were made with other settings: " + ", ".join(diff)
+                                 + "; call prepare(X) on this estimator")
+        else:
+            prep = self.prepare(X)
+        Y, self._y1d = check_y(Y, be.dtype, self)
+        check_same_rows(prep.Xc, Y, "X", "Y")
+        n, p = prep.n_samples, prep.n_features
+        t = Y.shape[1]
         k = int(self.n_feat)
         if k != self.n_feat or k < 0 or k > p:
             raise ValueError(f"n_feat must be an integer in [0, n_features={p}] (0 = all inputs); got {self.n_feat!r}")
@@ -65,25 +141,15 @@ class SelectiveRidge(_LinearBase):
             k = p
         self._dtype = be.dtype
         self.n_features_in_ = p
-
-        Xb = be.asarray(X)
-        xm = be.mean0(Xb) if self.fit_intercept else be.zeros(p)
-        Xc = Xb - xm if self.fit_intercept else Xb
+        Xc, xm = prep.Xc, prep.xm
         penal = self.fit_intercept and self.penalize_intercept
 
         if k == p:
-            self._fit_all(be, Xc, xm, Y, alpha, penal, n)
+            self._fit_all(be, prep, Y, alpha, penal, n)
             return self
 
-        gram = be.gram(Xc)
-        xss = be.to_numpy(be.diag(gram))  # column sums of squares of the centred inputs
-        gram = be.add_diag(gram, alpha, inplace=True)
-        # Ranking inputs by |Pearson r| with one target = ranking |Xc^T yc| / ||xc||: the target's
-        # norm is common to the column. Constant inputs get weight 0 (FastL2LiR's correlation of 0).
-        inv_xnorm = np.zeros(p, dtype=be.dtype)
-        keep = xss / n >= _CONSTANT_VAR
-        inv_xnorm[keep] = 1.0 / np.sqrt(xss[keep])
-        inv_xnorm = be.asarray(inv_xnorm)
+        gram = prep.gram()
+        inv_xnorm = prep.inv_xnorm()
         cs = int(self.chunk_size)
         selected = np.empty((t, k), dtype=np.int64)
         weights = np.empty((t, k), dtype=be.dtype)
@@ -131,15 +197,16 @@ class SelectiveRidge(_LinearBase):
         self._dense = None
         return self
 
-    def _fit_all(self, be, Xc, xm, Y, alpha, penal, n):
+    def _fit_all(self, be, prep, Y, alpha, penal, n):
         """All inputs: one shared factorisation (primal or dual) for every target."""
+        Xc, xm = prep.Xc, prep.xm
         p = Xc.shape[1]
         Yb = be.asarray(Y)
         ym = be.mean0(Yb) if self.fit_intercept else None
         Yc = Yb - ym if self.fit_intercept else Yb
         primal = p <= n
         if primal:
-            chol_in = be.add_diag(be.gram(Xc), alpha, inplace=True)
+            chol_in = prep.gram()
             rhs = Xc.T @ Yc
             if self.fit_intercept:
                 both = be.solve_spd(chol_in, be.asarray(np.concatenate(
