@@ -323,6 +323,46 @@ def test_rerun_does_only_missing_jobs_and_matches(tmp_path, rng):
     pd.testing.assert_frame_equal(pd.read_csv(third.results_dir / "bh_scores.csv"), scores)
 
 
+def test_voxel_cache_prepares_each_roi_once_and_changes_no_result(tmp_path, rng, monkeypatch):
+    """Decode jobs of one (subject, ROI) share the z-scored voxels and their Gram; results are
+    byte-identical with the cache off, and the cache setting is not part of the result signature."""
+    from brainlike.pipeline import compute as compute_mod
+
+    feats, brains = make_experiment(rng, n_subjects=2)
+    calls = []
+    real = compute_mod.prepare_voxels
+    monkeypatch.setattr(compute_mod, "prepare_voxels", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    runs = {}
+    for mb in (64, 0):
+        calls.clear()
+        out = tmp_path / f"o{mb}"
+        res = run_experiment(small_config(out, analyses=["decoding"], decoding={"voxel_cache_mb": mb}),
+                             brain=brains, features={"net": feats}, progress=False)
+        runs[mb] = (len(calls), res.summary["n_jobs"], result_files(out))
+    (cached_calls, n_jobs, files), (plain_calls, n_jobs0, files0) = runs[64], runs[0]
+    assert n_jobs == n_jobs0 == 2 * 4 * 4 * 3  # subjects x ROIs x layers x chunks of 10 of 24 units
+    assert cached_calls == 2 * 4 and plain_calls == n_jobs
+    assert files == files0  # same paths (signature without the cache size) and same bytes
+
+
+def test_voxel_cache_admits_while_it_fits_and_resets_per_context():
+    from types import SimpleNamespace
+
+    from brainlike.pipeline.jobs import _VoxelCache
+
+    cache, item = _VoxelCache(), SimpleNamespace(nbytes=40)
+    assert cache.get("ctx", "a") is None
+    cache.offer("a", item, 100)
+    cache.offer("b", item, 100)
+    cache.offer("c", item, 100)  # would exceed 100 bytes: not admitted, and nothing is evicted
+    assert cache.get("ctx", "a") is item and cache.get("ctx", "b") is item and cache.get("ctx", "c") is None
+    assert cache.get("other-ctx", "a") is None  # another experiment: empty
+    cache.offer("c", item, 100)
+    assert cache.get("other-ctx", "c") is item
+    cache.clear()
+    assert cache.get("other-ctx", "c") is None
+
+
 def test_changed_settings_never_reuse_stale_results(tmp_path, rng):
     feats, brains = make_experiment(rng)
     cfg = small_config(tmp_path / "o", analyses=["decoding"])

@@ -16,6 +16,7 @@ any alpha and any split, at a memory cost of ``n_stimuli^2`` instead of ``n_stim
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -57,6 +58,32 @@ def column_pearson(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
         return np.asarray(pearson(pred, true), dtype=np.float64)
 
 
+@dataclass
+class RoiVoxels:
+    """One ROI's voxels ready for decoding unit chunks: z-scored with training statistics and
+    prepared for ``SelectiveRidge`` (centred; Gram built by the first fit), plus the z-scored test
+    responses and which stimulus rows are training and test rows. Reused by every chunk of units."""
+
+    inputs: object  # brainlike.linear.PreparedInputs
+    x_test: np.ndarray
+    train_rows: np.ndarray | None = None
+    test_rows: np.ndarray | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.inputs.nbytes + self.x_test.nbytes)
+
+
+def prepare_voxels(x_train, x_test, *, alpha=100.0, dtype="float32", train_rows=None, test_rows=None) -> RoiVoxels:
+    """Z-score one ROI's responses with the training statistics and prepare them for decoding."""
+    from brainlike.linear import SelectiveRidge
+
+    dt = np.dtype(dtype)
+    xtr, xte = zscore_train(x_train, x_test, dtype=dt)
+    inputs = SelectiveRidge(alpha=float(alpha), dtype=dt).prepare(xtr)
+    return RoiVoxels(inputs, xte, train_rows, test_rows)
+
+
 def decode_units(x_train, y_train, x_test, y_test, *, alpha=100.0, n_feat=500, dtype="float32"):
     """Fit one ``SelectiveRidge`` from voxels to a chunk of units; return (accuracy, prediction, truth).
 
@@ -65,16 +92,22 @@ def decode_units(x_train, y_train, x_test, y_test, *, alpha=100.0, n_feat=500, d
     z-scored feature scale (Pearson r does not depend on it); ``truth`` is the z-scored test
     features, kept so that scores can be bootstrapped over test images.
     """
+    voxels = prepare_voxels(x_train, x_test, alpha=alpha, dtype=dtype)
+    return decode_prepared(voxels, y_train, y_test, n_feat=n_feat)
+
+
+def decode_prepared(voxels: RoiVoxels, y_train, y_test, *, n_feat=500):
+    """``decode_units`` on voxels already prepared by :func:`prepare_voxels` (one ROI, many chunks)."""
     from brainlike.linear import SelectiveRidge
 
-    dt = np.dtype(dtype)
-    xtr, xte = zscore_train(x_train, x_test, dtype=dt)
+    inputs = voxels.inputs
+    dt = np.dtype(dict(inputs.settings)["dtype"])
     ytr, yte = zscore_train(y_train, y_test, dtype=dt)
-    n_vox = xtr.shape[1]
+    n_vox = inputs.n_features
     k = int(n_feat) if n_feat and int(n_feat) < n_vox else n_vox
-    model = SelectiveRidge(alpha=float(alpha), n_feat=k, dtype=dt)
-    model.fit(xtr, ytr)
-    pred = np.asarray(model.predict(xte), dtype=np.float32)
+    model = SelectiveRidge(alpha=inputs.alpha, n_feat=k, dtype=dt)
+    model.fit(inputs, ytr)
+    pred = np.asarray(model.predict(voxels.x_test), dtype=np.float32)
     return column_pearson(pred, yte), pred, np.asarray(yte, dtype=np.float32)
 
 

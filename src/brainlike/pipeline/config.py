@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
         "units_per_layer": 1000,  # random subset per layer as in Nonaka et al. 2021; null = all units
         "chunk_size": 1000,  # units per job
         "dtype": "float32",
+        "voxel_cache_mb": 2048,  # per worker: ROI voxels + Gram kept across jobs (0: rebuild for every job)
     },
     "encoding": {
         "alphas": [0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6],
@@ -389,6 +390,7 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
     _number(dec, "n_feat", "decoding", integer=True, minimum=0)
     _number(dec, "units_per_layer", "decoding", integer=True, minimum=1, allow_none=True)
     _number(dec, "chunk_size", "decoding", integer=True, minimum=1)
+    _number(dec, "voxel_cache_mb", "decoding", integer=True, minimum=0)
     if dec["dtype"] not in ("float32", "float64"):
         raise _err("decoding.dtype", "'float32' or 'float64'", dec["dtype"])
     enc = cfg["encoding"]

@@ -7,11 +7,12 @@ atomically and deterministically the outcome is the same as a serial run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 
-from .jobs import Job, run_job
+from .jobs import Job, release_voxel_cache, run_job
 
 
 def _progress(total: int, enabled: bool, desc: str):
@@ -61,12 +62,15 @@ def run_jobs(jobs: list[Job], context_path, workdir, *, scheduler="local", n_wor
 
 def _run_serial(todo: list[Job], context_path, progress: bool) -> None:
     bar = _progress(len(todo), progress, "jobs")
-    for job in _dependency_order(todo):
-        run_job(str(context_path), job)
+    try:
+        for job in _dependency_order(todo):
+            run_job(str(context_path), job)
+            if bar is not None:
+                bar.update()
+    finally:
+        release_voxel_cache()  # this process outlives the run: give the cached ROI Grams back
         if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
+            bar.close()
 
 
 def _dependency_order(todo: list[Job]) -> list[Job]:
@@ -96,6 +100,8 @@ def _run_dask(client, todo: list[Job], context_path, retries: int, progress: boo
             fut.cancel()
         raise
     finally:
+        with contextlib.suppress(Exception):  # workers of an external cluster live on after the run
+            client.run(release_voxel_cache)
         if bar is not None:
             bar.close()
 

@@ -166,7 +166,7 @@ def run_job(context_path, job: Job) -> str:
     if job.kind == "decode":
         path = str(context_path)
         feats = _chunk_features(path, Path(path).stat().st_mtime, job.dnn, job.layer, job.chunk)
-        _decode(ctx, job, out, feats)
+        _decode(ctx, job, out, feats, path)
     elif job.kind == "kernel":
         _kernel(ctx, job, out)
     elif job.kind == "encode":
@@ -176,14 +176,58 @@ def run_job(context_path, job: Job) -> str:
     return str(out)
 
 
-def _decode(ctx: Context, job: Job, out: Path, feats: np.ndarray) -> None:
-    sub = _load_subject(ctx.subjects[job.subject])
-    cs = int(ctx.decoding["chunk_size"])
+class _VoxelCache:
+    """A worker's prepared ROI voxels (z-scored, centred, with their Gram), kept across jobs.
+
+    Jobs come chunk by chunk, each chunk cycling through every (subject, ROI), so an LRU smaller
+    than the working set would miss every time. Entries are admitted while they fit in the byte
+    limit and kept for the rest of the run; another experiment context starts an empty cache.
+    """
+
+    def __init__(self):
+        self._context = None
+        self._items: dict = {}
+        self._bytes = 0
+
+    def get(self, context_key, key):
+        if context_key != self._context:
+            self._context, self._items, self._bytes = context_key, {}, 0
+        return self._items.get(key)
+
+    def offer(self, key, value, max_bytes: int) -> None:
+        size = int(value.nbytes)
+        if key not in self._items and self._bytes + size <= max_bytes:
+            self._items[key] = value
+            self._bytes += size
+
+
+    def clear(self) -> None:
+        self._context, self._items, self._bytes = None, {}, 0
+
+
+_VOXELS = _VoxelCache()
+
+
+def release_voxel_cache() -> None:
+    """Drop this process's cached ROI voxels (called when a run ends)."""
+    _VOXELS.clear()
+
+
+def _decode(ctx: Context, job: Job, out: Path, feats: np.ndarray, context_path: str) -> None:
+    dec = ctx.decoding
+    key = (ctx.subjects[job.subject], job.roi, float(dec["alpha"]), dec["dtype"])
+    voxels = _VOXELS.get(context_path, key)  # context files are named by a hash of their inputs
+    if voxels is None:
+        sub = _load_subject(ctx.subjects[job.subject])
+        mask = sub[f"roi_{job.roi}"]
+        voxels = compute.prepare_voxels(sub["train_x"][:, mask], sub["test_x"][:, mask], alpha=dec["alpha"],
+                                        dtype=dec["dtype"], train_rows=sub["train_rows"], test_rows=sub["test_rows"])
+    cs = int(dec["chunk_size"])
     units = ctx.units[job.dnn][job.layer][job.chunk * cs:(job.chunk + 1) * cs]
-    mask = sub[f"roi_{job.roi}"]
-    acc, pred, truth = compute.decode_units(
-        sub["train_x"][:, mask], feats[sub["train_rows"]], sub["test_x"][:, mask], feats[sub["test_rows"]],
-        alpha=ctx.decoding["alpha"], n_feat=ctx.decoding["n_feat"], dtype=ctx.decoding["dtype"])
+    acc, pred, truth = compute.decode_prepared(voxels, feats[voxels.train_rows], feats[voxels.test_rows],
+                                               n_feat=dec["n_feat"])
+    # offered after the fit, so that the Gram it built counts against the limit
+    _VOXELS.offer(key, voxels, int(dec.get("voxel_cache_mb", 0)) * 2**20)
     save_npz(out, units=np.asarray(units, dtype=np.int64), accuracy=acc, prediction=pred, truth=truth)
 
 

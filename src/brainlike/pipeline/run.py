@@ -97,8 +97,9 @@ def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progres
     # result folders are keyed by everything that determines their content: changed settings or
     # inputs never reuse stale results
     sig_in = {"subjects": checksums, "rois": rois, "stimuli": ids}
+    decoding_settings = {k: v for k, v in exp.decoding.items() if k != "voxel_cache_mb"}  # speed only
     sig = {
-        "decode": {d: _hash([exp.decoding, sig_in, fingerprints[d], exp.seed, exp.dnns[d].layers]) for d in handles},
+        "decode": {d: _hash([decoding_settings, sig_in, fingerprints[d], exp.seed, exp.dnns[d].layers]) for d in handles},
         "kernel": {d: _hash([exp.encoding["chunk_size"], ids, train_all, fingerprints[d], exp.dnns[d].layers])
                    for d in handles},
         "encode": {d: _hash([exp.encoding, sig_in, fingerprints[d], exp.dnns[d].layers]) for d in handles},
