@@ -7,10 +7,13 @@ conv5 256x13x13, fc6 4096, fc7 4096, fc8 1000 = 659,272 units (torchvision's Ale
 conv1 and 192 conv2 channels, has 494,384). n_feat = 500 voxels per unit, alpha = 100. Random data.
 
 A representative fraction, the same for both: ``--units`` units of every layer (fc8 included) from
-every ROI, one job / one FastL2LiR fit per (ROI, layer) with ``--units`` targets. Each side is also
-timed with 1 unit per (ROI, layer) (40 fits that cost only the per-fit part: the ROI's Gram, job
-overhead), which splits its time into a cost per fit and a cost per unit; the whole network is then
-extrapolated as (fits at ``--chunk`` units per fit) x (cost per fit) + (all units) x (cost per unit).
+every ROI, one job / one FastL2LiR fit per (ROI, layer) with ``--units`` targets. Each side's time is
+split into a cost per ROI, per fit and per unit: both are also timed with 1 unit per (ROI, layer)
+(40 fits), and the pipeline once more with its voxel cache off, so that the ROI's preparation (its
+voxel Gram, built once per worker and ROI and kept for the ROI's other jobs) is told apart from the
+per-job overhead; FastL2LiR rebuilds its Gram in every fit, which is its per-fit cost. The whole
+network is then extrapolated as ROIs x (cost per ROI) + (fits at ``--chunk`` units per fit) x (cost
+per fit) + (all units) x (cost per unit).
 The pipeline side is ``run_experiment`` end to end on the synchronous scheduler: subject arrays
 written to disk, the context pickled, every job reading its unit chunk from a feature source,
 fitting SelectiveRidge, scoring Pearson r over the test images and writing its result file atomically; FastL2LiR (0.11, float64, as in BHscore) gets the same
@@ -82,16 +85,24 @@ def brain(n_train: int, rois: dict, seed=0):
 
 
 def row(name: str, units: int, small: bool) -> dict:
-    fn = row_pipeline if name == "pipeline" else row_fastl2lir
-    one = fn(1, small)
-    full = fn(units, small)
-    per_fit = one["seconds"] / one["jobs"]
-    full["per_fit_s"] = per_fit
-    full["per_unit_s"] = max(full["seconds"] - per_fit * full["jobs"], 0.0) / full["units"]
+    """Split a side's time into once per ROI + per fit + per unit (see the module docstring)."""
+    n_rois = len(sizes(small)[1])
+    if name == "pipeline":
+        one = row_pipeline(1, small)  # each ROI's voxels prepared once, kept for its other jobs
+        fresh = row_pipeline(1, small, cache_mb=0)  # ... and prepared again in every job
+        per_roi = max(fresh["seconds"] - one["seconds"], 0.0) / (fresh["jobs"] - n_rois)
+        per_fit = max(one["seconds"] - n_rois * per_roi, 0.0) / one["jobs"]
+        full = row_pipeline(units, small)
+    else:
+        one = row_fastl2lir(1, small)
+        per_roi, per_fit = 0.0, one["seconds"] / one["jobs"]  # it rebuilds its Gram in every fit
+        full = row_fastl2lir(units, small)
+    full["per_roi_s"], full["per_fit_s"] = per_roi, per_fit
+    full["per_unit_s"] = max(full["seconds"] - n_rois * per_roi - per_fit * full["jobs"], 0.0) / full["units"]
     return full
 
 
-def row_pipeline(units: int, small: bool) -> dict:
+def row_pipeline(units: int, small: bool, cache_mb: int = 2048) -> dict:
     from brainlike.pipeline import run_experiment
 
     layers, rois, n_train, n_feat = sizes(small)
@@ -100,7 +111,8 @@ def row_pipeline(units: int, small: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = {"name": "bench", "out": tmp, "analyses": ["decoding"], "rois": list(rois),
                "dnns": {"alexnet": {"model": "synthetic", "layers": list(layers)}},
-               "decoding": {"alpha": ALPHA, "n_feat": n_feat, "units_per_layer": units, "chunk_size": units},
+               "decoding": {"alpha": ALPHA, "n_feat": n_feat, "units_per_layer": units, "chunk_size": units,
+                            "voxel_cache_mb": cache_mb},
                "scores": {"n_boot": 0, "n_perm": 0}, "execution": {"scheduler": "synchronous"}, "report": False}
         with PeakRSS() as mem:
             t0 = time.perf_counter()
@@ -145,17 +157,20 @@ def row_fastl2lir(units: int, small: bool) -> dict:
 
 
 def flop_bound(units: int, small: bool) -> float:
-    """Seconds at GFLOPS for the fraction: per-unit voxel correlations + Cholesky of n_feat^2, the
-    per-fit Gram of each ROI, and the test predictions."""
+    """Seconds at GFLOPS for the fraction: per-unit voxel correlations + Cholesky of n_feat^2, each
+    ROI's Gram once, and the test predictions."""
     layers, rois, n_train, n_feat = sizes(small)
-    flops = 0.0
+    flops = sum(gram_flops(n_train, v) for v in rois.values())  # each ROI's Gram, once
     for n in layers.values():
         k = min(units, n)
         for v in rois.values():
             f = min(n_feat, v)
-            flops += 2.0 * n_train * v * v  # Gram of the ROI (once per fit)
             flops += k * (2.0 * n_train * v + f**3 / 3 + 2.0 * f * f + 2.0 * N_TEST * f)
     return flops / (GFLOPS * 1e9)
+
+
+def gram_flops(n_train: int, v: int) -> float:
+    return float(n_train) * v * v  # symmetric: half of a GEMM's 2 n v^2
 
 
 def main(argv=None) -> int:
@@ -191,23 +206,26 @@ def main(argv=None) -> int:
     n_fits = len(rois) * sum(-(-n // args.chunk) for n in layers.values())
     print(f"\nfraction: {frac_units:,} of {total_units:,} unit-ROI fits ({100 / scale:.2f} %); full run extrapolated "
           f"at {args.chunk} units per fit ({n_fits:,} fits)")
-    print(f"{'':28s}{'fraction (s)':>13s}{'per fit (s)':>12s}{'ms/unit':>9s}{'all units (h)':>15s}{'ratio':>7s}"
-          f"{'peak MB':>9s}")
+    print(f"{'':28s}{'fraction (s)':>13s}{'per ROI (s)':>12s}{'per fit (s)':>12s}{'ms/unit':>9s}"
+          f"{'all units (h)':>15s}{'ratio':>7s}{'peak MB':>9s}")
     full = {}
     for name in rows:
         r = rows[name]
-        full[name] = n_fits * r["per_fit_s"] + total_units * r["per_unit_s"]
+        full[name] = len(rois) * r["per_roi_s"] + n_fits * r["per_fit_s"] + total_units * r["per_unit_s"]
     for name, label in (("pipeline", "brainlike pipeline (jobs)"), ("fastl2lir", "FastL2LiR 0.11 (fit only)")):
         r = rows[name]
-        print(f"{label:28s}{r['seconds']:13.1f}{r['per_fit_s']:12.2f}{1000 * r['per_unit_s']:9.2f}"
-              f"{full[name] / 3600:15.2f}{full['fastl2lir'] / full[name]:7.2f}{r['peak_mb']:9.0f}")
+        print(f"{label:28s}{r['seconds']:13.1f}{r['per_roi_s']:12.2f}{r['per_fit_s']:12.2f}"
+              f"{1000 * r['per_unit_s']:9.2f}{full[name] / 3600:15.2f}{full['fastl2lir'] / full[name]:7.2f}"
+              f"{r['peak_mb']:9.0f}")
     layers_all = sum(layers.values())
-    gram = sum(2.0 * n_train * v * v for v in rois.values()) / len(rois)
+    gram = sum(gram_flops(n_train, v) for v in rois.values()) / len(rois)
     per_unit_flops = np.mean([2.0 * n_train * v + min(n_feat, v) ** 3 / 3 + 2.0 * min(n_feat, v) ** 2
                               for v in rois.values()])
-    full_bound = (n_fits * gram + total_units * per_unit_flops) / (GFLOPS * 1e9)
-    print(f"{'FLOP bound @160 GFLOP/s':28s}{bound:13.1f}{gram / GFLOPS / 1e9:12.2f}"
+    full_bound = (len(rois) * gram + total_units * per_unit_flops) / (GFLOPS * 1e9)
+    print(f"{'FLOP bound @160 GFLOP/s':28s}{bound:13.1f}{gram / GFLOPS / 1e9:12.2f}{0:12.2f}"
           f"{1000 * per_unit_flops / GFLOPS / 1e9:9.2f}{full_bound / 3600:15.2f}")
+    print("per ROI: once per worker (brainlike keeps each ROI's voxel Gram across its jobs); per fit: every "
+          "job / FastL2LiR fit (FastL2LiR rebuilds its float64 Gram in every fit)")
     p = rows["pipeline"]
     print(f"\npipeline end to end (prepare + jobs + tables + scores): {p['total_seconds']:.1f} s for {p['jobs']} jobs "
           f"({layers_all:,} units per ROI in the network); ratio = FastL2LiR time / time (higher is better)")
