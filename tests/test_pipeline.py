@@ -157,6 +157,15 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
     np.testing.assert_array_equal(store.load_npz(path)["x"], np.arange(3))
     (path.parent / "r.npz.tmp-1-abc").write_bytes(b"junk")  # a killed writer's leftover
     assert store.remove_stale_tmp(tmp_path) == 1 and path.exists()
+    # results are flushed to disk before the rename that makes them count as done
+    import os
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    store.save_npz(path, x=np.arange(4))
+    store.save_bytes(path.with_suffix(".txt"), b"ok")
+    assert len(synced) == 2
 
 
 def test_safe_names_are_distinct():

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from brainlike._io import atomic_write_bytes
+
 FORMAT_VERSION = 1
 ATTR = "brainlike_features"
 _CHUNK_BYTES = 4 << 20
@@ -206,14 +208,7 @@ def _done_batches(path: Path) -> set[int]:
 
 def _write_marker(path: Path, batch: int, info: dict) -> None:
     """Completion record of one batch: tmp file, fsync, atomic rename."""
-    d = path / "_done"
-    final = d / f"batch_{batch:06d}"
-    tmp = d / f".batch_{batch:06d}.{os.getpid()}.tmp"
-    with open(tmp, "w") as fh:
-        json.dump(info, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
+    atomic_write_bytes(path / "_done" / f"batch_{batch:06d}", json.dumps(info).encode(), fsync=True)
 
 
 def _write_rows(arr, start: int, stop: int, data: np.ndarray) -> None:

@@ -1,20 +1,21 @@
 """Atomic result files: a job is done iff its file exists; a partial file is never visible.
 
 Each result is written to a temporary name in the same folder, flushed to disk and then
-renamed with ``os.replace`` (atomic on POSIX and Windows), so a killed worker leaves at
-most a stray ``*.tmp-*`` file that is never read back and is cleaned up on the next run.
+renamed with ``os.replace`` (atomic on POSIX and Windows; ``brainlike._io.atomic_write``), so a
+killed worker leaves at most a stray ``*.tmp-*`` file that is never read back and is cleaned up
+on the next run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import uuid
 from pathlib import Path
 
 import numpy as np
+
+from brainlike._io import atomic_write, atomic_write_bytes
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -27,29 +28,14 @@ def safe_name(name: str) -> str:
     return clean
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f"{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
-def _commit(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def save_npz(path, **arrays) -> Path:
     """Write arrays to ``path`` (.npz) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    try:
-        with open(tmp, "wb") as fh:
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:  # a file handle: np.savez would append ".npz" to a bare name
             np.savez(fh, **arrays)
-        _commit(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+
+    return atomic_write(path, write, fsync=True)
 
 
 def load_npz(path) -> dict:
@@ -66,32 +52,15 @@ def save_json(path, obj) -> Path:
 
 
 def save_bytes(path, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    try:
-        tmp.write_bytes(data)
-        _commit(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write_bytes(path, data, fsync=True)
 
 
 def save_table(df, path_parquet) -> tuple[Path, Path]:
     """Write a DataFrame as Parquet and CSV beside it, each atomically."""
     path_parquet = Path(path_parquet)
-    path_parquet.parent.mkdir(parents=True, exist_ok=True)
     csv = path_parquet.with_suffix(".csv")
-    for path, writer in ((path_parquet, lambda p: df.to_parquet(p, index=False)),
-                         (csv, lambda p: df.to_csv(p, index=False))):
-        tmp = _tmp(path)
-        try:
-            writer(tmp)
-            _commit(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+    atomic_write(path_parquet, lambda p: df.to_parquet(p, index=False), fsync=True)
+    atomic_write(csv, lambda p: df.to_csv(p, index=False), fsync=True)
     return path_parquet, csv
 
 
