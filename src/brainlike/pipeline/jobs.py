@@ -200,7 +200,6 @@ class _VoxelCache:
             self._items[key] = value
             self._bytes += size
 
-
     def clear(self) -> None:
         self._context, self._items, self._bytes = None, {}, 0
 
@@ -215,8 +214,9 @@ def release_voxel_cache() -> None:
 
 def _decode(ctx: Context, job: Job, out: Path, feats: np.ndarray, context_path: str) -> None:
     dec = ctx.decoding
-    key = (ctx.subjects[job.subject], job.roi, float(dec["alpha"]), dec["dtype"])
-    voxels = _VOXELS.get(context_path, key)  # context files are named by a hash of their inputs
+    # context files are named by a hash of their settings and inputs: within one, (subject, ROI) is enough
+    key = (job.subject, job.roi)
+    voxels = _VOXELS.get(context_path, key)
     if voxels is None:
         sub = _load_subject(ctx.subjects[job.subject])
         mask = sub[f"roi_{job.roi}"]
