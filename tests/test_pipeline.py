@@ -105,6 +105,8 @@ def test_yaml_config_defaults_and_relative_paths(tmp_path):
     ({"decoding": {"alpha": -1}}, "'decoding.alpha'"),
     ({"decoding": {"n_feat": 2.5}}, "'decoding.n_feat'"),
     ({"decoding": {"units_per_layer": 0}}, "'decoding.units_per_layer'"),
+    ({"decoding": {"voxel_cache_mb": -1}}, "'decoding.voxel_cache_mb'"),
+    ({"decoding": {"voxel_cache_mb": "2GB"}}, "'decoding.voxel_cache_mb'"),
     ({"encoding": {"alphas": []}}, "'encoding.alphas'"),
     ({"encoding": {"cv": 1}}, "'encoding.cv'"),
     ({"scores": {"pval": 1.5}}, "'scores.pval'"),
