@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]  # tutorials included
 BLOCK = re.compile(r"(?:<!-- doc-test: (skip|needs-data)[^>]*-->\s*)?```(python|console)\n(.*?)```", re.S)
 
 
@@ -36,7 +36,7 @@ def _have_mirror() -> bool:
     return bool(mirror) and Path(mirror).is_dir()
 
 
-@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: str(p.relative_to(REPO)))
 def test_doc_examples_run(doc: Path, tmp_path, monkeypatch):
     blocks = list(_blocks(doc))
     if not blocks:
