@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import zipfile
 
 import h5py
 import numpy as np
@@ -14,13 +13,10 @@ from brainlike.datasets import (
     float_label_to_id,
     id_to_float_label,
     load_bdata,
-    load_decodability,
-    load_horikawa_bids,
     load_kay_npz,
     load_kay_stimuli_mat,
     load_kay_vim1,
     load_nsd,
-    read_decoded_features,
 )
 from brainlike.datasets import nsd as nsd_module
 
@@ -308,127 +304,6 @@ def test_nsd_bad_inputs(nsd_root, tmp_path):
         load_nsd(bad, roi="V1")
     with pytest.raises(ValueError, match=r"mask shape \(10, 10, 10\).*does not match"):
         load_nsd(bad, roi="V1", betas_format="nifti")
-
-
-# ---------------------------------------------------------------- Horikawa BIDS ----------
-def write_bids(root, rng, tr=3.0, n_vol=40, shape=(6, 7, 5)):
-    import nibabel as nib
-    import pandas as pd
-
-    anat = root / "sourcedata" / "sub-01" / "anat"
-    anat.mkdir(parents=True)
-    masks = {}
-    for hemi, xs in (("LH", slice(0, 3)), ("RH", slice(3, 6))):
-        for roi, ys in (("V1", slice(0, 2)), ("V2", slice(2, 4)), ("VC", slice(0, 7))):
-            m = np.zeros(shape, dtype=np.int16)
-            m[xs, ys, 1:3] = 1
-            nib.save(nib.Nifti1Image(m, np.eye(4)), anat / f"sub-01_mask_{hemi}_{roi}.nii.gz")
-            masks[(hemi, roi)] = m.astype(bool)
-    runs = []
-    for ses, run in (("perceptionTraining01", 1), ("perceptionTraining01", 2), ("perceptionTest01", 1)):
-        func = root / "derivatives" / "preproc" / "sub-01" / f"ses-{ses}" / "func"
-        func.mkdir(parents=True, exist_ok=True)
-        base = f"sub-01_ses-{ses}_task-perception_run-{run:02d}"
-        data = rng.standard_normal((*shape, n_vol)) + np.linspace(0, 5, n_vol)  # with a linear drift
-        img = nib.Nifti1Image(data.astype(np.float32), np.eye(4))
-        img.header.set_zooms((3.0, 3.0, 3.0, tr))
-        nib.save(img, func / f"{base}_bold.nii.gz")
-        onsets = [24.0, 33.0, 42.0, 51.0, 60.0]
-        labels = [1518878.005958, 1443537.022563, 1518878.005958, 1518878.005958, 1621127.01902]
-        ev = pd.DataFrame({"onset": [0.0] + onsets, "duration": [24.0] + [9.0] * 5,
-                           "trial_no": range(6), "event_type": [-1, 1, 1, 1, 2, 1],
-                           "stim_id": [np.nan] + labels, "response_time": [np.nan] * 6})
-        ev.to_csv(func / f"{base}_events.tsv", sep="\t", index=False, na_rep="n/a")
-        runs.append((ses, data, ev))
-    return masks, runs
-
-
-def test_horikawa_bids_trials_masks_merged(tmp_path, rng):
-    from scipy.signal import detrend
-
-    masks, runs = write_bids(tmp_path, rng)
-    d = load_horikawa_bids(tmp_path, "sub-01", delay_s=3.0)
-    union = np.logical_or.reduce(list(masks.values()))
-    coords = np.argwhere(union)
-    v1 = masks[("LH", "V1")] | masks[("RH", "V1")]
-    np.testing.assert_array_equal(d.rois["V1"], v1[tuple(coords.T)])
-    assert d.rois["V1"].sum() == 2 * 2 * 2 * 3  # LH and RH merged
-    # 4 stimulus events (event_type 1) per run, 3 runs, in file order
-    assert d.n_samples == 12
-    assert sorted(d.splits) == ["test", "train"] and (d.split == "test").sum() == 4
-    tr = d.select_split("train")
-    assert tr.stimulus_ids[:3].tolist() == ["n01518878_5958", "n01443537_22563", "n01518878_5958"]
-    assert tr.stimulus_ids[3] == "n01621127_19020"  # event_type 2 (one-back repeat) skipped
-    # reference for the first sample of the first run: detrend, z-score, volumes in [27, 36) s
-    ses, data, ev = runs[0]
-    ts = data[tuple(coords.T)].T.astype(np.float32).astype(np.float64)
-    ts = detrend(ts, axis=0)
-    ts = (ts - ts.mean(0)) / ts.std(0)
-    t = np.arange(ts.shape[0]) * 3.0
-    ref = ts[(t >= 27) & (t < 36)].mean(0)
-    np.testing.assert_allclose(tr.responses[0], ref, rtol=1e-4, atol=1e-5)
-    assert ((t >= 27) & (t < 36)).sum() == 3
-
-
-def test_horikawa_bids_mask_shape_mismatch(tmp_path, rng):
-    import nibabel as nib
-
-    write_bids(tmp_path, rng)
-    m = np.zeros((9, 9, 9), dtype=np.int16)
-    for hemi in ("LH", "RH"):
-        for roi in ("V1", "V2", "VC"):
-            nib.save(nib.Nifti1Image(m, np.eye(4)), tmp_path / "sourcedata/sub-01/anat" / f"sub-01_mask_{hemi}_{roi}.nii.gz")
-    m[1, 1, 1] = 1
-    nib.save(nib.Nifti1Image(m, np.eye(4)), tmp_path / "sourcedata/sub-01/anat/sub-01_mask_LH_V1.nii.gz")
-    with pytest.raises(ValueError, match=r"mask shape \(9, 9, 9\) does not match the functional data"):
-        load_horikawa_bids(tmp_path, "sub-01")
-
-
-# ---------------------------------------------------------------- decodability -----------
-def test_decodability_folder_and_zip(tmp_path, rng):
-    from scipy.io import savemat
-
-    root = tmp_path / "decodedDNN"
-    truth = {}
-    for layer, n_units in (("conv1", 7), ("fc8", 5)):
-        for subj in ("S1", "S2", "Averaged"):
-            for mode in ("accuracy", "rank"):
-                vals = rng.random((1, n_units))
-                truth[(layer, subj, mode)] = vals.ravel()
-                d = root / mode / "AlexNet" / layer
-                d.mkdir(parents=True, exist_ok=True)
-                savemat(d / f"{mode}-AlexNet-{layer}-{subj}.mat", {mode: vals})
-        for img in ("n01443537_22563", "n01621127_19020"):
-            feat = rng.random((1, n_units))
-            truth[(layer, "true", img)] = feat.ravel()
-            d = root / "true" / "AlexNet" / layer
-            d.mkdir(parents=True, exist_ok=True)
-            savemat(d / f"true-AlexNet-{layer}-{img}.mat", {"feat": feat})
-            d = root / "decoded" / "AlexNet" / layer / "S1"
-            d.mkdir(parents=True, exist_ok=True)
-            dec = feat + 0.1
-            truth[(layer, "S1", img)] = dec.ravel()
-            savemat(d / f"decoded-AlexNet-{layer}-S1-{img}.mat", {"feat": dec})
-    table = load_decodability(tmp_path)
-    assert set(table.columns) == {"net", "layer", "subject", "unit", "accuracy", "rank"}
-    assert len(table) == 3 * (7 + 5)
-    sel = table[(table.layer == "conv1") & (table.subject == "S2")]
-    np.testing.assert_allclose(sel["accuracy"], truth[("conv1", "S2", "accuracy")])
-    np.testing.assert_allclose(sel["rank"], truth[("conv1", "S2", "rank")])
-    # the same from a zip per mode and layer, as on figshare
-    zpath = tmp_path / "decodedDNN-accuracy-AlexNet-fc8.zip"
-    with zipfile.ZipFile(zpath, "w") as z:
-        for f in (root / "accuracy" / "AlexNet" / "fc8").iterdir():
-            z.write(f, f"decodedDNN/accuracy/AlexNet/fc8/{f.name}")
-    zt = load_decodability([zpath], modes=("accuracy",), subjects=["Averaged"])
-    np.testing.assert_allclose(zt["accuracy"], truth[("fc8", "Averaged", "accuracy")])
-    ids, true = read_decoded_features(tmp_path, "AlexNet", "fc8")
-    assert ids == ["n01443537_22563", "n01621127_19020"]
-    np.testing.assert_allclose(true[1], truth[("fc8", "true", "n01621127_19020")], rtol=1e-6)
-    ids, dec = read_decoded_features(tmp_path, "AlexNet", "fc8", "S1")
-    np.testing.assert_allclose(dec[0], truth[("fc8", "S1", "n01443537_22563")], rtol=1e-6)
-    with pytest.raises(ValueError, match="no \\['accuracy'\\] files"):
-        load_decodability(tmp_path, net="VGG19", modes=("accuracy",))
 
 
 # ---------------------------------------------------------------- through the registry ---

@@ -81,24 +81,40 @@ def test_intersubject_correlation_planted(rng):
 
 
 def test_export_published_layout(tmp_path, rng):
+    # names of KamitaniLab/brain-decoding-datasets bdds/decodeddnn.py 1.0.1 (accuracy-<net>-<layer>-<subject>.mat)
     t = make_table(rng, subjects=("S1", "S2"), n_units=10)
     paths = export_decodability(t, tmp_path)
-    assert len(paths) == 2 * 3 * 2  # layers x (2 subjects + Average) x (accuracy, rank)
-    f = tmp_path / "accuracy" / "net" / "fc8" / "fc8_accuracy_S2.mat"
+    assert len(paths) == 2 * 3 * 2  # layers x (2 subjects + Averaged) x (accuracy, rank)
+    f = tmp_path / "accuracy" / "net" / "fc8" / "accuracy-net-fc8-S2.mat"
     acc = sio.loadmat(f)["accuracy"]
     expect = t[(t.subject == "S2") & (t.layer == "fc8")].sort_values("unit")["accuracy"].to_numpy()
     assert acc.shape == (1, 10)
     np.testing.assert_allclose(acc[0], expect)
-    rank = sio.loadmat(tmp_path / "rank" / "net" / "fc8" / "fc8_rank_Average.mat")["rank"][0]
+    rank = sio.loadmat(tmp_path / "rank" / "net" / "fc8" / "rank-net-fc8-Averaged.mat")["rank"][0]
     avg = average_subjects(t)
     np.testing.assert_array_equal(rank, rank_units(avg[avg.layer == "fc8"].sort_values("unit")["accuracy"].to_numpy()))
-    assert not list(tmp_path.rglob("*.part"))
+    assert not list(tmp_path.rglob("*.part")) and not list(tmp_path.rglob(".*.tmp-*"))
     # several ROIs -> one folder per ROI
     t2 = make_table(rng, subjects=("S1",), rois=("V1", "V4"), n_units=4)
     export_decodability(t2, tmp_path / "multi", average=False)
-    assert (tmp_path / "multi" / "V4" / "rank" / "net" / "conv1" / "conv1_rank_S1.mat").is_file()
+    assert (tmp_path / "multi" / "V4" / "rank" / "net" / "conv1" / "rank-net-conv1-S1.mat").is_file()
     with pytest.raises(ValueError, match="lacks column"):
         export_decodability(t.drop(columns="unit"), tmp_path)
+
+
+@pytest.mark.parametrize("rois", [("VC",), ("V1", "HVC")])
+def test_export_then_load_round_trip(tmp_path, rng, rois):
+    from brainlike.datasets import load_decodability
+
+    t = make_table(rng, subjects=("S1", "S2"), rois=rois, n_units=9)
+    export_decodability(t, tmp_path)
+    back = load_decodability(tmp_path).rename(columns={"net": "dnn"})
+    expect = add_ranks(pd.concat([t, average_subjects(t, name="Averaged")], ignore_index=True))
+    keys = ["dnn", "roi", "layer", "subject", "unit"]
+    merged = expect.merge(back, on=keys, suffixes=("", "_back"), validate="one_to_one")
+    assert len(merged) == len(expect) == len(back)
+    np.testing.assert_allclose(merged["accuracy_back"], merged["accuracy"])
+    np.testing.assert_array_equal(merged["rank_back"], merged["rank"])
 
 
 def test_preferred_images():

@@ -10,7 +10,8 @@ from ._braindata import BrainData, NaNVoxelWarning, concat_subjects
 from ._fetch import ChecksumError, DataNotAvailableError, RemoteFile, data_home, file_sha256, mirror_dir
 from ._real import Kriegeskorte92
 from .bdata import float_label_to_id, id_to_float_label, load_bdata
-from .horikawa import load_decodability, load_horikawa_bids, read_decoded_features
+from .decodeddnn import load_decodability, read_decoded_features
+from .horikawa import derive_rois, load_horikawa_bids
 from .kay import load_kay_npz, load_kay_stimuli_mat, load_kay_vim1
 from .nsd import load_nsd
 from .registry import DatasetInfo, fetch, info, list_datasets, load
@@ -25,6 +26,7 @@ __all__ = [
     "RemoteFile",
     "concat_subjects",
     "data_home",
+    "derive_rois",
     "fetch",
     "file_sha256",
     "float_label_to_id",

@@ -240,10 +240,16 @@ def load_god(paths, subject=1, roi=None, **kw) -> BrainData:
     return load_bdata(_pick(paths, f"Subject{int(subject)}.h5"), roi=roi, subject=f"Subject{int(subject)}", **kw)
 
 
-def load_decodeddnn_zips(paths, net="AlexNet", layers=(), modes=(), **kw):
-    from .horikawa import load_decodability
+def load_decodeddnn_zips(paths, net="AlexNet", layers=None, modes=("accuracy", "rank"), **kw):
+    from .decodeddnn import load_decodability
 
-    return load_decodability(list(paths.values()), net=net, layers=list(layers), modes=list(modes), **kw)
+    table_modes = [m for m in modes if m in ("accuracy", "rank")]
+    if not table_modes:
+        raise ValueError(f"modes: load() returns the accuracy/rank table, so modes must include 'accuracy' or "
+                         f"'rank'; got {list(modes)} (read decoded/true features with "
+                         "brainlike.datasets.read_decoded_features on the paths of fetch())")
+    return load_decodability(list(paths.values()), net=net, layers=None if layers is None else list(layers),
+                             modes=table_modes, **kw)
 
 
 def load_kay_vim1_registry(paths, subject=1, **kw) -> BrainData:

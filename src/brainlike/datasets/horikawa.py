@@ -1,27 +1,30 @@
-"""Horikawa et al. data: raw BIDS runs (OpenNeuro) and the DNN feature decodability files.
+"""Generic Object Decoding fMRI as published on OpenNeuro (ds001246, Horikawa & Kamitani 2017).
 
-BIDS: runs ``sub-XX_ses-*_task-*_run-*_bold.nii.gz`` with ``*_events.tsv`` (onset, duration,
-trial_no, event_type, stim_id, response_time); ROI masks ``sub-XX_mask_{LH,RH}_{ROI}.nii.gz``
-anywhere under the root (LH and RH merged per ROI). Each stimulus event (event_type 1) becomes
-one sample: the mean of the volumes acquired in [onset + delay, onset + duration + delay), after
-per-run linear detrending and z-scoring of each voxel. The runs must be preprocessed (motion
-corrected, in the masks' space); this loader does the per-trial extraction only.
+The layout read here (names from the OpenNeuro snapshot 1.2.1 file paths, e.g.
+``derivatives:preproc-spm:output:sub-01:ses-perceptionTraining01:func:sub-01_ses-perceptionTraining01_task-perception_run-01_bold_preproc.nii.gz``,
+and ``sourcedata:sub-01:anat:sub-01_mask_RH_HVC.nii.gz`` of the sister dataset ds001506)::
 
-Decodability (figshare, ``bdds.DecodedDNN`` layout, loose or inside the per-layer zips)::
+    <root>/sub-01/ses-perceptionTraining01/func/sub-01_ses-perceptionTraining01_task-perception_run-01_bold.nii.gz
+    <root>/sub-01/ses-perceptionTraining01/func/sub-01_ses-perceptionTraining01_task-perception_run-01_events.tsv
+    <root>/derivatives/preproc-spm/output/sub-01/ses-perceptionTraining01/func/
+        sub-01_ses-perceptionTraining01_task-perception_run-01_bold_preproc.nii.gz
+    <root>/sourcedata/sub-01/anat/sub-01_mask_{LH,RH}_{V1,V2,V3,hV4,LOC,FFA,PPA,HVC}.nii.gz
 
-    accuracy/<net>/<layer>/accuracy-<net>-<layer>-<subject>.mat   ('accuracy', one value per unit)
-    rank/<net>/<layer>/rank-<net>-<layer>-<subject>.mat           ('rank')
-    decoded/<net>/<layer>/<subject>/decoded-<net>-<layer>-<subject>-<image>.mat   ('feat')
-    true/<net>/<layer>/true-<net>-<layer>-<image>.mat             ('feat')
-
-with subjects S1..S5 and ``Averaged``.
+The preprocessed runs (SPM: motion corrected, co-registered to the masks' space) are used by
+default and named in the log; the raw runs only with ``runs="raw"``. Each stimulus event of
+``events.tsv`` (``event_type`` 1) becomes one sample: the mean of the volumes acquired in
+[onset + delay, onset + duration + delay), after per-run linear detrending and z-scoring of each
+voxel (Horikawa & Kamitani 2017, Methods). LH and RH masks are merged per ROI; dorsal/ventral
+halves (``V1d``/``V1v``...) are merged into ``V1``...; and the paper's ROIs are derived:
+LVC = V1 + V2 + V3, HVC = the ``HVC`` mask (else LOC + FFA + PPA), VC = LVC + hV4 + HVC (+ LOC,
+FFA, PPA).
 """
 
 from __future__ import annotations
 
-import io
+import fnmatch
+import logging
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,21 +32,154 @@ import numpy as np
 from ._braindata import BrainData
 from .bdata import float_label_to_id
 
-__all__ = ["load_horikawa_bids", "load_decodability", "read_decoded_features", "HORIKAWA_ROIS"]
+__all__ = ["load_horikawa_bids", "find_runs", "derive_rois", "HORIKAWA_ROIS", "PREPROC_DIR"]
+
+log = logging.getLogger("brainlike")
 
 HORIKAWA_ROIS = ("V1", "V2", "V3", "hV4", "LOC", "FFA", "PPA", "HVC", "LVC", "VC")
-_MASK = re.compile(r"(sub-[^_]+)_mask_(LH|RH)_([A-Za-z0-9]+)\.nii(\.gz)?$")
+PREPROC_DIR = "derivatives/preproc-spm/output"  # OpenNeuro ds001246 snapshot 1.2.1
+_MASK = re.compile(r"^(sub-[^_]+)_mask_(LH|RH)_([A-Za-z0-9]+)\.nii(\.gz)?$")
+_RAW = re.compile(r"^(sub-[^_]+_.*)_bold\.nii(\.gz)?$")
+_PREPROC = re.compile(r"^(sub-[^_]+_.*)_bold_preproc\.nii(\.gz)?$")
+_EVENTS = re.compile(r"^(sub-[^_]+_.*)_events\.tsv$")
+_KINDS = "*_bold.nii.gz (raw run), *_bold_preproc.nii.gz (preprocessed run), *_events.tsv, *.json (sidecar)"
 
 
 def _split_from_session(ses: str) -> str:
     s = ses.lower()
     if "training" in s:
         return "train"
-    if "test" in s:
+    if "test" in s and "imagery" not in s:
         return "test"
     if "imagery" in s:
         return "imagery"
     return s
+
+
+def _classify(path: Path) -> tuple[str, str] | None:
+    """(kind, run stem) of a file in a func folder; None for sidecars; ValueError if unknown."""
+    name = path.name
+    if name.startswith(".") or name.endswith(".json"):
+        return None
+    for kind, pat in (("preprocessed", _PREPROC), ("raw", _RAW), ("events", _EVENTS)):
+        m = pat.match(name)
+        if m:
+            return kind, m.group(1)
+    raise ValueError(f"cannot classify {path}: a file in a func folder must be one of {_KINDS}")
+
+
+def find_runs(root, subject: str = "sub-01", *, runs: str = "preprocessed", bold_glob: str | None = None,
+              sessions: str = "ses-*") -> list[tuple[Path, Path]]:
+    """(run NIfTI, its events.tsv) of ``subject``, in session/run order.
+
+    ``runs="preprocessed"`` (default): ``<root>/derivatives/preproc-spm/output/<subject>/ses-*/func/
+    *_bold_preproc.nii.gz``, each with the raw run's ``events.tsv`` (same name up to ``_bold``;
+    ``<root>/<subject>/ses-*/func/``, or beside the derivative). ``runs="raw"``: the raw
+    ``*_bold.nii.gz`` (not motion corrected: only when asked for). ``bold_glob`` narrows the runs
+    by file name (fnmatch); every file it matches must be a run of the chosen kind. Every file
+    in the func folders is classified; one that is none of the known kinds is an error naming it.
+    """
+    root = Path(root)
+    if runs not in ("preprocessed", "raw"):
+        raise ValueError(f"runs must be 'preprocessed' or 'raw'; got {runs!r}")
+    if not root.is_dir():
+        raise FileNotFoundError(f"root must be a folder (OpenNeuro ds001246 layout); got {root}")
+    raw_dirs = sorted((root / subject).glob(f"{sessions}/func"))
+    pre_dirs = sorted((root / PREPROC_DIR / subject).glob(f"{sessions}/func"))
+    files: dict[str, dict[str, Path]] = {"raw": {}, "preprocessed": {}, "events": {}}
+    events_beside: dict[str, Path] = {}
+    for folder in raw_dirs + pre_dirs:
+        for p in sorted(folder.iterdir()):
+            if p.is_dir():
+                continue
+            c = _classify(p)
+            if c is None:
+                continue
+            kind, stem = c
+            if kind == "events" and folder in pre_dirs:
+                events_beside[stem] = p
+            else:
+                files[kind][stem] = p
+    chosen = files[runs]
+    if bold_glob is not None:
+        hits = [p for folder in raw_dirs + pre_dirs for p in sorted(folder.iterdir())
+                if fnmatch.fnmatch(p.name, bold_glob)]
+        wrong = [p for p in hits if p not in chosen.values()]
+        if wrong:
+            expected = "*_bold_preproc.nii.gz" if runs == "preprocessed" else "*_bold.nii.gz"
+            hint = "; pass runs='raw' for raw runs" if runs == "preprocessed" else ""
+            raise ValueError(f"bold_glob={bold_glob!r} matches {wrong[0]}, which is not a {runs} run "
+                             f"(expected {expected}{hint})")
+        chosen = {s: p for s, p in chosen.items() if p in hits}
+    if not chosen:
+        where = (root / PREPROC_DIR / subject / f"{sessions}/func/*_bold_preproc.nii.gz" if runs == "preprocessed"
+                 else root / subject / f"{sessions}/func/*_bold.nii.gz")
+        extra = ""
+        if runs == "preprocessed" and files["raw"]:
+            extra = (f"; {len(files['raw'])} raw run(s) exist under {root / subject}: pass runs='raw' to use them "
+                     "(not motion corrected)")
+        raise FileNotFoundError(f"no {runs} runs {where}{' matching ' + repr(bold_glob) if bold_glob else ''}{extra}")
+    out = []
+    for stem in sorted(chosen):
+        ev = files["events"].get(stem) or events_beside.get(stem)
+        if ev is None:
+            raise FileNotFoundError(f"events file {stem}_events.tsv for run {chosen[stem]} not found "
+                                    f"(looked in {root / subject}/ses-*/func and beside the run)")
+        out.append((chosen[stem], ev))
+    return out
+
+
+def _read_masks(root: Path, subject: str) -> tuple[dict[str, np.ndarray], list[Path]]:
+    import nibabel as nib
+
+    anat = root / "sourcedata" / subject / "anat"
+    found = sorted(anat.glob(f"{subject}_mask_*.nii*")) if anat.is_dir() else []
+    if not found:
+        found = sorted(p for p in root.rglob(f"{subject}_mask_*.nii*") if "derivatives" not in p.parts)
+        if found:
+            log.info("ROI masks of %s read from %s (not at sourcedata/%s/anat/)", subject, found[0].parent, subject)
+    if not found:
+        raise FileNotFoundError(f"no ROI masks {anat}/{subject}_mask_{{LH,RH}}_<ROI>.nii.gz")
+    masks: dict[str, np.ndarray] = {}
+    shape = None
+    for mf in found:
+        m = _MASK.match(mf.name)
+        if not m:
+            raise ValueError(f"cannot classify mask file {mf}: expected {subject}_mask_{{LH,RH}}_<ROI>.nii.gz")
+        vol = np.asarray(nib.load(mf).dataobj) > 0
+        if shape is None:
+            shape = vol.shape
+        elif vol.shape != shape:
+            raise ValueError(f"mask {mf.name} has shape {vol.shape}, other masks have {shape}")
+        masks[m.group(3)] = masks.get(m.group(3), np.zeros(vol.shape, dtype=bool)) | vol
+    return masks, found
+
+
+def derive_rois(masks: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """Add V1..V3 from dorsal/ventral halves, LVC, HVC and VC as in Horikawa & Kamitani 2017.
+
+    LVC = V1 + V2 + V3; HVC = the ``HVC`` mask when given, else LOC + FFA + PPA; VC = LVC + hV4
+    + HVC + LOC + FFA + PPA (those present). Returns (masks with the derived ones, {derived
+    name: the masks it joins}). Masks given under a derived name are kept as given.
+    """
+    out = dict(masks)
+    made: dict[str, list[str]] = {}
+
+    def join(name, parts):
+        have = [p for p in parts if p in out]
+        if name in out or not have:
+            return
+        out[name] = np.logical_or.reduce([out[p] for p in have])
+        made[name] = have
+
+    for v in ("V1", "V2", "V3"):
+        join(v, [f"{v}d", f"{v}v"])
+    if all(v in out for v in ("V1", "V2", "V3")):
+        join("LVC", ["V1", "V2", "V3"])
+    join("HVC", ["LOC", "FFA", "PPA"])
+    if "LVC" in out:
+        join("VC", ["LVC", "hV4", "HVC", "LOC", "FFA", "PPA"])
+    return out, made
 
 
 def load_horikawa_bids(
@@ -51,7 +187,9 @@ def load_horikawa_bids(
     subject: str = "sub-01",
     roi=None,
     *,
+    runs: str = "preprocessed",
     bold_glob: str | None = None,
+    sessions: str = "ses-perception*",
     delay_s: float = 3.0,
     detrend: bool = True,
     zscore: bool = True,
@@ -59,28 +197,29 @@ def load_horikawa_bids(
     nan: str = "warn",
     dtype=np.float32,
 ) -> BrainData:
-    """Per-trial samples of ``subject`` from preprocessed BIDS runs; ROIs from the LH/RH masks."""
+    """Per-trial samples of ``subject`` from ds001246 (see the module docstring).
+
+    ``runs``: "preprocessed" (``derivatives/preproc-spm``; default) or "raw". ``roi``: ROI
+    name(s) whose voxels to read (default: all masks' voxels; derived ROIs LVC/HVC/VC allowed).
+    ``sessions``: glob of session folders (default the perception sessions; imagery sessions
+    get split "imagery"). Samples of ``ses-*Training*`` are split "train", of ``ses-*Test*``
+    "test" (repetitions of a test image are kept as separate samples).
+    """
     import nibabel as nib
     import pandas as pd
     from scipy.signal import detrend as sp_detrend
 
     root = Path(root)
-    masks: dict[str, np.ndarray] = {}
-    mask_shape = None
-    mask_files = sorted(root.rglob(f"{subject}_mask_*.nii*"))
-    for mf in mask_files:
-        m = _MASK.search(mf.name)
-        if not m:
-            continue
-        vol = np.asarray(nib.load(mf).dataobj) > 0
-        if mask_shape is None:
-            mask_shape = vol.shape
-        elif vol.shape != mask_shape:
-            raise ValueError(f"mask {mf.name} has shape {vol.shape}, other masks have {mask_shape}")
-        name = m.group(3)
-        masks[name] = masks.get(name, np.zeros(vol.shape, dtype=bool)) | vol
-    if not masks:
-        raise ValueError(f"no ROI masks {subject}_mask_{{LH,RH}}_<ROI>.nii.gz found under {root}")
+    pairs = find_runs(root, subject, runs=runs, bold_glob=bold_glob, sessions=sessions)
+    where = root / PREPROC_DIR if runs == "preprocessed" else root
+    log.info("%s: %d %s run(s) from %s", subject, len(pairs), runs, where)
+    if runs == "raw":
+        log.warning("%s: using raw, unpreprocessed runs (no motion correction) as asked (runs='raw')", subject)
+    masks, mask_files = _read_masks(root, subject)
+    masks, made = derive_rois(masks)
+    for name, parts in made.items():
+        log.info("%s: ROI %s derived as %s", subject, name, " + ".join(parts))
+    mask_shape = next(iter(masks.values())).shape
     if roi is not None:
         want = [roi] if isinstance(roi, str) else list(roi)
         for nm in want:
@@ -92,28 +231,25 @@ def load_horikawa_bids(
     coords = np.argwhere(union)
     lo, hi = coords.min(axis=0), coords.max(axis=0) + 1
     rel = coords - lo
-    runs = sorted(root.rglob(bold_glob or f"{subject}_*_bold.nii*"))
-    if not runs:
-        raise ValueError(f"no runs {bold_glob or subject + '_*_bold.nii.gz'} found under {root}")
     samples, ids, splits, run_ids, onsets = [], [], [], [], []
-    for r, bold in enumerate(runs):
-        ev_path = Path(re.sub(r"_bold\.nii(\.gz)?$", "_events.tsv", str(bold)))
-        if not ev_path.is_file():
-            raise FileNotFoundError(f"events file {ev_path} for run {bold.name} not found")
+    for r, (bold, ev_path) in enumerate(pairs):
         img = nib.load(bold)
         if img.ndim != 4 or tuple(img.shape[:3]) != mask_shape:
             raise ValueError(f"mask shape {mask_shape} does not match the functional data {bold.name}: {img.shape}")
         tr = float(img.header.get_zooms()[3])
         if not tr > 0:
             raise ValueError(f"{bold.name}: repetition time (4th zoom) must be > 0; got {tr}")
-        box = np.asarray(img.dataobj[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2], :], dtype=np.float64)
+        box = np.asarray(img.dataobj[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2], :], dtype=np.float64)
         ts = box[rel[:, 0], rel[:, 1], rel[:, 2], :].T  # (n_volumes, n_voxels)
         if detrend:
             ts = sp_detrend(ts, axis=0, type="linear")
         if zscore:
             sd = ts.std(axis=0)
             ts = (ts - ts.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-        ev = pd.read_csv(ev_path, sep="\t")
+        try:
+            ev = pd.read_csv(ev_path, sep="\t", na_values=["n/a"])
+        except (UnicodeDecodeError, pd.errors.ParserError) as err:
+            raise ValueError(f"{ev_path}: not a tab-separated events table ({err})") from None
         for col in ("onset", "duration", "event_type", "stim_id"):
             if col not in ev.columns:
                 raise ValueError(f"{ev_path.name} must have a {col!r} column; has {list(ev.columns)}")
@@ -133,126 +269,20 @@ def load_horikawa_bids(
             splits.append(_split_from_session(ses[4:]))
             run_ids.append(r)
             onsets.append(row["onset"])
+    if not samples:
+        raise ValueError(f"{subject}: no events with event_type == {stimulus_event_type} in {len(pairs)} run(s)")
     return BrainData(
         np.vstack(samples),
         np.array(ids),
         rois={nm: m[tuple(coords.T)] for nm, m in masks.items()},
         split=np.array(splits),
         subject=subject,
-        provenance={"dataset": "horikawa_bids", "files": [str(b) for b in runs] + [str(m) for m in mask_files],
-                    "options": {"delay_s": delay_s, "detrend": detrend, "zscore": zscore}},
+        provenance={"dataset": "horikawa_bids", "runs": runs,
+                    "files": [str(b) for b, _ in pairs] + [str(e) for _, e in pairs] + [str(m) for m in mask_files],
+                    "derived_rois": made,
+                    "options": {"delay_s": delay_s, "detrend": detrend, "zscore": zscore, "sessions": sessions}},
         nan=nan,
         dtype=dtype,
         voxel_info={"ijk": coords.astype(np.int64)},
         sample_info={"run": np.array(run_ids), "onset": np.array(onsets, dtype=float)},
     )
-
-
-# --- decodability files -------------------------------------------------------------------
-def _read_mat(data: bytes | Path, keys=("accuracy", "rank", "feat")) -> np.ndarray:
-    from scipy.io import loadmat
-
-    raw = data.read_bytes() if isinstance(data, Path) else data
-    try:
-        m = loadmat(io.BytesIO(raw))
-        for k in keys:
-            if k in m:
-                return np.asarray(m[k])
-    except (NotImplementedError, ValueError):  # MATLAB v7.3 = HDF5
-        import h5py
-
-        with h5py.File(io.BytesIO(raw), "r") as f:
-            for k in keys:
-                if k in f:
-                    return np.asarray(f[k][()]).T  # MATLAB order
-    raise ValueError(f"no variable among {keys} in the .mat data")
-
-
-def _members(sources) -> dict[str, object]:
-    """Relative posix path (from the mode folder on) -> Path or (zip path, member)."""
-    out: dict[str, object] = {}
-    if isinstance(sources, (str, Path)):
-        sources = [sources]
-    for src in sources:
-        src = Path(src)
-        if src.is_dir():
-            for p in src.rglob("*.mat"):
-                rel = p.relative_to(src).as_posix()
-                out[_from_mode(rel)] = p
-        elif zipfile.is_zipfile(src):
-            with zipfile.ZipFile(src) as z:
-                for name in z.namelist():
-                    if name.endswith(".mat"):
-                        out[_from_mode(name)] = (src, name)
-        else:
-            raise ValueError(f"sources must be folders or zip files; got {src}")
-    return out
-
-
-def _from_mode(rel: str) -> str:
-    parts = rel.split("/")
-    for i, p in enumerate(parts):
-        if p in ("accuracy", "rank", "decoded", "true"):
-            return "/".join(parts[i:])
-    return rel
-
-
-def _read(member) -> np.ndarray:
-    if isinstance(member, Path):
-        return _read_mat(member)
-    zpath, name = member
-    with zipfile.ZipFile(zpath) as z:
-        return _read_mat(z.read(name))
-
-
-def load_decodability(sources, *, net=None, layers=None, modes=("accuracy", "rank"), subjects=None):
-    """Per-unit accuracy / rank values as one tidy table.
-
-    ``sources``: folder(s) and/or zip file(s) in the layout of the module docstring. Returns a
-    pandas DataFrame with columns net, layer, subject, unit, and one column per mode.
-    """
-    import pandas as pd
-
-    mem = _members(sources)
-    rows = {}
-    pat = re.compile(r"^(accuracy|rank)/([^/]+)/([^/]+)/(accuracy|rank)-(.+)\.mat$")
-    for rel, m in sorted(mem.items()):
-        hit = pat.match(rel)
-        if not hit:
-            continue
-        mode, n, ly = hit.group(1), hit.group(2), hit.group(3)
-        subj = hit.group(5).split("-")[-1]
-        if mode not in modes or (net and n != net) or (layers and ly not in layers) or (subjects and subj not in subjects):
-            continue
-        vals = _read(m).ravel().astype(np.float64)
-        rows.setdefault((n, ly, subj), {})[mode] = vals
-    if not rows:
-        raise ValueError(f"no {list(modes)} files for net={net!r} layers={layers!r} in {sources}")
-    frames = []
-    for (n, ly, subj), d in rows.items():
-        sizes = {k: v.size for k, v in d.items()}
-        if len(set(sizes.values())) != 1:
-            raise ValueError(f"{n}/{ly}/{subj}: modes hold different numbers of units {sizes}")
-        size = next(iter(sizes.values()))
-        frame = {"net": n, "layer": ly, "subject": subj, "unit": np.arange(size)}
-        for mode in modes:
-            frame[mode] = d.get(mode, np.full(size, np.nan))
-        frames.append(pd.DataFrame(frame))
-    return pd.concat(frames, ignore_index=True)
-
-
-def read_decoded_features(sources, net: str, layer: str, subject: str | None = None):
-    """(image ids, (n_images, n_units) array): decoded features of ``subject``, or true features if None."""
-    mem = _members(sources)
-    if subject is None:
-        pat = re.compile(rf"^true/{re.escape(net)}/{re.escape(layer)}/true-{re.escape(net)}-{re.escape(layer)}-(.+)\.mat$")
-    else:
-        pat = re.compile(
-            rf"^decoded/{re.escape(net)}/{re.escape(layer)}/{re.escape(subject)}/"
-            rf"decoded-{re.escape(net)}-{re.escape(layer)}-{re.escape(subject)}-(.+)\.mat$"
-        )
-    found = sorted((hit.group(1), m) for rel, m in mem.items() if (hit := pat.match(rel)))
-    if not found:
-        raise ValueError(f"no {'true' if subject is None else 'decoded'} features for {net}/{layer}/{subject}")
-    ids = [i for i, _ in found]
-    return ids, np.stack([_read(m).ravel() for _, m in found]).astype(np.float32)

@@ -54,17 +54,40 @@ _SHEN_FIGSHARE = {
 }
 # Horikawa & Kamitani 2017 (Generic Object Decoding), BData HDF5, figshare 7387130.
 _GOD_FIGSHARE = {1: 24080120, 2: 24080123, 3: 24080126, 4: 24080129, 5: 24080132}
-# Horikawa et al. 2019 decodability files (figshare, zips per mode / network / layer); AlexNet main layers.
+# Horikawa et al. 2019 decodability files: figshare file ids of the zips decodedDNN-<mode>-<net>-<layer>.zip
+# (KamitaniLab/brain-decoding-datasets bdds/decodeddnn.py, version 1.0.1, commit b98e8eb: the "__remote_files"
+# table, downloaded with ?private_link=76f1e5e10fdfacc5ec12). No checksums are published.
 _DECODEDDNN_FIGSHARE = {
-    "accuracy": {"conv1": 11877389, "conv2": 11877392, "conv3": 11877398, "conv4": 11877401, "conv5": 11877407,
-                 "fc6": 11877410, "fc7": 11877416, "fc8": 11877422},
-    "rank": {"conv1": 11877554, "conv2": 11877557, "conv3": 11877560, "conv4": 11877563, "conv5": 11877566,
-             "fc6": 11877569, "fc7": 11877572, "fc8": 11877575},
-    "true": {"conv1": 11877620, "conv2": 11877623, "conv3": 11877626, "conv4": 11877629, "conv5": 11877632,
-             "fc6": 11877638, "fc7": 11877635, "fc8": 11877641},
-    "decoded": {"conv1": 11877479, "conv2": 11877485, "conv3": 11877488, "conv4": 11877491, "conv5": 11877494,
-                "fc6": 11877497, "fc7": 11877500, "fc8": 11877503},
+    "AlexNet": {
+        "accuracy": {"conv1": 13077233, "conv2": 13077236, "conv3": 13077239, "conv4": 13077242, "conv5": 13077245,
+                     "fc6": 13077248, "fc7": 13077251, "fc8": 13077254},
+        "rank": {"conv1": 13077185, "conv2": 13077188, "conv3": 13077191, "conv4": 13077194, "conv5": 13077197,
+                 "fc6": 13077200, "fc7": 13077203, "fc8": 13077206},
+        "decoded": {"conv1": 13077257, "conv2": 13077260, "conv3": 13077263, "conv4": 13077266, "conv5": 13077173,
+                    "fc6": 13077176, "fc7": 13077179, "fc8": 13077182},
+        "true": {"conv1": 13110746, "conv2": 13111937, "conv3": 13110752, "conv4": 13110731, "conv5": 13110734,
+                 "fc6": 13110740, "fc7": 13110743, "fc8": 13110737},
+    },
+    "VGG19": {
+        "accuracy": {"conv1_1": 13077314, "conv1_2": 13077317, "conv2_1": 13077320, "conv2_2": 13077323, "conv3_1": 13077326,
+                     "conv3_2": 13077329, "conv3_3": 13077332, "conv3_4": 13077335, "conv4_1": 13077338, "conv4_2": 13077284,
+                     "conv4_3": 13077287, "conv4_4": 13077290, "conv5_1": 13077293, "conv5_2": 13077296, "conv5_3": 13077299,
+                     "conv5_4": 13077302, "fc6": 13077305, "fc7": 13077308, "fc8": 13077311},
+        "rank": {"conv1_1": 13083275, "conv1_2": 13083278, "conv2_1": 13083281, "conv2_2": 13083284, "conv3_1": 13083287,
+                 "conv3_2": 13083152, "conv3_3": 13083155, "conv3_4": 13083158, "conv4_1": 13083161, "conv4_2": 13083164,
+                 "conv4_3": 13083167, "conv4_4": 13083170, "conv5_1": 13083173, "conv5_2": 13083176, "conv5_3": 13083179,
+                 "conv5_4": 13083182, "fc6": 13083185, "fc7": 13083188, "fc8": 13083191},
+        "decoded": {"conv1_1": 13077926, "conv1_2": 13077962, "conv2_1": 13077986, "conv2_2": 13111850, "conv3_1": 13078008,
+                    "conv3_2": 13078023, "conv3_3": 13078080, "conv3_4": 13077653, "conv4_1": 13077674, "conv4_2": 13077704,
+                    "conv4_3": 13077728, "conv4_4": 13077731, "conv5_1": 13077734, "conv5_2": 13077737, "conv5_3": 13077740,
+                    "conv5_4": 13077752, "fc6": 13077755, "fc7": 13077758, "fc8": 13077761},
+        "true": {"conv1_1": 13110797, "conv1_2": 13110800, "conv2_1": 13110803, "conv2_2": 13110806, "conv3_1": 13110812,
+                 "conv3_2": 13110815, "conv3_3": 13110755, "conv3_4": 13110761, "conv4_1": 13110764, "conv4_2": 13110767,
+                 "conv4_3": 13110770, "conv4_4": 13110773, "conv5_1": 13110776, "conv5_2": 13110779, "conv5_3": 13110782,
+                 "conv5_4": 13110785, "fc6": 13110788, "fc7": 13110791, "fc8": 13110794},
+    },
 }
+_DECODEDDNN_LINK = "76f1e5e10fdfacc5ec12"
 
 
 @dataclass(frozen=True)
@@ -168,21 +191,25 @@ def _god_files(subject=1, **_):
     return [RemoteFile(f"horikawa2017_god/Subject{s}.h5", f"https://ndownloader.figshare.com/files/{_GOD_FIGSHARE[s]}")]
 
 
-def _decodeddnn_files(net="AlexNet", layers=("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"),
-                      modes=("accuracy", "rank"), **_):
-    if net != "AlexNet":
-        raise ValueError(f"net: the registry lists the AlexNet archives; got {net!r} (read other nets with "
-                         "brainlike.datasets.load_decodability on a local copy)")
+def _decodeddnn_files(net="AlexNet", layers=None, modes=("accuracy", "rank"), **_):
+    if net not in _DECODEDDNN_FIGSHARE:
+        raise ValueError(f"net must be one of {sorted(_DECODEDDNN_FIGSHARE)}; got {net!r}")
+    table = _DECODEDDNN_FIGSHARE[net]
+    if isinstance(modes, str):
+        modes = [modes]
+    if isinstance(layers, str):
+        layers = [layers]
     out = []
     for mode in modes:
-        if mode not in _DECODEDDNN_FIGSHARE:
-            raise ValueError(f"modes must be among {sorted(_DECODEDDNN_FIGSHARE)}; got {mode!r}")
-        for layer in layers:
-            fid = _DECODEDDNN_FIGSHARE[mode].get(layer)
+        if mode not in table:
+            raise ValueError(f"modes must be among {sorted(table)}; got {mode!r}")
+        for layer in table[mode] if layers is None else layers:
+            fid = table[mode].get(layer)
             if fid is None:
-                raise ValueError(f"layers must be among {sorted(_DECODEDDNN_FIGSHARE[mode])}; got {layer!r}")
+                raise ValueError(f"layers of {net} must be among {list(table[mode])}; got {layer!r}")
             out.append(RemoteFile(f"horikawa2019_decodeddnn/decodedDNN-{mode}-{net}-{layer}.zip",
-                                  f"https://ndownloader.figshare.com/files/{fid}?private_link=76f1e5e10fdfacc5ec12"))
+                                  f"https://ndownloader.figshare.com/files/{fid}?private_link={_DECODEDDNN_LINK}",
+                                  None, "figshare (bdds 1.0.1 table); no published checksum: recorded on first download"))
     return out
 
 
@@ -267,12 +294,13 @@ DATASETS: dict[str, DatasetInfo] = {
         ),
         DatasetInfo(
             "horikawa2019_decodability", "Horikawa et al. 2019 DNN feature decodability (accuracy / rank / decoded / true)",
-            "Per-unit decoding accuracy and identification rank for AlexNet and VGG19 layers, per subject S1-S5 "
-            "and averaged (zips per mode and layer; the registry lists AlexNet's).",
+            "Per-unit decoding accuracy and identification rank of every unit of AlexNet (conv1..fc8) and VGG19 "
+            "(conv1_1..fc8) layers, decoded from VC, per subject S1-S5 and Averaged; decoded and true features of "
+            "the 50 test images (zips per mode, network and layer).",
             "Horikawa, Aoki, Tsukamoto & Kamitani (2019) Sci Data 6:190012.", "CC BY 4.0 (figshare)",
             "https://figshare.com/articles/dataset/6269321", _decodeddnn_files,
             "brainlike.datasets._real:load_decodeddnn_zips",
-            {"net": ("AlexNet", "AlexNet"), "layers": (("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"), "layers"),
+            {"net": ("AlexNet", "AlexNet or VGG19"), "layers": (None, "layer names (None: all of the network)"),
              "modes": (("accuracy", "rank"), "accuracy, rank, decoded, true")},
         ),
         DatasetInfo(

@@ -6,9 +6,10 @@ functions work on the tidy results table written by the pipeline (columns ``dnn,
 roi, layer, layer_index, unit, accuracy``) and on plain arrays.
 
 The published data (figshare, "decodedDNN") store one file per layer and subject,
-``accuracy/<net>/<layer>/<layer>_accuracy_<subject>.mat`` (variable ``accuracy``) and
-``rank/<net>/<layer>/<layer>_rank_<subject>.mat`` (variable ``rank``, 1 = most decodable),
-with ``Average`` as the subject-averaged entry; :func:`export_decodability` writes that layout.
+``accuracy/<net>/<layer>/accuracy-<net>-<layer>-<subject>.mat`` (variable ``accuracy``) and
+``rank/<net>/<layer>/rank-<net>-<layer>-<subject>.mat`` (variable ``rank``, 1 = most decodable),
+with ``Averaged`` as the subject-averaged entry (names: :mod:`brainlike.datasets.decodeddnn`);
+:func:`export_decodability` writes that layout.
 """
 
 from __future__ import annotations
@@ -18,11 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import io as sio
 from scipy.stats import rankdata
 
 from brainlike._validate import as_2d_float, check_same_rows
-from brainlike._io import atomic_write
 from brainlike.scores.bh import pearson_columns
 
 TABLE_COLUMNS = ("dnn", "subject", "roi", "layer", "layer_index", "unit", "accuracy")
@@ -115,22 +114,22 @@ def intersubject_matrix(table: pd.DataFrame, dnn=None, roi=None, layer=None) -> 
     return wide.corr(method="pearson", min_periods=3)
 
 
-def _savemat_atomic(path: Path, mdict: dict) -> None:
-    atomic_write(path, lambda tmp: sio.savemat(tmp, mdict))
-
-
 def export_decodability(table: pd.DataFrame, out_dir, average: bool = True, roi_folders: bool | None = None) -> list[Path]:
-    """Write accuracies and ranks in the published per-subject / averaged layout.
+    """Write accuracies and ranks in the published decodedDNN layout (read back by
+    :func:`brainlike.datasets.load_decodability`).
 
-    ``<out>/[<roi>/]accuracy/<dnn>/<layer>/<layer>_accuracy_<subject>.mat`` (``accuracy``,
-    1 x n_units) and ``.../rank/.../<layer>_rank_<subject>.mat`` (``rank``, 1 = best), units
-    in ``unit`` order; ``Average`` (mean over subjects, then ranked) when ``average``. The
-    ``<roi>/`` level is added when the table has several ROIs (published data: one ROI, VC),
-    or as forced by ``roi_folders``. Files are written atomically. Returns the paths written.
+    ``<out>/[<roi>/]accuracy/<dnn>/<layer>/accuracy-<dnn>-<layer>-<subject>.mat`` (``accuracy``,
+    1 x n_units) and ``.../rank/<dnn>/<layer>/rank-<dnn>-<layer>-<subject>.mat`` (``rank``, 1 =
+    best), units in ``unit`` order; ``Averaged`` (mean over subjects, then ranked) when
+    ``average``. The ``<roi>/`` level is added when the table has several ROIs (published data:
+    one ROI, VC), or as forced by ``roi_folders``. Files are written atomically. Returns the
+    paths written.
     """
+    from brainlike.datasets.decodeddnn import AVERAGED, write_unit_values
+
     t = _check_table(table)
     if average:
-        t = pd.concat([t[list(TABLE_COLUMNS)], average_subjects(t)], ignore_index=True)
+        t = pd.concat([t[list(TABLE_COLUMNS)], average_subjects(t, name=AVERAGED)], ignore_index=True)
     if roi_folders is None:
         roi_folders = t["roi"].nunique() > 1
     out = Path(out_dir)
@@ -140,9 +139,7 @@ def export_decodability(table: pd.DataFrame, out_dir, average: bool = True, roi_
         acc = g["accuracy"].to_numpy(dtype=np.float64)
         base = out / str(roi) if roi_folders else out
         for mode, values in (("accuracy", acc), ("rank", rank_units(acc).astype(np.float64))):
-            p = base / mode / str(dnn) / str(layer) / f"{layer}_{mode}_{subject}.mat"
-            _savemat_atomic(p, {mode: values[None, :]})
-            written.append(p)
+            written.append(write_unit_values(base, mode, str(dnn), str(layer), str(subject), values))
     return written
 
 
