@@ -61,9 +61,14 @@ def run(args) -> int:
         print("config OK")
         return 0
     res = run_experiment(exp, progress=not args.no_progress, report=False if args.no_report else None)
-    print(res.scores[["dnn", "kind", "score", "ci_low", "ci_high", "p_perm"]].to_string(index=False,
-                                                                                      float_format="%.3f"))
+    if len(res.scores):
+        print(res.scores[["dnn", "kind", "score", "ci_low", "ci_high", "p_perm"]].to_string(index=False,
+                                                                                          float_format="%.3f"))
+    else:
+        print("no BH scores (they need >= 2 layers and >= 2 ROIs and a decoding or encoding analysis)")
     print(f"results: {res.results_dir}")
+    if "decodability" in exp.analyses:
+        print(f"decodability files: {res.out / 'decodability'}")
     if res.report is not None:
         print(f"report: {res.report}")
     s = res.summary

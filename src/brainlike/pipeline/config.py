@@ -14,7 +14,10 @@ from typing import Any
 
 import numpy as np
 
-ANALYSES = ("decoding", "encoding")
+ANALYSES = ("decoding", "encoding", "decodability")
+# BH scores rank ROIs against layers: they need >= 2 of each. A decodability study (Horikawa et al.
+# 2019) does not: one ROI (VC) and any number of layers.
+BH_ANALYSES = ("decoding", "encoding")
 
 DEFAULTS: dict[str, Any] = {
     "name": "experiment",
@@ -325,8 +328,8 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
         if bad:
             raise ValueError(f"config key '{key}.{bad[0]}' is not known; expected one of {sorted(_DNN_KEYS)}")
         layers = _str_list(d.get("layers"), f"{key}.layers", allow_none=False)
-        if len(layers) < 2:
-            raise _err(f"{key}.layers", "at least 2 layers in hierarchy order", layers)
+        if len(layers) < 2 and "encoding" in analyses:
+            raise _err(f"{key}.layers", "at least 2 layers in hierarchy order (encoding BH score)", layers)
         model = d.get("model")
         if model is not None and not isinstance(model, str):
             raise _err(f"{key}.model", "a model name such as 'torchvision:alexnet'", model)
@@ -357,8 +360,8 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
 
     subjects = _str_list(cfg["subjects"], "subjects")
     rois = _str_list(cfg["rois"], "rois")
-    if rois is not None and len(rois) < 2:
-        raise _err("rois", "at least 2 ROIs in hierarchy order", rois)
+    if rois is not None and len(rois) < 2 and "encoding" in analyses:
+        raise _err("rois", "at least 2 ROIs in hierarchy order (encoding BH score)", rois)
 
     dataset = cfg["dataset"]
     if dataset is not None:
@@ -386,6 +389,8 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
             raise ValueError(f"config key 'stimuli.{bad[0]}' is not known; expected one of {sorted(_STIMULI_KEYS)}")
 
     dec = cfg["decoding"]
+    if "decodability" in analyses and "units_per_layer" not in (raw.get("decoding") or {}):
+        dec["units_per_layer"] = None  # Horikawa et al. 2019: every unit of every layer
     _number(dec, "alpha", "decoding", minimum=0, strict=True)
     _number(dec, "n_feat", "decoding", integer=True, minimum=0)
     _number(dec, "units_per_layer", "decoding", integer=True, minimum=1, allow_none=True)

@@ -99,8 +99,9 @@ def resolve_rois(exp: Experiment, brains: dict) -> list[str]:
     if rois is None:
         first = next(iter(brains.values()))
         rois = list(first.rois)
-        if len(rois) < 2:
-            raise ValueError(f"config key 'rois': the data has {rois}; list at least 2 ROIs in hierarchy order")
+        if len(rois) < 2 and "encoding" in exp.analyses:
+            raise ValueError(f"config key 'rois': the data has {rois}; the encoding BH score needs at least 2 ROIs "
+                             "in hierarchy order")
     for s, b in brains.items():
         missing = [r for r in rois if r not in b.rois]
         if missing:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import platform
 import sys
 import time
@@ -17,6 +18,8 @@ from .config import Experiment, load_config
 from .execute import run_jobs
 from .jobs import Context, Job, load_context, plan
 from .store import load_npz, remove_stale_tmp, save_json, save_table, sha256_file
+
+log = logging.getLogger("brainlike")
 
 
 @dataclass
@@ -108,7 +111,7 @@ def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progres
                   n_units=n_units, decoding=exp.decoding, encoding=exp.encoding,
                   train_rows_all=np.asarray(train_all, dtype=np.int64), signatures=sig)
     ctx_path = ctx.save(work / f"context-{_hash([sig, subject_paths])}.pkl")
-    jobs = plan(ctx, {d: exp.dnns[d].layers for d in handles}, exp.analyses)
+    jobs = plan(ctx, {d: exp.dnns[d].layers for d in handles}, job_analyses(exp.analyses))
     prov_inputs = {"subjects": {s: {"sha256": c, "n_train_samples": int(subjects[s]["train_x"].shape[0]),
                                     "n_test_images": int(subjects[s]["test_x"].shape[0]),
                                     "n_voxels": {r: int(subjects[s][f"roi_{r}"].sum()) for r in rois}}
@@ -120,6 +123,14 @@ def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progres
                    "n_units": n_units, "units_analysed": {d: {k: int(len(v)) for k, v in u.items()}
                                                           for d, u in units.items()}}
     return ctx_path, jobs, prov_inputs
+
+
+def job_analyses(analyses) -> list[str]:
+    """The job kinds an experiment's analyses need: a decodability study runs the decode jobs."""
+    out = list(analyses)
+    if "decodability" in out and "decoding" not in out:
+        out.append("decoding")
+    return out
 
 
 def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None, features_root=None,
@@ -156,6 +167,10 @@ def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None,
     collected = collect(exp, ctx, jobs)
     for name, df in collected["tables"].items():
         save_table(df, results / f"{name}.parquet")
+    if "decodability" in exp.analyses:
+        from .decodability import write_decodability
+
+        write_decodability(ctx, jobs, collected["tables"]["decoding_accuracy"], Path(exp.out) / "decodability")
     timings["tables_s"] = time.perf_counter() - t2
     t3 = time.perf_counter()
     scores_df = compute_scores(exp, collected)
@@ -193,7 +208,7 @@ def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
     tables, dec, enc = {}, {}, {}
     # test predictions are only needed for the bootstrap over test images
     keep_pred = exp.scores["n_boot"] > 0
-    if "decoding" in exp.analyses:
+    if "decoding" in job_analyses(exp.analyses):
         frames = []
         by_key: dict = {}
         for j in jobs:
@@ -251,7 +266,7 @@ def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
                         truths.append(truth)
                 _add_subject(enc[dnn], accs, n_test, preds, truths)
         tables["encoding_accuracy"] = pd.concat(frames, ignore_index=True)
-    return {"tables": tables, "decoding": dec, "encoding": enc}
+    return {"tables": tables, "decoding": dec, "encoding": enc, "rois": list(ctx.rois)}
 
 
 def compute_scores(exp: Experiment, collected: dict):
@@ -266,10 +281,16 @@ def compute_scores(exp: Experiment, collected: dict):
                 "ci_low_percentile": r["percentile"][0], "ci_high_percentile": r["percentile"][1]}
 
     rows = []
+    n_rois = len(collected.get("rois") or exp.rois or [])
     for dnn in exp.dnns:
         seed = exp.seed
         d = e = None
-        if dnn in collected["decoding"]:
+        n_layers = len(exp.dnns[dnn].layers)
+        bh = n_layers >= 2 and n_rois >= 2
+        if not bh and "decoding" in exp.analyses:
+            log.warning("%s: no decoding BH score (it needs >= 2 layers and >= 2 ROIs; the run has %d layer(s) "
+                        "and %s ROI(s)); the decoding accuracies are in the results tables", dnn, n_layers, n_rois)
+        if dnn in collected["decoding"] and "decoding" in exp.analyses and bh:
             d = scoring.decoding_scores(collected["decoding"][dnn], exp.scores, seed)
             rows.append(row(dnn, "decoding", d))
         if dnn in collected["encoding"]:

@@ -192,7 +192,9 @@ def write_report(results_dir, out_dir=None, pval: float = 0.05, roi=None, dnn=No
             add("BH score ranking", "bh_ranking", F.bh_ranking(scores),
                 "Brain hierarchy scores of the networks (Nonaka et al. 2021, Fig. 3): bars are the scores, "
                 "whiskers the bootstrap 95% confidence intervals, * a permutation p &lt; 0.05 (layer labels shuffled).")
-        if dec is not None and len(dec):
+        if dec is not None and len(dec) and dec["roi"].nunique() < 2:
+            notes.append("One ROI: no best-ROI figure (a decodability study; the BH score needs at least 2 ROIs).")
+        elif dec is not None and len(dec):
             add("Best ROI of each layer's units", "best_roi_distribution",
                 F.best_roi_distribution(dec, rois=rois, n_samples=n_samples, pval=pval),
                 "For each layer, the share of its units (pooled over subjects) best decoded from each ROI, among units "
