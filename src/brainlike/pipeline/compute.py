@@ -5,8 +5,12 @@ statistics, a FastL2LiR-style ``SelectiveRidge`` (``n_feat`` voxels per unit, pe
 is fitted on the training trials, and each unit's accuracy is the Pearson r between predicted and
 true values over the (repetition-averaged) test images.
 
-Encoding predicts every voxel from all units of a layer with ridge (per-voxel alpha by grouped
-cross-validation). Ridge predictions depend on the features only through their inner products,
+Encoding has two methods. ``recipe`` is BHscore's published one (Nonaka et al. 2021,
+``encoding/featenc_fastl2lir_train.py`` and ``featenc_fastl2lir_predict.py`` of KamitaniLab/BHscore):
+each voxel is predicted from the ``n_feat`` = 500 units of a layer most correlated with it (out of
+all units), FastL2LiR ridge with alpha 100, streamed over the layer's units in bounded memory
+(:func:`encode_recipe`). ``ridge_cv`` predicts every voxel from all units of a layer with ridge
+(per-voxel alpha by grouped cross-validation). Ridge predictions depend on the features only through their inner products,
 so a layer is read in unit chunks to accumulate its stimulus-by-stimulus Gram matrix, which is
 then factorised into an equivalent ``(n_stimuli, rank)`` embedding ``Z`` (``Z Z^T = X X^T``).
 Fitting ``RidgeCV`` on ``Z`` gives exactly the predictions of ``RidgeCV`` on the full layer, for
@@ -109,6 +113,67 @@ def decode_prepared(voxels: RoiVoxels, y_train, y_test, *, n_feat=500):
     model.fit(inputs, ytr)
     pred = np.asarray(model.predict(voxels.x_test), dtype=np.float32)
     return column_pearson(pred, yte), pred, np.asarray(yte, dtype=np.float32)
+
+
+class ZScoredUnits:
+    """A layer's units z-scored as BHscore's encoding scripts do, read column chunk by chunk.
+
+    Mean and standard deviation (``ddof=1``) of each unit over the training images, each image once
+    (``featenc_fastl2lir_train.py``: ``x_mean``/``x_norm`` of the training feature files, before
+    ``X_sort`` repeats them per trial); every row (training and test images) is scaled with them
+    (``featenc_fastl2lir_predict.py``: ``(x - x_mean) / x_norm``). A unit constant over the
+    training images becomes 0 (bdpy's ``ModelTraining`` sets the resulting inf to 0).
+    """
+
+    def __init__(self, handle, stat_rows: np.ndarray, dtype="float32"):
+        from .inputs import _shape
+
+        self.handle = handle
+        self.stat_rows = np.unique(np.asarray(stat_rows, dtype=np.int64))
+        self.shape = _shape(handle)
+        self.dtype = np.dtype(dtype)
+        if self.stat_rows.size < 2:
+            raise ValueError(f"z-scoring units needs >= 2 training images; got {self.stat_rows.size}")
+
+    def read(self, cols) -> np.ndarray:
+        from .jobs import read_units
+
+        block = read_units(self.handle, cols)
+        ref = block[self.stat_rows]
+        mean = ref.mean(axis=0, dtype=np.float64)
+        std = ref.std(axis=0, ddof=1, dtype=np.float64)
+        scale = np.zeros_like(std)
+        scale[std > 0] = 1.0 / std[std > 0]
+        out = np.asarray(block, dtype=self.dtype) - mean.astype(self.dtype)
+        out *= scale.astype(self.dtype)
+        return out
+
+
+def encode_recipe(features, train_rows, y_train, test_rows, y_test, *, alpha=100.0, n_feat=500, chunk_size=4096,
+                  memory_mb=1024, dtype="float32"):
+    """BHscore's encoding recipe for a set of voxels; return (accuracy, prediction, truth, n_constant).
+
+    features: a layer handle (``.read(units)``) or array (n_stimuli, n_units), never read whole;
+    train_rows: feature row of each training trial (repeats allowed); y_train: (n_trials, n_voxels);
+    test_rows / y_test: one row per test image (repetitions averaged). Units are z-scored with the
+    training images' statistics (:class:`ZScoredUnits`), voxels with the training trials'; each
+    voxel's ``n_feat`` most correlated units over the training trials are kept and FastL2LiR's ridge
+    (penalised intercept) fitted; accuracy is the Pearson r over test images (Pearson is unchanged by
+    the scripts' back-transform ``y_pred * y_norm + y_mean``).
+    """
+    from brainlike.linear import StreamingSelectiveRidge
+
+    dt = np.dtype(dtype)
+    ytr, yte = zscore_train(y_train, y_test, dtype=dt)
+    units = ZScoredUnits(features, train_rows, dtype=dt)
+    k = int(min(int(n_feat), units.shape[1]))
+    # (voxels x units) correlations of one chunk stay near 128 MB however many voxels a job has
+    cs = int(min(int(chunk_size), max(256, 2**25 // max(1, ytr.shape[1]))))
+    model = StreamingSelectiveRidge(alpha=float(alpha), n_feat=k, chunk_size=cs, memory_mb=memory_mb, dtype=dt)
+    model.fit(units, ytr, rows=np.asarray(train_rows, dtype=np.int64),
+              test_rows=np.asarray(test_rows, dtype=np.int64))
+    pred = np.asarray(model.test_predictions_, dtype=np.float32)
+    return column_pearson(pred, yte), pred, np.asarray(yte, dtype=np.float32), model.n_constant_inputs_
 
 
 def accumulate_gram(blocks, train_rows: np.ndarray) -> np.ndarray:
