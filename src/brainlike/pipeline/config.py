@@ -18,6 +18,7 @@ ANALYSES = ("decoding", "encoding", "decodability")
 # BH scores rank ROIs against layers: they need >= 2 of each. A decodability study (Horikawa et al.
 # 2019) does not: one ROI (VC) and any number of layers.
 BH_ANALYSES = ("decoding", "encoding")
+ENCODING_METHODS = ("ridge_cv", "recipe")
 
 DEFAULTS: dict[str, Any] = {
     "name": "experiment",
@@ -38,9 +39,14 @@ DEFAULTS: dict[str, Any] = {
         "voxel_cache_mb": 2048,  # per worker: ROI voxels + Gram kept across jobs (0: rebuild for every job)
     },
     "encoding": {
-        "alphas": [0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6],
-        "cv": 5,
-        "chunk_size": 20000,  # units read at a time while building a layer's kernel
+        "method": "ridge_cv",  # "ridge_cv" (all units, per-voxel alpha by CV) or "recipe" (BHscore's published one)
+        "alphas": [0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6],  # ridge_cv
+        "cv": 5,  # ridge_cv
+        "alpha": 100.0,  # recipe: FastL2LiR's alpha ("encoding alpha" of BHscore's bhscore_caffe_*_allunits.yaml)
+        "n_feat": 500,  # recipe: units selected per voxel by correlation ("layers unit num")
+        "voxels_per_job": 5000,  # recipe: voxels of one subject encoded by one job (each job streams the layer)
+        "memory_mb": 1024,  # recipe: per job, the selected units' columns gathered at once
+        "chunk_size": 20000,  # units read at a time (ridge_cv: the layer's kernel; recipe: at most this)
         "dtype": "float32",
     },
     "scores": {
@@ -197,7 +203,7 @@ def from_bhscore_settings(raw: dict) -> dict:
                              f"expected 'dir' and 'layers'")
         dnns[name] = {"dir": d["dir"], "layers": d.get("layers")}
     return {"name": "bhscore", "subjects": raw["subjects"], "rois": raw["rois"], "dnns": dnns,
-            "analyses": ["decoding"]}
+            "analyses": ["decoding"], "encoding": {"method": "recipe"}}
 
 
 def read_config_file(path) -> dict:
@@ -407,6 +413,12 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
         raise _err("encoding.alphas", "a non-empty list of positive numbers", enc["alphas"])
     enc["alphas"] = [float(a) for a in alphas]
     _number(enc, "cv", "encoding", integer=True, minimum=2)
+    if enc["method"] not in ENCODING_METHODS:
+        raise _err("encoding.method", f"one of {list(ENCODING_METHODS)}", enc["method"])
+    _number(enc, "alpha", "encoding", minimum=0, strict=True)
+    _number(enc, "n_feat", "encoding", integer=True, minimum=1)
+    _number(enc, "voxels_per_job", "encoding", integer=True, minimum=1)
+    _number(enc, "memory_mb", "encoding", minimum=0, strict=True)
     _number(enc, "chunk_size", "encoding", integer=True, minimum=1)
     if enc["dtype"] not in ("float32", "float64"):
         raise _err("encoding.dtype", "'float32' or 'float64'", enc["dtype"])

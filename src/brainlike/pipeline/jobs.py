@@ -10,7 +10,10 @@ Kinds:
 - ``decode``  (dnn, subject, roi, layer, chunk): SelectiveRidge from ROI voxels to a chunk of units.
 - ``kernel``  (dnn, layer): the layer's Gram embedding, built from unit chunks.
 - ``encode``  (dnn, subject, roi, layer): ridge from the layer (its embedding) to every ROI voxel;
-  depends on the ``kernel`` job of its layer.
+  depends on the ``kernel`` job of its layer (``encoding.method: ridge_cv``).
+- ``recipe``  (dnn, subject, layer, voxel chunk): BHscore's encoding recipe for a chunk of the
+  subject's sampled voxels (all ROIs together), streaming every unit of the layer
+  (``encoding.method: recipe``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ import numpy as np
 
 from . import compute
 from .store import load_npz, safe_name, save_npz
+
+
+KINDS = ("decode", "kernel", "encode", "recipe")
 
 
 @dataclass(frozen=True, order=True)
@@ -55,7 +61,10 @@ class Job:
         if self.kind == "encode":
             return (root / f"encoding-{self.sig}" / safe_name(self.dnn) / safe_name(self.subject) / safe_name(self.roi)
                     / f"{safe_name(self.layer)}.npz")
-        raise ValueError(f"job kind must be one of ['decode', 'kernel', 'encode']; got {self.kind!r}")
+        if self.kind == "recipe":
+            return (root / f"encoding-recipe-{self.sig}" / safe_name(self.dnn) / safe_name(self.subject)
+                    / safe_name(self.layer) / f"voxels-{self.chunk:05d}.npz")
+        raise ValueError(f"job kind must be one of {list(KINDS)}; got {self.kind!r}")
 
     def done(self, workdir) -> bool:
         return self.path(workdir).is_file()
@@ -84,6 +93,9 @@ class Context:
     decoding: dict
     encoding: dict
     train_rows_all: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # recipe encoding: {subject: sorted voxel columns encoded (the ROIs' sampled voxels together)}
+    encoding_voxels: dict = field(default_factory=dict)
+    encoding_roi_voxels: dict = field(default_factory=dict)  # {subject: {roi: sorted voxel columns}}
     signatures: dict = field(default_factory=dict)  # {"decode"|"kernel"|"encode": {dnn: signature}}
 
     def save(self, path) -> Path:
@@ -135,7 +147,8 @@ def plan(ctx: Context, dnn_layers: dict[str, list[str]], analyses) -> list[Job]:
     # jobs that read the same unit chunk are adjacent, so a worker's chunk cache serves them
     for dnn, layers in dnn_layers.items():
         sd, sk, se = (sig.get(k, {}).get(dnn, "") for k in ("decode", "kernel", "encode"))
-        if "encoding" in analyses:
+        recipe = ctx.encoding.get("method") == "recipe"
+        if "encoding" in analyses and not recipe:
             jobs += [Job("kernel", dnn, layer, sig=sk) for layer in layers]
         if "decoding" in analyses:
             for layer in layers:
@@ -143,7 +156,11 @@ def plan(ctx: Context, dnn_layers: dict[str, list[str]], analyses) -> list[Job]:
                 for c in range((n + cs - 1) // cs):
                     jobs += [Job("decode", dnn, layer, subject, roi, c, sig=sd)
                              for subject in ctx.subjects for roi in ctx.rois]
-        if "encoding" in analyses:
+        if "encoding" in analyses and recipe:
+            per_job = int(ctx.encoding["voxels_per_job"])
+            jobs += [Job("recipe", dnn, layer, subject, chunk=c, sig=se) for layer in layers for subject in ctx.subjects
+                     for c in range((len(ctx.encoding_voxels[subject]) + per_job - 1) // per_job)]
+        elif "encoding" in analyses:
             jobs += [Job("encode", dnn, layer, subject, roi, sig=se, dep_sig=sk)
                      for layer in layers for subject in ctx.subjects for roi in ctx.rois]
     return jobs
@@ -171,8 +188,10 @@ def run_job(context_path, job: Job) -> str:
         _kernel(ctx, job, out)
     elif job.kind == "encode":
         _encode(ctx, job, out)
+    elif job.kind == "recipe":
+        _encode_recipe(ctx, job, out)
     else:
-        raise ValueError(f"job kind must be one of ['decode', 'kernel', 'encode']; got {job.kind!r}")
+        raise ValueError(f"job kind must be one of {list(KINDS)}; got {job.kind!r}")
     return str(out)
 
 
@@ -247,3 +266,26 @@ def _encode(ctx: Context, job: Job, out: Path) -> None:
         dtype=ctx.encoding["dtype"])
     save_npz(out, voxels=np.flatnonzero(mask).astype(np.int64), accuracy=acc, prediction=pred,
              truth=truth, best_alpha=alphas)
+
+
+def recipe_voxels(ctx: Context, subject: str, chunk: int) -> np.ndarray:
+    """The voxel columns (of the subject's prepared arrays) encoded by one ``recipe`` job."""
+    per_job = int(ctx.encoding["voxels_per_job"])
+    return ctx.encoding_voxels[subject][chunk * per_job:(chunk + 1) * per_job]
+
+
+def _encode_recipe(ctx: Context, job: Job, out: Path) -> None:
+    import logging
+
+    enc = ctx.encoding
+    sub = _load_subject(ctx.subjects[job.subject])
+    vox = recipe_voxels(ctx, job.subject, job.chunk)
+    acc, pred, truth, n_const = compute.encode_recipe(
+        ctx.features[job.dnn][job.layer], sub["train_rows"], sub["train_x"][:, vox], sub["test_rows"],
+        sub["test_x"][:, vox], alpha=enc["alpha"], n_feat=enc["n_feat"], chunk_size=enc["chunk_size"],
+        memory_mb=enc["memory_mb"], dtype=enc["dtype"])
+    if n_const:
+        logging.getLogger("brainlike").info("encoding %s %s %s: %d unit(s) constant over the training images "
+                                            "(never selected first)", job.dnn, job.layer, job.subject, n_const)
+    save_npz(out, voxels=np.asarray(vox, dtype=np.int64), accuracy=acc, prediction=pred, truth=truth,
+             n_constant_units=np.int64(n_const))

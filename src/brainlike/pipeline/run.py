@@ -101,15 +101,26 @@ def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progres
     # inputs never reuse stale results
     sig_in = {"subjects": checksums, "rois": rois, "stimuli": ids}
     decoding_settings = {k: v for k, v in exp.decoding.items() if k != "voxel_cache_mb"}  # speed only
+    enc = exp.encoding
+    recipe = enc["method"] == "recipe"
+    if recipe:  # what decides a recipe result (memory_mb and chunk_size only decide its speed)
+        enc_sig = [{k: enc[k] for k in ("method", "alpha", "n_feat", "voxels_per_job", "dtype")}, exp.seed,
+                   exp.scores["voxels_per_roi"]]
+    else:
+        enc_sig = {k: enc[k] for k in ("alphas", "cv", "chunk_size", "dtype")}
     sig = {
         "decode": {d: _hash([decoding_settings, sig_in, fingerprints[d], exp.seed, exp.dnns[d].layers]) for d in handles},
         "kernel": {d: _hash([exp.encoding["chunk_size"], ids, train_all, fingerprints[d], exp.dnns[d].layers])
                    for d in handles},
-        "encode": {d: _hash([exp.encoding, sig_in, fingerprints[d], exp.dnns[d].layers]) for d in handles},
+        "encode": {d: _hash([enc_sig, sig_in, fingerprints[d], exp.dnns[d].layers]) for d in handles},
     }
+    roi_voxels = ({s: sample_voxels(arr, rois, exp.scores["voxels_per_roi"], exp.seed, s) for s, arr in subjects.items()}
+                  if recipe and "encoding" in exp.analyses else {})
     ctx = Context(workdir=str(work), subjects=subject_paths, rois=rois, features=handles, units=units,
                   n_units=n_units, decoding=exp.decoding, encoding=exp.encoding,
-                  train_rows_all=np.asarray(train_all, dtype=np.int64), signatures=sig)
+                  train_rows_all=np.asarray(train_all, dtype=np.int64), signatures=sig,
+                  encoding_voxels={s: np.unique(np.concatenate(list(v.values()))) for s, v in roi_voxels.items()},
+                  encoding_roi_voxels=roi_voxels)
     ctx_path = ctx.save(work / f"context-{_hash([sig, subject_paths])}.pkl")
     jobs = plan(ctx, {d: exp.dnns[d].layers for d in handles}, job_analyses(exp.analyses))
     prov_inputs = {"subjects": {s: {"sha256": c, "n_train_samples": int(subjects[s]["train_x"].shape[0]),
@@ -130,6 +141,20 @@ def job_analyses(analyses) -> list[str]:
     out = list(analyses)
     if "decodability" in out and "decoding" not in out:
         out.append("decoding")
+    return out
+
+
+def sample_voxels(arrays: dict, rois: list[str], per_roi, seed: int, subject: str) -> dict[str, np.ndarray]:
+    """{roi: sorted voxel columns} with at most ``per_roi`` voxels drawn at random (seeded per subject and
+    ROI) from each ROI, as Nonaka et al. 2021 score encoding on 1000 random voxels per subject and ROI;
+    ``per_roi`` None keeps every voxel."""
+    out = {}
+    for r in rois:
+        cols = np.flatnonzero(arrays[f"roi_{r}"])
+        if per_roi is not None and cols.size > per_roi:
+            rng = np.random.default_rng(I.stable_seed(seed, subject, r, "encoding-voxels"))
+            cols = np.sort(rng.choice(cols, size=int(per_roi), replace=False))
+        out[r] = cols.astype(np.int64)
     return out
 
 
@@ -240,7 +265,9 @@ def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
                         truths.append(truth)
                 _add_subject(dec[dnn], accs, n_test, preds, truths)
         tables["decoding_accuracy"] = pd.concat(frames, ignore_index=True)
-    if "encoding" in exp.analyses:
+    if "encoding" in exp.analyses and exp.encoding["method"] == "recipe":
+        tables["encoding_accuracy"] = _collect_recipe(exp, ctx, jobs, enc, keep_pred)
+    elif "encoding" in exp.analyses:
         frames = []
         enc_jobs = {(j.dnn, j.subject, j.roi, j.layer): j for j in jobs if j.kind == "encode"}
         for dnn, d in exp.dnns.items():
@@ -267,6 +294,39 @@ def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
                 _add_subject(enc[dnn], accs, n_test, preds, truths)
         tables["encoding_accuracy"] = pd.concat(frames, ignore_index=True)
     return {"tables": tables, "decoding": dec, "encoding": enc, "rois": list(ctx.rois)}
+
+
+def _collect_recipe(exp: Experiment, ctx: Context, jobs: list[Job], enc: dict, keep_pred: bool):
+    """Recipe jobs hold a subject's sampled voxels of every ROI together: split them back per ROI."""
+    import pandas as pd
+
+    frames = []
+    by_key: dict = {}
+    for j in jobs:
+        if j.kind == "recipe":
+            by_key.setdefault((j.dnn, j.subject, j.layer), []).append(j)
+    for dnn, d in exp.dnns.items():
+        enc[dnn] = _per_subject_results(keep_pred)
+        for s in ctx.subjects:
+            per_layer = []
+            for layer in d.layers:
+                parts = [load_npz(j.path(ctx.workdir)) for j in sorted(by_key[(dnn, s, layer)], key=lambda j: j.chunk)]
+                per_layer.append({k: np.concatenate([p[k] for p in parts], axis=-1)
+                                  for k in ("voxels", "accuracy", "prediction", "truth")})
+            accs, preds, truths = [], [], []
+            for roi in ctx.rois:
+                vox = ctx.encoding_roi_voxels[s][roi]
+                pos = np.searchsorted(per_layer[0]["voxels"], vox)
+                accs.append(np.stack([r["accuracy"][pos] for r in per_layer]))
+                if keep_pred:
+                    preds.append(np.stack([r["prediction"][:, pos] for r in per_layer]))
+                    truths.append(per_layer[0]["truth"][:, pos])
+                for li, (layer, r) in enumerate(zip(d.layers, per_layer)):
+                    frames.append(pd.DataFrame({"dnn": dnn, "subject": s, "roi": roi, "layer": layer, "layer_index": li,
+                                                "voxel": vox, "accuracy": r["accuracy"][pos],
+                                                "alpha": float(exp.encoding["alpha"])}))
+            _add_subject(enc[dnn], accs, per_layer[0]["truth"].shape[0], preds, truths)
+    return pd.concat(frames, ignore_index=True)
 
 
 def compute_scores(exp: Experiment, collected: dict):
