@@ -10,7 +10,7 @@ export BRAINLIKE_DATA_MIRROR ?= $(abspath ../shared/data)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -c constraints.txt -e ".[dev,bench,cluster]"
+	$(PY) -m pip install -c constraints.txt -e ".[dev,bench,cluster,zoo]"
 	touch $(STAMP)
 
 install: $(STAMP)

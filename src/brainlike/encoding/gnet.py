@@ -185,24 +185,18 @@ class ImagePreprocess:
         return (x - mean) / std
 
 
-def alexnet_prefilter(pretrained: bool = True, image_size=None):
-    """AlexNet conv1-conv2 (+ReLU, pool), as in the paper. Random weights with ``pretrained=False``.
+def alexnet_prefilter(pretrained: bool = True, image_size=None, seed: int = 0):
+    """AlexNet conv1-conv2 (+ReLU, pool), as in the paper, loaded through ``models.load``.
 
+    ``pretrained=False`` gives random weights drawn from ``seed``.
     image_size : resize images to this size first (the paper used 227); None keeps their size.
     """
-    import torchvision
+    from brainlike.models import load
 
-    weights = torchvision.models.AlexNet_Weights.IMAGENET1K_V1 if pretrained else None
-    try:
-        net = torchvision.models.alexnet(weights=weights)
-    except Exception as err:  # no network / no cached weights
-        raise RuntimeError(
-            f"could not load the pretrained AlexNet weights through torchvision ({err}); "
-            "use pretrained=False (random weights) or efficientnet_prefilter()"
-        ) from err
-    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    return make_prefilter(net.features[:5], ImagePreprocess(mean, std, image_size),
-                          f"alexnet[:conv2]{'' if pretrained else '-random'}")
+    m = load("torchvision:alexnet", pretrained=pretrained, seed=seed)
+    pre = m.preprocess
+    return make_prefilter(m.module.features[:5], ImagePreprocess(pre.mean, pre.std, image_size),
+                          f"alexnet[:conv2]{'' if pretrained else f'-random{seed}'}")
 
 
 def efficientnet_prefilter(n_blocks: int = 3, pretrained: bool = True, variant: int = 0, image_size=None):

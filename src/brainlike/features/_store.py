@@ -249,6 +249,7 @@ def _request_key(model, stimuli, resolved, names, dtype) -> tuple[str, dict]:
     parts = {
         "format": FORMAT_VERSION,
         "weights": weights_fingerprint(model.module),
+        "seed": None if model.pretrained else getattr(model, "seed", None),
         "preprocess": preprocess_fingerprint(model.preprocess),
         "layers": [[n, p] for n, p in zip(names, resolved)],
         "stimuli": stimuli.fingerprint(),
@@ -463,7 +464,8 @@ def extract(model, stimuli, layers, store=None, batch_size: int = 32, device="cp
             "n_batches": -(-n // bs), "dtype": dtype.name,
             "layers": [{"name": nm, "module": p, "array": f"L{i}", "unit_shape": list(shapes[p])}
                        for i, (nm, p) in enumerate(zip(names, resolved))],
-            "request": {"model": model.name, "pretrained": bool(model.pretrained), "layers": names,
+            "request": {"model": model.name, "pretrained": bool(model.pretrained),
+                        "seed": getattr(model, "seed", None), "layers": names,
                         "stimuli": stimuli.name, "n_stimuli": n, "fingerprints": parts},
         }
         _create_store(path, meta, n, bs, dtype)

@@ -19,8 +19,11 @@ import weakref
 _TRACE_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def trace_layers(module, input_size=(224, 224)) -> tuple[list[str], dict]:
-    """Run one forward pass on zeros; return (names in output order, {name: output shape without batch})."""
+def trace_layers(module, input_size=(224, 224), hidden=()) -> tuple[list[str], dict]:
+    """Run one forward pass on zeros; return (names in output order, {name: output shape without batch}).
+
+    ``hidden`` names modules that are not layers (constants of a converted ONNX graph).
+    """
     import torch
 
     calls: dict[str, int] = {}
@@ -50,8 +53,9 @@ def trace_layers(module, input_size=(224, 224)) -> tuple[list[str], dict]:
     finally:
         for h in handles:
             h.remove()
-    names = [n for n in order if calls[n] == 1]
-    multi = {n: calls[n] for n in calls if calls[n] > 1}
+    skip = set(hidden)
+    names = [n for n in order if calls[n] == 1 and n not in skip]
+    multi = {n: calls[n] for n in calls if calls[n] > 1 and n not in skip}
     return names, {"shapes": {n: shapes[n] for n in names}, "multi": multi}
 
 
@@ -60,7 +64,7 @@ def _traced(model):
     size = tuple(model.input_size or (224, 224))
     hit = _TRACE_CACHE.get(key)
     if hit is None or hit[0] != size:
-        hit = (size, trace_layers(model.module, size))
+        hit = (size, trace_layers(model.module, size, getattr(model, "hidden", ())))
         _TRACE_CACHE[key] = hit
     return hit[1]
 

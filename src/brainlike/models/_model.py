@@ -78,6 +78,14 @@ def preprocess_fingerprint(preprocess: Callable) -> str:
     return h.hexdigest()
 
 
+def _eval(module):
+    """Eval mode, no gradients: the network is only read."""
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
 _WEIGHTS_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -130,13 +138,17 @@ class Model:
     pretrained: bool = False
     aliases: dict = field(default_factory=dict)
     input_size: tuple | None = None
+    seed: int | None = None  # the seed random weights were drawn from (None: pretrained or not known)
+    hidden: frozenset = frozenset()  # modules that are not layers (constants of a converted graph)
     _fingerprint: str | None = field(default=None, repr=False)
 
     def fingerprint(self) -> str:
-        """Content hash of the weights and of the preprocessing (recomputed: weights may have changed)."""
+        """Content hash of the weights, the preprocessing and the seed of random weights (recomputed)."""
         h = hashlib.sha256(b"brainlike.Model.v1")
         h.update(weights_fingerprint(self.module).encode())
         h.update(preprocess_fingerprint(self.preprocess).encode())
+        if not self.pretrained and self.seed is not None:
+            h.update(f"seed={int(self.seed)}".encode())
         return h.hexdigest()
 
     def layers(self) -> list[str]:

@@ -67,7 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "report": True,
 }
 
-_DNN_KEYS = {"model", "layers", "pretrained", "features", "dir", "layer_labels", "batch_size", "control",
+_DNN_KEYS = {"model", "layers", "pretrained", "seed", "features", "dir", "layer_labels", "batch_size", "control",
              "input_size"}
 CONTROLS = ("layer_shuffled",)
 _DATASET_KEYS = {"name", "options", "subject_option"}
@@ -82,6 +82,7 @@ class DNN:
     layers: list[str]
     model: str | None = None  # brainlike.models.load name
     pretrained: bool = True
+    seed: int = 0  # random weights (pretrained: false) are drawn from this seed
     features: str | None = None  # a BHscore-layout feature tree (features/<image set>/...)
     dir: str | None = None  # BHscore settings' "dir" (framework/network inside the feature tree)
     layer_labels: list[str] | None = None  # display names (default: the layer names)
@@ -123,7 +124,8 @@ class Experiment:
             "subjects": self.subjects,
             "rois": self.rois,
             "dnns": {
-                k: {"model": d.model, "layers": d.layers, "pretrained": d.pretrained, "features": d.features,
+                k: {"model": d.model, "layers": d.layers, "pretrained": d.pretrained, "seed": d.seed,
+                    "features": d.features,
                     "dir": d.dir, "layer_labels": d.layer_labels, "batch_size": d.batch_size,
                     "control": d.control, "input_size": d.input_size}
                 for k, d in self.dnns.items()
@@ -347,6 +349,9 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
         pretrained = d.get("pretrained", True)
         if not isinstance(pretrained, bool):
             raise _err(f"{key}.pretrained", "true or false", pretrained)
+        dseed = d.get("seed", 0)
+        if isinstance(dseed, bool) or not isinstance(dseed, int) or dseed < 0:
+            raise _err(f"{key}.seed", "a non-negative integer (the seed of random weights)", dseed)
         labels = _str_list(d.get("layer_labels"), f"{key}.layer_labels")
         if labels is not None and len(labels) != len(layers):
             raise _err(f"{key}.layer_labels", f"{len(layers)} labels (one per layer)", labels)
@@ -360,7 +365,7 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
         control = d.get("control")
         if control is not None and control not in CONTROLS:
             raise _err(f"{key}.control", f"null or one of {list(CONTROLS)}", control)
-        dnns[dname] = DNN(name=dname, layers=layers, model=model, pretrained=pretrained, features=features,
+        dnns[dname] = DNN(name=dname, layers=layers, model=model, pretrained=pretrained, seed=dseed, features=features,
                           dir=d.get("dir"), layer_labels=labels, batch_size=bs, control=control,
                           input_size=input_size)
 

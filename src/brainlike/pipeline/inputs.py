@@ -313,7 +313,7 @@ def feature_handles(exp: Experiment, dnn: DNN, stimuli, ids: list[str], store, p
                          "brain data with .stimuli")
     from brainlike import models
 
-    model = models.load(dnn.model, pretrained=dnn.pretrained)
+    model = models.load(dnn.model, pretrained=dnn.pretrained, seed=dnn.seed)
     if dnn.input_size is not None:
         import dataclasses
 
@@ -325,7 +325,8 @@ def feature_handles(exp: Experiment, dnn: DNN, stimuli, ids: list[str], store, p
     path = Path(store) / feature_store_name(dnn, ids)
     fs = F.extract(model, sub, dnn.layers, store=str(path), batch_size=dnn.batch_size, progress=progress)
     handles = {layer: fs[layer] for layer in dnn.layers}
-    fp = {"model": dnn.model, "pretrained": dnn.pretrained, "model_fingerprint": model.fingerprint(),
+    fp = {"model": dnn.model, "pretrained": dnn.pretrained, "seed": model.seed,
+          "model_fingerprint": model.fingerprint(),
           "stimuli_fingerprint": sub.fingerprint()}
     return handles, fp
 
@@ -334,7 +335,8 @@ def feature_store_name(dnn: DNN, ids: list[str]) -> str:
     """One store folder per (model, weights, layers, stimuli): the feature cache is keyed by content."""
     from .store import safe_name
 
-    h = hashlib.sha256(repr((dnn.model, dnn.pretrained, dnn.input_size, list(dnn.layers), list(ids))).encode())
+    weights = (dnn.model, dnn.pretrained) if dnn.pretrained else (dnn.model, dnn.pretrained, dnn.seed)
+    h = hashlib.sha256(repr((*weights, dnn.input_size, list(dnn.layers), list(ids))).encode())
     h = h.hexdigest()[:12]
     return f"{safe_name(str(dnn.model))}-{h}"
 

@@ -101,13 +101,9 @@ def efficientnet_blocks(model) -> list[tuple[str, str]]:
 
 def load_network(name: str, pretrained: bool, seed: int = 0):
     """The network with its weights; random weights are drawn from ``seed`` without touching the global RNG."""
-    import torch
-
     from brainlike import models
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return models.load(name, pretrained=pretrained)
+    return models.load(name, pretrained=pretrained, seed=seed)
 
 
 def block_features(model, stimuli, *, store=None, batch_size: int = 32, progress: bool = False):
