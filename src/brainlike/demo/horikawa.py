@@ -179,3 +179,26 @@ def _write_run(root, sub, ses, run, blocks, patterns, row, noise, rng) -> list[P
     pd.DataFrame(rows).to_csv(paths[1], sep="\t", index=False, na_rep="n/a", float_format="%.6f")
     _nifti(paths[2], pre, TR)
     return paths
+
+
+def main(argv=None) -> int:
+    """``python -m brainlike.demo.horikawa ROOT [--subjects sub-01 sub-02] [--seed 0]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m brainlike.demo.horikawa",
+                                description="Write a miniature OpenNeuro ds001246 (raw runs, preproc-spm "
+                                "derivatives, masks, events) with planted signal, and AlexNet-layer features.")
+    p.add_argument("root", help="folder to create (e.g. ds001246)")
+    p.add_argument("--subjects", nargs="+", default=["sub-01"], help="subject folders (default: sub-01)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if Path(args.root).exists() and any(Path(args.root).iterdir()):
+        p.error(f"root must be a new or empty folder; {args.root} has files")
+    info = write_horikawa_bids(args.root, subjects=tuple(args.subjects), seed=args.seed)
+    print(f"{args.root}: {len(args.subjects)} subject(s), {len(info['train_ids'])} training and "
+          f"{len(info['test_ids'])} test images, features in {Path(args.root) / 'features/caffe/AlexNet'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
