@@ -141,6 +141,17 @@ def test_constant_inputs_and_targets(rng):
     assert np.all(np.isfinite(m.predict(X)))
 
 
+def test_streaming_top_k_equals_a_full_sort(rng, monkeypatch):
+    from brainlike.linear._streaming_selective import _TopK
+
+    monkeypatch.setattr(_TopK, "block", 50)  # a few targets at a time
+    scores = rng.random((23, 1000)).astype(np.float32)
+    top = _TopK(23, 40, np.float32)
+    for lo in range(0, 1000, 64):
+        top.add(scores[:, lo:lo + 64].copy(), lo)
+    np.testing.assert_array_equal(np.sort(top.index, axis=1), np.sort(np.argsort(-scores, axis=1)[:, :40], axis=1))
+
+
 def test_bad_arguments(rng):
     X, Y = random_data(rng, n=30, p=40, t=2)
     with pytest.raises(ValueError, match="rows must be 30 integer"):

@@ -57,6 +57,8 @@ def _read(X, cols, dtype) -> np.ndarray:
 class _TopK:
     """The k largest scores per target seen so far, merged chunk by chunk."""
 
+    block = 1 << 22  # scores handled at once (targets x chunk inputs)
+
     def __init__(self, n_targets: int, k: int, dtype):
         self.k = k
         self.score = np.full((n_targets, k), -1.0, dtype=dtype)  # real scores are >= 0
@@ -64,25 +66,31 @@ class _TopK:
         self.threshold = np.full(n_targets, -1.0, dtype=dtype)
 
     def add(self, scores: np.ndarray, offset: int) -> None:
-        """scores: (n_targets, n_cols) >= 0 for inputs ``offset + j``; modified in place."""
-        mask = scores > self.threshold[:, None]
-        rows, cols = np.nonzero(mask)
+        """scores: (n_targets, n_cols) >= 0 for inputs ``offset + j``; blocks of targets at a time, so
+        the candidates of a chunk (all of its inputs, before k are known) stay a few MB."""
+        step = max(1, self.block // max(1, scores.shape[1]))
+        for lo in range(0, scores.shape[0], step):
+            self._add(slice(lo, lo + step), scores[lo:lo + step], offset)
+
+    def _add(self, tg: slice, scores: np.ndarray, offset: int) -> None:
+        rows, cols = np.nonzero(scores > self.threshold[tg, None])
         if rows.size == 0:
             return
-        count = np.bincount(rows, minlength=self.score.shape[0])
+        n = scores.shape[0]
+        count = np.bincount(rows, minlength=n)
         width = int(count.max())
         start = np.cumsum(count) - count
         pos = np.arange(rows.size) - start[rows]
-        cand_s = np.full((self.score.shape[0], width), -1.0, dtype=self.score.dtype)
-        cand_i = np.full((self.score.shape[0], width), -1, dtype=np.int64)
+        cand_s = np.full((n, width), -1.0, dtype=self.score.dtype)
+        cand_i = np.full((n, width), -1, dtype=np.int64)
         cand_s[rows, pos] = scores[rows, cols]
         cand_i[rows, pos] = cols + offset
-        both_s = np.concatenate([self.score, cand_s], axis=1)
-        both_i = np.concatenate([self.index, cand_i], axis=1)
+        both_s = np.concatenate([self.score[tg], cand_s], axis=1)
+        both_i = np.concatenate([self.index[tg], cand_i], axis=1)
         keep = np.argpartition(-both_s, self.k - 1, axis=1)[:, : self.k]
-        self.score = np.take_along_axis(both_s, keep, axis=1)
-        self.index = np.take_along_axis(both_i, keep, axis=1)
-        self.threshold = self.score.min(axis=1)
+        self.score[tg] = np.take_along_axis(both_s, keep, axis=1)
+        self.index[tg] = np.take_along_axis(both_i, keep, axis=1)
+        self.threshold[tg] = self.score[tg].min(axis=1)
 
 
 def _groups(selected: np.ndarray, max_cols: int) -> list[np.ndarray]:
@@ -157,18 +165,22 @@ class StreamingSelectiveRidge(_LinearBase):
         all_rows = uniq.size == n_src  # uniq is sorted: every row used -> no gather needed
         ym = Y.mean(axis=0, dtype=np.float64)
         # per used row: sum of its samples' centred targets, scaled by 1/sqrt(count)
-        T = np.zeros((uniq.size, t), dtype=np.float64)
-        np.add.at(T, inv, Y.astype(np.float64) - ym)
-        T = (T / sqrt_c[:, None]).astype(dt)
+        import scipy.sparse
+
+        per_row = scipy.sparse.csr_matrix((1.0 / sqrt_c[inv], (inv, np.arange(n))), shape=(uniq.size, n))
+        T = np.asarray(per_row @ (Y - ym.astype(dt)), dtype=dt)
+
+        counts_dt, sqrt_c_dt = counts.astype(dt), sqrt_c[:, None].astype(dt)
 
         def prepared(cols):
             """Used rows of the columns: weighted-centred and scaled by sqrt(count) (Us), their
             means, the raw test rows and the columns' sums of squares."""
             block = _read(X, cols, dt)
             xr = block if all_rows else block[uniq]
-            xm = counts @ xr / n
-            us = (xr - xm.astype(dt)) * sqrt_c[:, None].astype(dt)
-            ss = np.einsum("ij,ij->j", us, us, dtype=np.float64)
+            xm = (counts_dt @ xr).astype(np.float64) / n  # a GEMV in the working precision, no float64 copy
+            us = xr - xm.astype(dt)
+            us *= sqrt_c_dt
+            ss = np.einsum("ij,ij->j", us, us).astype(np.float64)
             return us, xm, (block[test] if test is not None else None), ss
 
         # pass 1: streaming top-k of |correlation| per target
