@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+
+import numpy as np
 from pathlib import Path
 
 
@@ -14,9 +16,15 @@ def register(subparsers) -> None:
         "ROI's responses on the same splits; write tables and figures.",
     )
     p.add_argument("--dataset", required=True, help="registered dataset name (e.g. cowley2023_v4, kay2008_vim1)")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="folder holding the dataset's files as downloaded (e.g. CRCNS vim-1: EstimatedResponses.mat, "
+                   "Stimuli.mat) instead of the data home")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="dataset option, repeatable (e.g. session=190923, subject=1)")
-    p.add_argument("--stimuli", help="image folder or zip when the dataset carries no images")
+    p.add_argument("--stimuli", help="images when the dataset carries none: a folder, a zip, or a registered image "
+                   "dataset (e.g. kay2008_vim1_stimuli)")
+    p.add_argument("--use-split", nargs="+", default=None, metavar="SPLIT",
+                   help="keep only these splits of the responses (e.g. train: vim-1's 1750 training images)")
     p.add_argument("--model", default="efficientnet_lite0", help="network name (default efficientnet_lite0)")
     p.add_argument("--random-weights", action="store_true", help="use randomly initialised weights")
     p.add_argument("--layers", nargs="+", default=["all"], help="layer names or aliases, or 'all' (default)")
@@ -54,87 +62,35 @@ def _options(pairs) -> dict:
     return out
 
 
-def _resolve_layers(model, requested) -> list[str]:
-    from brainlike.mapping import check_names
-    from brainlike.models import layers
-
-    all_layers = list(layers(model))
-    aliases = list(getattr(model, "aliases", {}) or {})
-    if requested in (["all"], None):
-        return aliases or all_layers
-    return check_names(requested, aliases + all_layers, "layers")
-
-
 def run(args) -> int:
-    import numpy as np
-
     from brainlike import datasets, models
-    from brainlike.features import extract
-    from brainlike.mapping import MappingResult, check_names, inner_folds, make_splits, map_layers
-    from brainlike.stimuli import ImageSet, retina_warp
+    from brainlike.mapping.run import RETINA_WARP, run_study
 
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
-    data = datasets.load(args.dataset, **_options(args.option))
+    data = datasets.load(args.dataset, data_dir=args.data_dir, **_options(args.option))
     if not hasattr(data, "roi_names"):
         raise ValueError(f"--dataset {args.dataset!r} holds no voxel/neuron responses with ROIs")
-    rois = check_names(args.rois, data.roi_names, "rois")
-    model = models.load(args.model, pretrained=not args.random_weights)
-    layer_names = _resolve_layers(model, args.layers)
-
-    stimuli = data.stimuli
-    if args.stimuli:
-        p = Path(args.stimuli)
-        stimuli = ImageSet.from_zip(p) if p.suffix == ".zip" else ImageSet.from_folder(p)
-    if stimuli is None:
-        raise ValueError(f"--dataset {args.dataset!r} carries no images: give them with --stimuli")
-    ids = list(dict.fromkeys(str(s) for s in data.stimulus_ids))
-    if args.n_images is not None:
-        if args.n_images < 2:
-            raise ValueError(f"--n-images must be >= 2; got {args.n_images}")
-        keep = set(np.random.default_rng(args.seed).choice(ids, size=min(args.n_images, len(ids)), replace=False))
-        ids = [s for s in ids if s in keep]
-        data = data.select_samples(np.array([s in keep for s in data.stimulus_ids]))
-    missing = [s for s in ids if s not in set(stimuli.ids)]
-    if missing:
-        raise ValueError(f"stimulus ids do not match: {len(missing)} response ids are not images of "
-                         f"{getattr(stimuli, 'name', 'the stimuli')!r}, e.g. {missing[:5]}")
-    stimuli = stimuli.subset(ids)
-
-    variants = {"off": ["plain"], "on": ["warped"], "both": ["plain", "warped"]}[args.retina_warp]
-    n_heldout = args.n_heldout
-    if n_heldout is not None and n_heldout >= 1:
-        n_heldout = int(n_heldout)
-    # check the splits before the (slow) feature extraction
-    avg = data.average_repetitions()
-    splits = make_splits(avg.n_samples, avg.split, scheme=args.scheme, n_heldout=n_heldout, cv=args.cv,
-                         seed=args.seed)
-    for f in splits.fits:
-        inner_folds(len(f.fit), args.inner_cv, args.seed)
-    results = []
-    for variant in variants:
-        stim = stimuli
-        if variant == "warped":
-            fovea = args.fovea
-            stim = stimuli.map(lambda im: retina_warp(im, fovea=fovea), name=f"{getattr(stimuli, 'name', '')}_warped")
-        store = None if args.store is None else Path(args.store) / variant
-        say(f"extracting {len(layer_names)} layer(s) of {model.name} for {len(stim)} {variant} images")
-        feats = extract(model, stim, layer_names, store=store, batch_size=args.batch_size, progress=not args.quiet)
-        results.append(map_layers(
-            {name: feats[name] for name in layer_names}, data, rois=rois, methods=args.methods,
-            scheme=args.scheme, n_heldout=n_heldout, cv=args.cv, inner_cv=args.inner_cv,
-            alphas="auto" if args.alphas is None else np.asarray(args.alphas),
-            pls_components=args.pls_components, seed=args.seed, stimuli_label=variant, progress=say,
-        ))
-    result = results[0] if len(results) == 1 else MappingResult.concat(results)
-    result.info.update(dataset=args.dataset, options=_options(args.option), model=model.name,
-                       pretrained=not args.random_weights)
+    try:
+        model = models.load(args.model, pretrained=not args.random_weights)
+    except models.WeightsUnavailableError as err:
+        raise ValueError(f"--model {args.model}: {err} From the command line: --random-weights.") from None
+    variants = RETINA_WARP[args.retina_warp]
+    result = run_study(
+        data, model, layers=args.layers, rois=args.rois, stimuli=args.stimuli, use_split=args.use_split,
+        methods=args.methods, scheme=args.scheme, n_heldout=args.n_heldout, cv=args.cv, inner_cv=args.inner_cv,
+        alphas="auto" if args.alphas is None else np.asarray(args.alphas), pls_components=args.pls_components,
+        retina_warp=args.retina_warp, fovea=args.fovea, n_images=args.n_images, seed=args.seed,
+        store=args.store, batch_size=args.batch_size, progress=say,
+    )
+    result.info.update(dataset=args.dataset, options=_options(args.option), pretrained=not args.random_weights)
+    splits = result.splits
     out = Path(args.out)
     result.save(out)
     print(f"{model.name} ({'random' if args.random_weights else 'pretrained'} weights) -> {args.dataset}: "
-          f"{results[0].splits.describe()}")
+          f"{splits.describe()}")
     for variant in variants:
         for method in args.methods:
-            for split in results[0].splits.evaluations:
+            for split in splits.evaluations:
                 t = result.table("r", method=method, split=split, stimuli=variant)
                 print(f"\nmean voxel r — {method}, {split}, {variant} stimuli (layer x ROI):")
                 print(t.to_string(float_format=lambda v: f"{v:.3f}"))

@@ -195,6 +195,21 @@ def _download(rf: RemoteFile, dest: Path, progress: bool) -> None:
         ) from err
 
 
+def resolve_in_folder(rf: RemoteFile, folder) -> Path:
+    """A registry file in a user's own folder (their download, laid out as published): found under
+    its registry path or, as downloaded, by its file name at the top of ``folder``; verified against
+    the registry's SHA-256 where one is known. Nothing is downloaded."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"data_dir: {folder} is not a folder")
+    for cand in (folder / rf.path, folder / Path(rf.path).name):
+        if cand.is_file():
+            verify(cand, rf.sha256, rf.path)
+            return cand
+    raise DataNotAvailableError(f"data_dir {folder}: {Path(rf.path).name} not found (looked for {folder / rf.path} "
+                                f"and {folder / Path(rf.path).name})" + (f"; {rf.note}" if rf.note else ""))
+
+
 def resolve_file(rf: RemoteFile, *, download: bool = True, progress: bool = True) -> Path:
     """Local path of a registry file, verified against its SHA-256 (see module docstring)."""
     mirror = mirror_dir()

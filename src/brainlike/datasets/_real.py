@@ -252,10 +252,12 @@ def load_decodeddnn_zips(paths, net="AlexNet", layers=None, modes=("accuracy", "
                              modes=table_modes, **kw)
 
 
-def load_kay_vim1_registry(paths, subject=1, **kw) -> BrainData:
+def load_kay_vim1_registry(paths, subject=1, stimuli=True, **kw) -> BrainData:
+    """EstimatedResponses.mat with the images of Stimuli.mat attached (``stimuli=False``: responses only)."""
     from .kay import load_kay_vim1
 
-    return load_kay_vim1(_pick(paths, "EstimatedResponses.mat"), subject=subject, **kw)
+    images = _pick(paths, "Stimuli.mat") if stimuli not in (False, "false", "False", "0", 0) else None
+    return load_kay_vim1(_pick(paths, "EstimatedResponses.mat"), subject=subject, stimuli=images, **kw)
 
 
 def load_kay_npz_registry(paths, **kw) -> BrainData:

@@ -40,8 +40,12 @@ def _select_codes(roi, names=KAY_ROIS) -> list[int] | None:
     return [list(names).index(nm) + 1 for nm in sel]
 
 
-def load_kay_vim1(path, subject=1, roi=None, *, nan: str = "warn", dtype=np.float32) -> BrainData:
-    """Estimated responses of one subject (1 or 2); only the ROI's voxel columns are read."""
+def load_kay_vim1(path, subject=1, roi=None, *, stimuli=None, nan: str = "warn", dtype=np.float32) -> BrainData:
+    """Estimated responses of one subject (1 or 2); only the ROI's voxel columns are read.
+
+    ``stimuli``: the images shown, attached as ``.stimuli`` so that features can be computed: a path
+    to CRCNS ``Stimuli.mat`` (read by :func:`load_kay_stimuli_mat`) or an ImageSet with the ids below.
+    """
     p = Path(path)
     s = int(subject)
     if s not in (1, 2):
@@ -77,14 +81,22 @@ def load_kay_vim1(path, subject=1, roi=None, *, nan: str = "warn", dtype=np.floa
         vox_idx = f[f"voxIdxS{s}"][()].ravel()[vox] if f"voxIdxS{s}" in f else None
     responses = np.concatenate([x_trn, x_val], axis=0)
     n_trn, n_val = x_trn.shape[0], x_val.shape[0]
+    files = {p.name: {"path": str(p), "sha256": file_sha256(p)}}
+    if stimuli is not None and not hasattr(stimuli, "subset"):
+        sp = Path(stimuli)
+        files[sp.name] = {"path": str(sp), "sha256": file_sha256(sp)}
+        stimuli = load_kay_stimuli_mat(sp)
+    if stimuli is not None and (len(stimuli) != n_trn + n_val):
+        raise ValueError(f"stimuli: {len(stimuli)} images, but {p.name} has {n_trn} training + {n_val} validation "
+                         "responses; give the Stimuli.mat of the same release")
     return BrainData(
         responses,
         _ids(n_trn, n_val),
         rois=_roi_masks(codes[vox]),
         split=np.array(["train"] * n_trn + ["test"] * n_val),
         subject=f"S{s}",
-        provenance={"dataset": "kay2008_vim1", "files": {p.name: {"path": str(p), "sha256": file_sha256(p)}},
-                    "options": {"subject": s, "roi": roi}},
+        provenance={"dataset": "kay2008_vim1", "files": files, "options": {"subject": s, "roi": roi}},
+        stimuli=stimuli,
         voxel_info={} if vox_idx is None else {"vox_idx": np.asarray(vox_idx).astype(np.int64)},
         nan=nan,
         dtype=dtype,

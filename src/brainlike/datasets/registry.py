@@ -308,7 +308,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "EstimatedResponses.mat (v7.3: dataTrnS1/S2, dataValS1/S2, roiS1/S2, voxIdxS1/S2) and Stimuli.mat.",
             "Kay, Naselaris, Prenger & Gallant (2008) Nature 452:352-355.", "CRCNS terms of use",
             "https://crcns.org/data-sets/vc/vim-1", _kay_vim1_files, "brainlike.datasets._real:load_kay_vim1_registry",
-            {"subject": (1, "1 or 2")}, access="registration",
+            {"subject": (1, "1 or 2"), "stimuli": (True, "attach the images of Stimuli.mat")}, access="registration",
         ),
         DatasetInfo(
             "kay2008_vim1_npz", "Kay et al. 2008 vim-1, Neuromatch repackaging (kay_images.npz)",
@@ -342,17 +342,28 @@ def info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
-def fetch(name: str, *, progress: bool = True, **options) -> dict[str, Path]:
-    """Local, verified paths of the files of ``name`` (downloaded when needed; see ``_fetch``)."""
+def fetch(name: str, *, progress: bool = True, data_dir=None, **options) -> dict[str, Path]:
+    """Local, verified paths of the files of ``name`` (downloaded when needed; see ``_fetch``).
+
+    ``data_dir``: a folder of your own holding the files as published (e.g. your CRCNS download):
+    they are read from there, checked against the registry's checksums, never downloaded.
+    """
     entry = info(name)
+    if data_dir is not None:
+        from ._fetch import resolve_in_folder
+
+        return {rf.path: resolve_in_folder(rf, data_dir) for rf in entry.file_list(**options)}
     return {rf.path: resolve_file(rf, progress=progress) for rf in entry.file_list(**options)}
 
 
-def load(name: str, **options):
-    """Load a named dataset (``list_datasets()``); options as listed by ``info(name).options``."""
+def load(name: str, *, data_dir=None, **options):
+    """Load a named dataset (``list_datasets()``); options as listed by ``info(name).options``.
+
+    ``data_dir``: read the dataset's files from this folder of yours instead of the data home
+    (see :func:`fetch`)."""
     entry = info(name)
     file_opts = {k: v for k, v in options.items() if k in entry.options}
-    paths = fetch(name, **file_opts)
+    paths = fetch(name, data_dir=data_dir, **file_opts)
     module, func = entry.loader.split(":")
     loader = getattr(importlib.import_module(module), func)
     params = inspect.signature(loader).parameters

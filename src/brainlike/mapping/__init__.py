@@ -2,9 +2,11 @@
 
 ``map_layers(features, data, ...)`` -> ``MappingResult`` (per-voxel r/R² on each evaluation set,
 ROI-averaged fit, noise ceiling, layer x ROI tables); ``make_splits`` builds the Kay-style or
-cross-validation splits shared by every method; ``brainlike.mapping.plots`` draws the figures.
+cross-validation splits shared by every method; ``run_study(data, model, ...)`` is a whole study
+from brain data, a network and its images (``brainlike map``); ``brainlike.mapping.plots`` draws the figures.
 """
 
+from brainlike.mapping.run import resolve_layers, run_study
 from brainlike.mapping.splits import Fit, Splits, inner_folds, make_splits
 from brainlike.mapping.study import (
     DEFAULT_ALPHAS,
@@ -28,4 +30,6 @@ __all__ = [
     "make_splits",
     "map_layers",
     "repeat_tensor",
+    "resolve_layers",
+    "run_study",
 ]
