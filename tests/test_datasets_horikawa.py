@@ -138,6 +138,30 @@ def test_bold_glob_and_unclassifiable_files_are_clear_errors(ds, tmp_path):
         load_horikawa_bids(root2, "sub-01")
 
 
+def test_events_without_event_type_or_with_older_label_column(ds, tmp_path):
+    import pandas as pd
+
+    root = _copy(ds, tmp_path)
+    ref = load_horikawa_bids(root, "sub-01")
+    for ev in root.glob("sub-01/ses-*/func/*_events.tsv"):
+        t = pd.read_csv(ev, sep="\t", na_values="n/a")
+        # only the stimulus names: the rests have none, the one-back repetition repeats the name before
+        t.drop(columns=["event_type", "stimulus_id"]).to_csv(ev, sep="\t", index=False, na_rep="n/a")
+    d = load_horikawa_bids(root, "sub-01")
+    np.testing.assert_array_equal(d.stimulus_ids, ref.stimulus_ids)
+    np.testing.assert_array_equal(d.responses, ref.responses)
+    for ev in root.glob("sub-01/ses-*/func/*_events.tsv"):
+        t = pd.read_csv(ev, sep="\t", na_values="n/a")
+        t["stim_id"] = [float(f"{int(n[1:9])}.{int(n.split('_')[1]):06d}") if isinstance(n, str) else np.nan
+                        for n in t["stimulus_name"]]
+        t.drop(columns=["stimulus_name"]).to_csv(ev, sep="\t", index=False, na_rep="n/a", float_format="%.6f")
+    np.testing.assert_array_equal(load_horikawa_bids(root, "sub-01").stimulus_ids, ref.stimulus_ids)
+    for ev in root.glob("sub-01/ses-*/func/*_events.tsv"):
+        pd.read_csv(ev, sep="\t").drop(columns=["stim_id"]).to_csv(ev, sep="\t", index=False)
+    with pytest.raises(ValueError, match=r"must name the stimulus in one of the columns \['stimulus_name'"):
+        load_horikawa_bids(root, "sub-01")
+
+
 def test_missing_events_and_mask_shape_mismatch(ds, tmp_path):
     import nibabel as nib
 

@@ -12,7 +12,8 @@ and ``sourcedata:sub-01:anat:sub-01_mask_RH_HVC.nii.gz`` of the sister dataset d
 
 The preprocessed runs (SPM: motion corrected, co-registered to the masks' space) are used by
 default and named in the log; the raw runs only with ``runs="raw"``. Each stimulus event of
-``events.tsv`` (``event_type`` 1) becomes one sample: the mean of the volumes acquired in
+``events.tsv`` (``event_type`` 1; without that column, each block naming a stimulus in
+``stimulus_name``/``stimulus_id``/``stim_id``, one-back repetitions left out) becomes one sample: the mean of the volumes acquired in
 [onset + delay, onset + duration + delay), after per-run linear detrending and z-scoring of each
 voxel (Horikawa & Kamitani 2017, Methods). LH and RH masks are merged per ROI; dorsal/ventral
 halves (``V1d``/``V1v``...) are merged into ``V1``...; and the paper's ROIs are derived:
@@ -182,6 +183,47 @@ def derive_rois(masks: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], di
     return out, made
 
 
+# stimulus label columns, most specific first: ``stimulus_name`` ("n01518878_5958") and the float
+# ``stimulus_id`` (1518878.005958) are read by public scripts on ds001246's events.tsv; ``stim_id``
+# is the name in older copies.
+_LABELS = ("stimulus_name", "stimulus_id", "stim_id")
+
+
+def _as_id(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        return float_label_to_id(value) if value % 1 else str(int(value))
+    return str(value).strip()
+
+
+def _stimulus_events(ev, path: Path, stimulus_event_type: int):
+    """The stimulus blocks of one events table, with their stimulus id in column ``_id``.
+
+    With an ``event_type`` column: rows of ``stimulus_event_type``. Without one: rows that name a
+    stimulus, less the one-back repetition blocks (a block showing the image of the block
+    before it), as the published samples count each image once per presentation run.
+    """
+    for col in ("onset", "duration"):
+        if col not in ev.columns:
+            raise ValueError(f"{path.name} must have a {col!r} column; has {list(ev.columns)}")
+    label = next((c for c in _LABELS if c in ev.columns), None)
+    if label is None:
+        raise ValueError(f"{path.name} must name the stimulus in one of the columns {list(_LABELS)}; "
+                         f"has {list(ev.columns)}")
+    if "event_type" in ev.columns:
+        stim = ev[ev["event_type"] == stimulus_event_type].copy()
+        if stim[label].isna().any():
+            raise ValueError(f"{path.name}: {int(stim[label].isna().sum())} event(s) of event_type "
+                             f"{stimulus_event_type} have no {label!r}")
+    else:
+        stim = ev[ev[label].notna()].copy()
+        repeat = stim[label].eq(stim[label].shift())
+        if repeat.any():
+            log.info("%s: %d one-back repetition block(s) left out", path.name, int(repeat.sum()))
+        stim = stim[~repeat]
+    stim["_id"] = [_as_id(v) for v in stim[label]]
+    return stim
+
+
 def load_horikawa_bids(
     root,
     subject: str = "sub-01",
@@ -250,27 +292,21 @@ def load_horikawa_bids(
             ev = pd.read_csv(ev_path, sep="\t", na_values=["n/a"])
         except (UnicodeDecodeError, pd.errors.ParserError) as err:
             raise ValueError(f"{ev_path}: not a tab-separated events table ({err})") from None
-        for col in ("onset", "duration", "event_type", "stim_id"):
-            if col not in ev.columns:
-                raise ValueError(f"{ev_path.name} must have a {col!r} column; has {list(ev.columns)}")
+        stim = _stimulus_events(ev, ev_path, stimulus_event_type)
         ses = next((p for p in bold.name.split("_") if p.startswith("ses-")), "ses-")
         t = np.arange(ts.shape[0]) * tr
-        for _, row in ev[ev["event_type"] == stimulus_event_type].iterrows():
+        for _, row in stim.iterrows():
             start, stop = row["onset"] + delay_s, row["onset"] + row["duration"] + delay_s
             vols = (t >= start - 1e-6) & (t < stop - 1e-6)
             if not vols.any():
                 raise ValueError(f"{bold.name}: event at onset {row['onset']} s has no volume in the run")
             samples.append(ts[vols].mean(axis=0))
-            sid = row["stim_id"]
-            if isinstance(sid, float):
-                ids.append(float_label_to_id(sid) if sid % 1 else str(int(sid)))
-            else:
-                ids.append(str(sid))
+            ids.append(row["_id"])
             splits.append(_split_from_session(ses[4:]))
             run_ids.append(r)
             onsets.append(row["onset"])
     if not samples:
-        raise ValueError(f"{subject}: no events with event_type == {stimulus_event_type} in {len(pairs)} run(s)")
+        raise ValueError(f"{subject}: no stimulus events in {len(pairs)} run(s)")
     return BrainData(
         np.vstack(samples),
         np.array(ids),

@@ -26,10 +26,13 @@ dataset (each name's source is given beside it below), small enough for tests an
 
     features/caffe/AlexNet/<layer>/<image id>.mat
 
-``events.tsv`` has the columns onset, duration, trial_no, event_type, stim_id, response_time;
-one row per 9-s stimulus block (``event_type`` 1), a one-back repetition block (2) and the
-initial rest (-1); ``stim_id`` is the ImageNet id as a float (``1518878.005958`` for
-``n01518878_5958``). TR is 3 s, runs start with 33 s of rest (Horikawa & Kamitani 2017).
+``events.tsv`` has the columns onset, duration, trial_no, event_type, category_index,
+stimulus_id, stimulus_name, response_time (``category_index``, ``stimulus_id`` and
+``stimulus_name`` are the columns public scripts read from ds001246's events; the others
+follow the project notes and are not verified against the dataset): one row per 9-s stimulus
+block (``event_type`` 1), a one-back repetition block (2) and the initial rest (-1);
+``stimulus_id`` is the ImageNet id as a float (``1518878.005958`` for ``n01518878_5958``, its
+``stimulus_name``). TR is 3 s, runs start with 33 s of rest (Horikawa & Kamitani 2017).
 
 The signal: each ROI's voxels are random mixtures of the units of one AlexNet layer, V1 ->
 conv1 up to HVC -> fc8, plus noise. The preprocessed runs hold that signal aligned to the
@@ -154,14 +157,15 @@ def _write_run(root, sub, ses, run, blocks, patterns, row, noise, rng) -> list[P
     n_vol = int((REST_S + BLOCK_S * len(seq) + 6.0) / TR)
     t = np.arange(n_vol) * TR
     signal = np.zeros(SHAPE + (n_vol,))
-    rows = [{"onset": 0.0, "duration": REST_S, "trial_no": 0, "event_type": -1, "stim_id": np.nan,
-             "response_time": np.nan}]
+    rows = [{"onset": 0.0, "duration": REST_S, "trial_no": 0, "event_type": -1, "category_index": np.nan,
+             "stimulus_id": np.nan, "stimulus_name": "n/a", "response_time": np.nan}]
     for k, img in enumerate(seq):
         onset = REST_S + BLOCK_S * k
         vols = (t >= onset + 3.0) & (t < onset + BLOCK_S + 3.0)  # 3-s delay
         signal[..., vols] += patterns[row[img]][..., None]
         rows.append({"onset": onset, "duration": BLOCK_S, "trial_no": k + 1, "event_type": 2 if k == 3 else 1,
-                     "stim_id": id_to_float_label(img),
+                     "category_index": float(row[img] + 1), "stimulus_id": id_to_float_label(img),
+                     "stimulus_name": img,
                      "response_time": 1.2 if k == 3 else np.nan})
     drift = np.linspace(0, 2.0, n_vol)  # slow scanner drift (removed by detrending)
     pre = signal + noise * rng.standard_normal(signal.shape) + drift + 100.0
