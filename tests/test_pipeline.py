@@ -505,13 +505,21 @@ def test_subject_names_map_to_loader_numbers():
 
 
 # ------------------------------------------------------------------------------------------- CLI
-def test_cli_run_check_and_bad_config(tmp_path, capsys, mirror):
+def test_cli_run_check_and_bad_config(tmp_path, capsys, mirror, rng):
     from brainlike.cli import main
+    from brainlike.pipeline import check_experiment
 
+    # --check resolves the dataset as the run would: absent data files fail it, naming the file
     assert main(["run", str(mirror / "bhscore" / "settings.json"), "--check", "--dataset", "horikawa2017_god",
-                 "--features", str(tmp_path / "features"), "--scheduler", "tcp://127.0.0.1:8786"]) == 0
-    out = capsys.readouterr().out
-    assert "dnns (29)" in out and "AlexNet: 8 layers from" in out and "tcp://127.0.0.1:8786" in out
+                 "--features", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Subject1.h5" in err
+    feats, brains = make_experiment(rng)
+    rep = check_experiment(small_config(tmp_path / "o"), brain=brains, features={"net": feats})
+    text = str(rep)
+    assert "net: 4 layers from given features (layer1 60, layer2 50, layer3 40, layer4 30)" in text
+    assert rep.rois == ["R1", "R2", "R3", "R4"] and rep.subjects["s1"]["n_test"] == 30
+    assert not (tmp_path / "o").exists()  # nothing written
     (tmp_path / "bad.yaml").write_text("dnns: {a: {model: m, layers: [x, y]}}\ndecoding: {n_feat: -3}\n")
     assert main(["run", str(tmp_path / "bad.yaml")]) == 2
     assert "decoding.n_feat" in capsys.readouterr().err

@@ -214,7 +214,7 @@ def test_bootstrap_units_ci_contains_and_shrinks():
     accs = random_accuracies(rng, n_units=(300, 301))
     # weak planted hierarchy
     for k, a in enumerate(accs):
-        a[min(k, 4)] += 0.1
+        a[min(k, 4)] = np.minimum(a[min(k, 4)] + 0.1, 1.0)  # accuracies stay correlations
     res = bootstrap_bh_score(accs, n_boot=400, seed=0)
     assert res.ci_low < res.score < res.ci_high
     assert res.score == pytest.approx(bh_score(accs), abs=1e-12)

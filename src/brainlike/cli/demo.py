@@ -24,7 +24,13 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..demo import run_demo
+    from . import out_folder
 
+    out_folder(args.out, "--out")
+    for option, value, low in (("--workers", args.workers, 1), ("--images", args.images, 20),
+                               ("--units-per-layer", args.units_per_layer, 2)):
+        if value < low:
+            raise ValueError(f"{option}: expected an integer >= {low}; got {value}")
     kw = dict(n_images=args.images, units_per_layer=args.units_per_layer)
     if args.quick:
         kw = dict(n_images=120, image_size=64, input_size=64, units_per_layer=100, n_voxels=60, n_subjects=1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -23,43 +24,35 @@ def register(subparsers) -> None:
     p.add_argument("--dataset", default=None, help="dataset name (for configs without one, e.g. settings.json)")
     p.add_argument("--features", default=None, metavar="ROOT",
                    help="BHscore feature tree (features/<image set>): each DNN's 'dir' is read below ROOT")
-    p.add_argument("--check", action="store_true", help="validate the config and print what would run; run nothing")
+    p.add_argument("--check", action="store_true",
+                   help="validate the config and resolve its dataset, subjects, ROIs, stimuli, models, layers and "
+                   "scheduler as the run would (brainlike.pipeline.check_experiment); print what would run; "
+                   "run nothing")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
 
-def _summary(exp) -> str:
-    lines = [f"experiment {exp.name!r} -> {exp.out}",
-             f"  analyses: {', '.join(exp.analyses)}",
-             f"  dataset: {exp.dataset['name'] if exp.dataset else '(none: give --dataset)'}",
-             f"  subjects: {exp.subjects or '(all in the dataset)'}",
-             f"  rois: {exp.rois or '(all in the dataset)'}",
-             f"  dnns ({len(exp.dnns)}):"]
-    for name, d in exp.dnns.items():
-        src = d.model or d.features or d.dir
-        lines.append(f"    {name}: {len(d.layers)} layers from {src}"
-                     + (f" [{d.control}]" if d.control else ""))
-    dec = exp.decoding
-    lines.append(f"  decoding: alpha={dec['alpha']} n_feat={dec['n_feat']} units_per_layer={dec['units_per_layer']} "
-                 f"chunk_size={dec['chunk_size']}")
-    lines.append(f"  execution: {exp.execution['scheduler']}")
-    return "\n".join(lines)
-
-
 def run(args) -> int:
-    from ..pipeline import load_config, run_experiment
+    from ..pipeline import check_experiment, load_config, run_experiment
+    from . import out_folder
 
+    if args.out is not None:
+        out_folder(args.out, "--out")
+    if args.features is not None and not Path(args.features).is_dir():
+        raise FileNotFoundError(f"--features {args.features}: feature tree folder not found")
     overrides = {"out": args.out}
     if args.dataset:
         overrides["dataset"] = args.dataset
     if args.scheduler or args.workers:
         overrides["execution"] = {k: v for k, v in (("scheduler", args.scheduler), ("n_workers", args.workers)) if v}
-    exp = load_config(args.config, features_root=args.features, **overrides)
     if args.check:
-        print(_summary(exp))
+        report = check_experiment(args.config, features_root=args.features, **overrides)
+        print(report)
         print("config OK")
         return 0
+    exp = load_config(args.config, features_root=args.features, **overrides)
+    out_folder(exp.out, "config key 'out'")
     res = run_experiment(exp, progress=not args.no_progress, report=False if args.no_report else None)
     if len(res.scores):
         print(res.scores[["dnn", "kind", "score", "ci_low", "ci_high", "p_perm"]].to_string(index=False,

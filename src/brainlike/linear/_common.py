@@ -36,6 +36,10 @@ def check_xy(X, Y, dtype, estimator=None):
     X = as_2d_float(_x_2d(X), "X", dtype=dtype)
     Y, y1d = check_y(Y, dtype, estimator)
     check_same_rows(X, Y, "X", "Y")
+    if X.shape[0] < 2:
+        name = type(estimator).__name__ if estimator is not None else "the estimator"
+        raise ValueError(f"X and Y have {X.shape[0]} sample(s) (n_samples = {X.shape[0]}); fitting {name} needs at "
+                         "least 2 samples")
     return X, Y, y1d
 
 

@@ -131,6 +131,9 @@ class SelectiveRidge(_LinearBase):
         Y, self._y1d = check_y(Y, be.dtype, self)
         check_same_rows(prep.Xc, Y, "X", "Y")
         n, p = prep.n_samples, prep.n_features
+        if n < 2:
+            raise ValueError(f"X and Y have {n} sample(s) (n_samples = {n}); fitting {type(self).__name__} needs at "
+                             "least 2 samples (it correlates inputs with targets)")
         t = Y.shape[1]
         k = int(self.n_feat)
         if k != self.n_feat or k < 0 or k > p:

@@ -4,10 +4,11 @@
 >>> result = run_experiment("experiment.yaml")                    # doctest: +SKIP
 """
 
+from .check import CheckReport, check_experiment
 from .config import DNN, Experiment, load_config, read_config_file, validate
 from .execute import run_jobs
 from .jobs import Job, plan, run_job
 from .run import RunResult, run_experiment
 
-__all__ = ["DNN", "Experiment", "Job", "RunResult", "load_config", "plan", "read_config_file", "run_experiment",
+__all__ = ["CheckReport", "DNN", "Experiment", "Job", "RunResult", "check_experiment", "load_config", "plan", "read_config_file", "run_experiment",
            "run_job", "run_jobs", "validate"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,9 +179,27 @@ def _number(section: dict, key: str, prefix: str, *, integer=False, minimum=None
             value = int(value)
         else:
             raise _err(f"{prefix}.{key}", kind + (" or null" if allow_none else ""), value)
+    if not math.isfinite(value):
+        raise _err(f"{prefix}.{key}", f"a finite {kind.split()[-1]}", value)
     if minimum is not None and (value <= minimum if strict else value < minimum):
         raise _err(f"{prefix}.{key}", f"{kind} {'>' if strict else '>='} {minimum}", value)
     section[key] = value
+    return value
+
+
+_ADDRESS = re.compile(r"^(?:(tcp|tls|ucx|ws|wss)://)?(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+def check_scheduler(value, key: str = "execution.scheduler") -> str:
+    """'local', 'synchronous' or a Dask scheduler address (``tcp://host:port``, ``host:port``, ``inproc://...``)."""
+    expected = "'local', 'synchronous' or a scheduler address such as tcp://host:8786"
+    if not isinstance(value, str) or not value:
+        raise _err(key, expected, value)
+    if value in ("local", "synchronous") or value.startswith("inproc://"):
+        return value
+    m = _ADDRESS.match(value)
+    if m is None or not 0 < int(m.group(3)) < 65536:
+        raise _err(key, expected, value)
     return value
 
 
@@ -213,24 +233,80 @@ def read_config_file(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"experiment config not found: {path}")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a text file (UTF-8): {err.reason} at byte {err.start}") from None
     if path.suffix.lower() == ".json":
         try:
-            raw = json.loads(text)
+            raw = json.loads(text, object_pairs_hook=_json_pairs, parse_constant=_json_constant)
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: not valid JSON: {err}") from None
+        except DuplicateKeyError as err:
+            raise DuplicateKeyError(f"{path}: {err}") from None
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
     else:
         import yaml
 
         try:
-            raw = yaml.safe_load(text)
+            raw = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader subclass)
+        except DuplicateKeyError as err:
+            raise DuplicateKeyError(f"{path}: {err}") from None
         except yaml.YAMLError as err:
-            raise ValueError(f"{path}: not valid YAML: {err}") from None
+            msg = " ".join(str(err).replace('"<unicode string>"', "").split())
+            raise ValueError(f"{path}: not valid YAML: {msg}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping of config keys at top level; got {type(raw).__name__}")
     if is_bhscore_settings(raw):
         raw = from_bhscore_settings(raw)
     return raw
+
+
+def _json_pairs(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(f"duplicate key {key!r}; a key may appear once per mapping")
+        out[key] = value
+    return out
+
+
+def _json_constant(name):
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+class DuplicateKeyError(ValueError):
+    """A config mapping names the same key twice (YAML would silently keep the last value)."""
+
+
+_LOADER = None
+
+
+def _unique_key_loader():
+    """A YAML SafeLoader that refuses a key given twice in one mapping, naming the key and its line."""
+    global _LOADER
+    if _LOADER is not None:
+        return _LOADER
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:
+                    continue  # an unhashable key: the base class reports it
+                if first is not None:
+                    raise DuplicateKeyError(f"duplicate key {key!r} on line {key_node.start_mark.line + 1} (first "
+                                            f"given on line {first}); a key may appear once per mapping")
+                seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep=deep)
+
+    _LOADER = UniqueKeyLoader
+    return _LOADER
 
 
 def load_config(config, **overrides) -> Experiment:
@@ -414,8 +490,9 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
     if isinstance(alphas, (int, float)) and not isinstance(alphas, bool):
         alphas = [alphas]
     if (not isinstance(alphas, (list, tuple)) or not alphas
-            or not all(isinstance(a, (int, float)) and not isinstance(a, bool) and a > 0 for a in alphas)):
-        raise _err("encoding.alphas", "a non-empty list of positive numbers", enc["alphas"])
+            or not all(isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) and a > 0
+                       for a in alphas)):
+        raise _err("encoding.alphas", "a non-empty list of finite positive numbers", enc["alphas"])
     enc["alphas"] = [float(a) for a in alphas]
     _number(enc, "cv", "encoding", integer=True, minimum=2)
     if enc["method"] not in ENCODING_METHODS:
@@ -440,9 +517,7 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
     if sc["ci"] >= 1:
         raise _err("scores.ci", "a number in (0, 1)", sc["ci"])
     ex = cfg["execution"]
-    if not isinstance(ex["scheduler"], str) or not ex["scheduler"]:
-        raise _err("execution.scheduler", "'local', 'synchronous' or a scheduler address such as tcp://host:8786",
-                   ex["scheduler"])
+    check_scheduler(ex["scheduler"], "execution.scheduler")
     _number(ex, "n_workers", "execution", integer=True, minimum=1, allow_none=True)
     _number(ex, "threads_per_worker", "execution", integer=True, minimum=1)
     _number(ex, "retries", "execution", integer=True, minimum=0)

@@ -42,7 +42,7 @@ def _as_accuracy_list(accuracies, name: str = "accuracies", *, min_items: int = 
         )
     if len(accuracies) < min_items:
         raise ValueError(f"{name} needs at least {min_items} layers; got {len(accuracies)}")
-    out = []
+    out, nans = [], []
     n_rows = None
     for i, acc in enumerate(accuracies):
         arr = np.asarray(acc)
@@ -59,12 +59,38 @@ def _as_accuracy_list(accuracies, name: str = "accuracies", *, min_items: int = 
             )
         arr = np.asarray(arr, dtype=np.float64)  # no copy when already float64
         nan = np.isnan(arr)
+        _check_correlations(arr, nan, f"{name}[{i}]")
+        if arr.shape[1] == 0 or nan.all():
+            raise ValueError(
+                f"{name}[{i}] has no usable accuracy ({arr.shape[1]} unit(s), all NaN): a dead layer, a constant "
+                "ROI or an empty selection cannot be ranked; drop it from the list or fix its inputs"
+            )
         if nan.any():
             arr = np.where(nan, 0.0, arr)  # a new array: the caller's is never modified
+        nans.append(nan.all(axis=1))
         out.append(arr)
     if n_rows is not None and n_rows < 2:
         raise ValueError(f"{name} arrays need at least 2 rows (ROIs) to rank; got {n_rows}")
+    dead_rows = np.flatnonzero(np.logical_and.reduce(nans)) if nans else []
+    if len(dead_rows):
+        raise ValueError(
+            f"row {int(dead_rows[0])} of every {name}[i] is all NaN: that ROI (or, for the encoding score, that "
+            "layer) has no usable accuracy (constant responses or dead units); drop it or fix its inputs"
+        )
     return out
+
+
+def _check_correlations(arr: np.ndarray, nan: np.ndarray, name: str, tol: float = 1e-6) -> None:
+    """Accuracies are correlations: finite (NaN allowed, it counts as 0) and within [-1, 1]."""
+    finite = ~nan
+    if np.isinf(arr).any():
+        k = int(np.isinf(arr).sum())
+        raise ValueError(f"{name} holds {k} infinite value(s); accuracies are correlations in [-1, 1]")
+    big = finite & (np.abs(np.where(finite, arr, 0.0)) > 1.0 + tol)
+    if big.any():
+        j = np.argwhere(big)[0]
+        raise ValueError(f"{name} holds {int(big.sum())} value(s) outside [-1, 1] (e.g. {arr[tuple(j)]!r} at "
+                         f"{tuple(int(v) for v in j)}); accuracies are correlations")
 
 
 def _check_test_args(pval, n_samples, significance) -> None:
