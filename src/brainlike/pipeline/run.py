@@ -190,6 +190,10 @@ def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None,
     t2 = time.perf_counter()
     results = Path(exp.out) / "results"
     collected = collect(exp, ctx, jobs)
+    from .quality import data_quality, summary as quality_summary
+
+    collected["tables"]["data_quality"] = quality = data_quality(exp, ctx, collected)
+    prov_inputs["data_quality"] = quality_summary(quality)
     for name, df in collected["tables"].items():
         save_table(df, results / f"{name}.parquet")
     if "decodability" in exp.analyses:
@@ -293,7 +297,7 @@ def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
                         truths.append(truth)
                 _add_subject(enc[dnn], accs, n_test, preds, truths)
         tables["encoding_accuracy"] = pd.concat(frames, ignore_index=True)
-    return {"tables": tables, "decoding": dec, "encoding": enc, "rois": list(ctx.rois)}
+    return {"tables": tables, "decoding": dec, "encoding": enc, "rois": list(ctx.rois), "subjects": subjects}
 
 
 def _collect_recipe(exp: Experiment, ctx: Context, jobs: list[Job], enc: dict, keep_pred: bool):
@@ -335,10 +339,12 @@ def compute_scores(exp: Experiment, collected: dict):
     from . import scoring
 
     keys = ("score", "ci_low", "ci_high", "p_perm")
+    usage = ("n_units", "n_used", "n_kept", "reason")  # what each score rests on; why it is NaN
 
     def row(dnn, kind, r):
         return {"dnn": dnn, "kind": kind, **{k: r[k] for k in keys},
-                "ci_low_percentile": r["percentile"][0], "ci_high_percentile": r["percentile"][1]}
+                "ci_low_percentile": r["percentile"][0], "ci_high_percentile": r["percentile"][1],
+                **{k: r[k] for k in usage}}
 
     rows = []
     n_rois = len(collected.get("rois") or exp.rois or [])
@@ -350,15 +356,18 @@ def compute_scores(exp: Experiment, collected: dict):
         if not bh and "decoding" in exp.analyses:
             log.warning("%s: no decoding BH score (it needs >= 2 layers and >= 2 ROIs; the run has %d layer(s) "
                         "and %s ROI(s)); the decoding accuracies are in the results tables", dnn, n_layers, n_rois)
+        names = {"layers": exp.dnns[dnn].layers, "rois": collected.get("rois"), "subjects": collected.get("subjects")}
         if dnn in collected["decoding"] and "decoding" in exp.analyses and bh:
-            d = scoring.decoding_scores(collected["decoding"][dnn], exp.scores, seed)
+            d = scoring.decoding_scores(collected["decoding"][dnn], exp.scores, seed, **names)
             rows.append(row(dnn, "decoding", d))
         if dnn in collected["encoding"]:
-            e = scoring.encoding_scores(collected["encoding"][dnn], exp.scores, seed)
+            e = scoring.encoding_scores(collected["encoding"][dnn], exp.scores, seed, **names)
             rows.append(row(dnn, "encoding", e))
         if d is not None and e is not None:
             rows.append(row(dnn, "average", scoring.average_scores(d, e, exp.scores)))
-    df = pd.DataFrame(rows, columns=["dnn", "kind", *keys, "ci_low_percentile", "ci_high_percentile"])
+    df = pd.DataFrame(rows, columns=["dnn", "kind", *keys, "ci_low_percentile", "ci_high_percentile", *usage])
+    for _, r in df[df["reason"] != ""].iterrows():
+        logging.getLogger("brainlike").warning("BH score of %s (%s) is NaN: %s", r["dnn"], r["kind"], r["reason"])
     df["ci_level"] = exp.scores["ci"]
     df["n_boot"] = exp.scores["n_boot"]
     df["n_perm"] = exp.scores["n_perm"]

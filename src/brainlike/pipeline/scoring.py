@@ -86,16 +86,65 @@ def _with_accuracies(d: dict):
     return d, preds, truths, int(min(d["n_test"]))
 
 
-def decoding_scores(dec: dict, sc: dict, seed: int) -> dict:
+def unusable(acc_per_subject, *, items, rows, subjects, item_kind, row_kind, unit) -> str | None:
+    """Why a score cannot be computed, or None: an item (layer for decoding, ROI for encoding) with no
+    finite accuracy in a subject, or a row (ROI / layer) that is NaN in every item of a subject.
+
+    ``acc_per_subject``: [per subject: list over items of (n_rows, n) accuracies, NaN kept].
+    """
+    for si, per_item in enumerate(acc_per_subject):
+        subj = subjects[si] if subjects is not None else si
+        masks = []
+        for i, a in enumerate(per_item):
+            a = np.asarray(a, dtype=np.float64)
+            name = items[i] if items is not None else i
+            if a.shape[-1] == 0 or np.isnan(a).all():
+                return (f"{item_kind} {name!r} of subject {subj!r} has no usable {unit}: all {a.shape[-1]} "
+                        f"{unit}s have a NaN accuracy (constant over the stimuli)")
+            masks.append(np.isnan(a).all(axis=-1))
+        dead = np.flatnonzero(np.logical_and.reduce(masks))
+        if dead.size:
+            name = rows[dead[0]] if rows is not None else int(dead[0])
+            return (f"{row_kind} {name!r} of subject {subj!r} has no usable accuracy from any {item_kind} "
+                    "(constant responses or dead units)")
+    return None
+
+
+def _usage(raw: list[np.ndarray], accs: list[np.ndarray], pval: float, n_samples: int) -> dict:
+    """n_units (units or voxels entering the score), n_used (with a finite accuracy from at least one
+    ROI/layer), n_kept (significant and positive: the units the BH table counts)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        kept = int(S.bh_table(accs, pval=pval, n_samples=n_samples).sum())
+    return {"n_units": int(sum(a.shape[1] for a in raw)),
+            "n_used": int(sum((~np.isnan(a).all(axis=0)).sum() for a in raw)), "n_kept": kept}
+
+
+def _undefined(reason: str, counts: dict, n_test: int) -> dict:
+    nan = float("nan")
+    return {"score": nan, "ci_low": nan, "ci_high": nan, "p_perm": nan, "boot": np.full(0, nan),
+            "null": np.full(0, nan), "accuracies": None, "n_samples": n_test, "percentile": (nan, nan),
+            "reason": reason, **counts}
+
+
+def decoding_scores(dec: dict, sc: dict, seed: int, *, layers=None, rois=None, subjects=None) -> dict:
     """dec: {"acc": [per subject: list over layers of (n_rois, n_units)], "n_test": [per subject],
     and for the bootstrap "pred": [per subject: list over layers of (n_rois, n_test, n_units)],
     "truth": [per subject: list over layers of (n_test, n_units)]} ("acc" may be left out when
     the predictions are given).
 
-    Returns {score, ci_low, ci_high, p_perm, boot, null} for the decoding-based BH score.
+    Returns {score, ci_low, ci_high, p_perm, boot, null, n_units, n_used, n_kept, reason} for the
+    decoding-based BH score; NaN with a ``reason`` when a layer or an ROI has no usable accuracy
+    (names from ``layers``, ``rois``, ``subjects`` when given).
     """
     dec, preds, truths, n_test = _with_accuracies(dec)
     n_layers = len(dec["acc"][0])
+    # units with a NaN accuracy from every ROI in any subject are unusable
+    raw = [np.where(np.any([np.isnan(a[layer]).all(axis=0) for a in dec["acc"]], axis=0)[None],
+                    np.nan, np.mean([np.nan_to_num(a[layer], nan=0.0) for a in dec["acc"]], axis=0))
+           for layer in range(n_layers)]
+    why = unusable(dec["acc"], items=layers, rows=rois, subjects=subjects, item_kind="layer", row_kind="ROI",
+                   unit="unit")
     sel = _layer_select(n_layers, sc, seed)
     pval = sc["pval"]
 
@@ -110,6 +159,10 @@ def decoding_scores(dec: dict, sc: dict, seed: int) -> dict:
         return out
 
     accs = [np.mean([np.nan_to_num(a[layer], nan=0.0) for a in dec["acc"]], axis=0) for layer in range(n_layers)]
+    if why is not None:
+        return _undefined(why, {"n_units": int(sum(a.shape[1] for a in raw)),
+                                "n_used": int(sum((~np.isnan(a).all(axis=0)).sum() for a in raw)), "n_kept": 0}, n_test)
+    counts = _usage(raw, accs, pval, n_test)
     score = _decoding_stat(accs, sel, pval, n_test)
     rng = np.random.default_rng([seed, 1])
     boot = np.full(int(sc["n_boot"]) if preds is not None else 0, np.nan)
@@ -127,7 +180,8 @@ def decoding_scores(dec: dict, sc: dict, seed: int) -> dict:
         null, p = np.asarray(res.null), float(res.p_value)
     lo, hi = _ci(boot, sc["ci"], score)
     return {"score": score, "ci_low": lo, "ci_high": hi, "p_perm": p, "boot": boot, "null": null,
-            "accuracies": accs, "n_samples": n_test, "percentile": _percentile(boot, sc["ci"])}
+            "accuracies": accs, "n_samples": n_test, "percentile": _percentile(boot, sc["ci"]), "reason": "",
+            **counts}
 
 
 def _pool(parts_per_roi: list[list[np.ndarray]], n_voxels, seed: int) -> list[np.ndarray]:
@@ -144,11 +198,14 @@ def _pool(parts_per_roi: list[list[np.ndarray]], n_voxels, seed: int) -> list[np
     return pooled
 
 
-def encoding_scores(enc: dict, sc: dict, seed: int) -> dict:
+def encoding_scores(enc: dict, sc: dict, seed: int, *, layers=None, rois=None, subjects=None) -> dict:
     """enc: {"acc": [per subject: list over ROIs of (n_layers, n_voxels)], "n_test": [per subject],
     and for the bootstrap "pred": [per subject: list over ROIs of (n_layers, n_test, n_voxels)],
-    "truth": [per subject: list over ROIs of (n_test, n_voxels)]}."""
+    "truth": [per subject: list over ROIs of (n_test, n_voxels)]}. NaN with a ``reason`` when an ROI
+    or a layer has no usable accuracy."""
     enc, preds, truths, n_test = _with_accuracies(enc)
+    why = unusable(enc["acc"], items=rois, rows=layers, subjects=subjects, item_kind="ROI", row_kind="layer",
+                   unit="voxel")
     n_rois = len(enc["acc"][0])
     pval, nv = sc["pval"], sc["voxels_per_roi"]
 
@@ -171,6 +228,11 @@ def encoding_scores(enc: dict, sc: dict, seed: int) -> dict:
 
     per_roi = [[np.nan_to_num(a[r], nan=0.0) for a in enc["acc"]] for r in range(n_rois)]
     pooled = _pool(per_roi, nv, seed)
+    raw = _pool([[np.asarray(a[r], dtype=np.float64) for a in enc["acc"]] for r in range(n_rois)], nv, seed)
+    if why is not None:
+        return _undefined(why, {"n_units": int(sum(a.shape[1] for a in raw)),
+                                "n_used": int(sum((~np.isnan(a).all(axis=0)).sum() for a in raw)), "n_kept": 0}, n_test)
+    counts = _usage(raw, pooled, pval, n_test)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         score = float(S.bh_score(pooled, pval=pval, n_samples=n_test))
@@ -190,14 +252,21 @@ def encoding_scores(enc: dict, sc: dict, seed: int) -> dict:
         null, p = np.asarray(res.null), float(res.p_value)
     lo, hi = _ci(boot, sc["ci"], score)
     return {"score": score, "ci_low": lo, "ci_high": hi, "p_perm": p, "boot": boot, "null": null,
-            "accuracies": per_roi, "n_samples": n_test, "percentile": _percentile(boot, sc["ci"])}
+            "accuracies": per_roi, "n_samples": n_test, "percentile": _percentile(boot, sc["ci"]), "reason": "",
+            **counts}
 
 
 def average_scores(d: dict, e: dict, sc: dict) -> dict:
-    """Averaged BH score; CI and null from paired bootstrap replicates / permutations."""
+    """Averaged BH score; CI and null from paired bootstrap replicates / permutations. NaN, with the
+    reason, when either score is undefined."""
+    counts = {k: int(d.get(k, 0)) + int(e.get(k, 0)) for k in ("n_units", "n_used", "n_kept")}
+    reasons = [f"{kind}: {r['reason']}" for kind, r in (("decoding", d), ("encoding", e)) if r.get("reason")]
+    if reasons:
+        return _undefined("; ".join(reasons), counts, int(min(d["n_samples"], e["n_samples"])))
     score = float(S.bh_score_average(d["score"], e["score"]))
     boot = (d["boot"] + e["boot"]) / 2 if d["boot"].size == e["boot"].size else np.full(0, np.nan)
     lo, hi = _ci(boot, sc["ci"], score)
     n = min(d["null"].size, e["null"].size)
     p = _p_greater((d["null"][:n] + e["null"][:n]) / 2, score) if n else float("nan")
-    return {"score": score, "ci_low": lo, "ci_high": hi, "p_perm": p, "percentile": _percentile(boot, sc["ci"])}
+    return {"score": score, "ci_low": lo, "ci_high": hi, "p_perm": p, "percentile": _percentile(boot, sc["ci"]),
+            "reason": "", **counts}

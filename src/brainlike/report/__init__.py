@@ -72,6 +72,7 @@ def read_results(results_dir) -> dict:
     dec = _read_table(results, "decoding_accuracy")
     enc = _read_table(results, "encoding_accuracy")
     scores = _read_table(results, "bh_scores")
+    quality = _read_table(results, "data_quality")
     for name, t, cols in (("decoding_accuracy", dec, F_DEC), ("encoding_accuracy", enc, F_ENC),
                           ("bh_scores", scores, F_SCORES)):
         if t is not None:
@@ -80,6 +81,7 @@ def read_results(results_dir) -> dict:
                 raise ValueError(f"{results}/{name}: missing column(s) {missing}; expected {list(cols)}")
     n_test = _find_key(prov, {"n_test_images", "n_test", "n_samples"})
     return {"dir": results, "decoding": dec, "encoding": enc, "scores": scores, "provenance": prov,
+            "quality": quality,
             "n_samples": int(min(n_test)) if n_test else None}
 
 
@@ -125,7 +127,7 @@ def _find_list(obj, key):
 
 
 def _scores_html(scores: pd.DataFrame) -> str:
-    wide = scores.pivot_table(index="dnn", columns="kind", values="score", aggfunc="first")
+    wide = scores.pivot_table(index="dnn", columns="kind", values="score", aggfunc="first", dropna=False)
     order = wide.sort_values("average" if "average" in wide else wide.columns[0], ascending=False).index
     kinds = [k for k in ("decoding", "encoding", "average") if k in wide.columns]
     head = "".join(f"<th>{k}</th>" for k in kinds)
@@ -135,7 +137,8 @@ def _scores_html(scores: pd.DataFrame) -> str:
         for k in kinds:
             r = scores[(scores["dnn"] == dnn) & (scores["kind"] == k)]
             if r.empty or not np.isfinite(r["score"].iloc[0]):
-                cells.append("<td>–</td>")
+                why = str(r["reason"].iloc[0]) if not r.empty and "reason" in r and r["reason"].iloc[0] else ""
+                cells.append(f"<td>NaN <span class=ci>({html.escape(why)})</span></td>" if why else "<td>–</td>")
                 continue
             r = r.iloc[0]
             txt = f"{r['score']:.3f}"
@@ -255,6 +258,9 @@ def write_report(results_dir, out_dir=None, pval: float = 0.05, roi=None, dnn=No
     if scores is not None and len(scores):
         page += ["<h2>BH scores</h2>", _scores_html(scores)]
     page += sections
+    from brainlike.report.quality import quality_html
+
+    page.append(quality_html(res.get("quality"), scores))
     if prov:
         page.append("<h2>Provenance</h2><details><summary>provenance.json</summary><pre>"
                     + html.escape(json.dumps(prov, indent=1, default=str)[:20000]) + "</pre></details>")

@@ -30,10 +30,14 @@ SIGNIFICANCE = ("reference", "t-test")
 # input checks
 
 
-def _as_accuracy_list(accuracies, name: str = "accuracies", *, min_items: int = 2) -> list[np.ndarray]:
+def _as_accuracy_list(accuracies, name: str = "accuracies", *, min_items: int = 2,
+                      require_usable: bool = True) -> list[np.ndarray]:
     """Validate a hierarchy-ordered list of (n_rois, n_units) arrays; return float64 copies.
 
-    NaN accuracies become 0, as in the reference code (which did it in place; we copy).
+    NaN accuracies become 0, as in the reference code (which did it in place; we copy). Values must
+    be correlations (finite or NaN, within [-1, 1]). With ``require_usable`` (a score, not a count),
+    an item with no finite accuracy (a dead layer) or a row that is NaN in every item (a constant
+    ROI) is an error: the reference would silently score the hierarchy over what is left.
     """
     if isinstance(accuracies, np.ndarray) or not isinstance(accuracies, Sequence):
         raise ValueError(
@@ -60,7 +64,7 @@ def _as_accuracy_list(accuracies, name: str = "accuracies", *, min_items: int = 
         arr = np.asarray(arr, dtype=np.float64)  # no copy when already float64
         nan = np.isnan(arr)
         _check_correlations(arr, nan, f"{name}[{i}]")
-        if arr.shape[1] == 0 or nan.all():
+        if require_usable and (arr.shape[1] == 0 or nan.all()):
             raise ValueError(
                 f"{name}[{i}] has no usable accuracy ({arr.shape[1]} unit(s), all NaN): a dead layer, a constant "
                 "ROI or an empty selection cannot be ranked; drop it from the list or fix its inputs"
@@ -71,7 +75,7 @@ def _as_accuracy_list(accuracies, name: str = "accuracies", *, min_items: int = 
         out.append(arr)
     if n_rows is not None and n_rows < 2:
         raise ValueError(f"{name} arrays need at least 2 rows (ROIs) to rank; got {n_rows}")
-    dead_rows = np.flatnonzero(np.logical_and.reduce(nans)) if nans else []
+    dead_rows = np.flatnonzero(np.logical_and.reduce(nans)) if nans and require_usable else []
     if len(dead_rows):
         raise ValueError(
             f"row {int(dead_rows[0])} of every {name}[i] is all NaN: that ROI (or, for the encoding score, that "
@@ -209,7 +213,7 @@ def _score_table(table: np.ndarray) -> float:
 def bh_table(accuracies, pval: float = 0.05, n_samples: int = 50, significance: str = "reference") -> np.ndarray:
     """Count table (n_layers, n_rois) of kept units by layer and best ROI."""
     _check_test_args(pval, n_samples, significance)
-    accs = _as_accuracy_list(accuracies)
+    accs = _as_accuracy_list(accuracies, require_usable=False)
     n_rois = accs[0].shape[0]
     return np.stack([_counts(a, n_rois, pval, n_samples, significance)[0] for a in accs])
 
