@@ -367,7 +367,7 @@ def compute_scores(exp: Experiment, collected: dict):
             rows.append(row(dnn, "average", scoring.average_scores(d, e, exp.scores)))
     df = pd.DataFrame(rows, columns=["dnn", "kind", *keys, "ci_low_percentile", "ci_high_percentile", *usage])
     for _, r in df[df["reason"] != ""].iterrows():
-        logging.getLogger("brainlike").warning("BH score of %s (%s) is NaN: %s", r["dnn"], r["kind"], r["reason"])
+        log.warning("BH score of %s (%s) is NaN: %s", r["dnn"], r["kind"], r["reason"])
     df["ci_level"] = exp.scores["ci"]
     df["n_boot"] = exp.scores["n_boot"]
     df["n_perm"] = exp.scores["n_perm"]
