@@ -91,7 +91,7 @@ def count_forwards(model):
 
 @pytest.mark.parametrize("threaded", [False, True], ids=["inline-writer", "writer-thread"])
 def test_extract_matches_plain_forward_in_one_pass(images, tmp_path, monkeypatch, threaded):
-    monkeypatch.setattr(os, "cpu_count", lambda: 64 if threaded else 1)
+    monkeypatch.setattr(_store, "WRITER_THREAD", threaded)
     m = tiny_model()
     calls = count_forwards(m)
     fs = extract(m, images, ["conv1", "relu1", "fc", "conv2"], store=tmp_path / "s", batch_size=5, progress=False)
@@ -273,7 +273,7 @@ def test_batch_written_but_not_recorded_is_recomputed(images, tmp_path):
 
 @pytest.mark.parametrize("threaded", [False, True], ids=["inline-writer", "writer-thread"])
 def test_disk_full_keeps_nothing_half_written(images, tmp_path, monkeypatch, threaded):
-    monkeypatch.setattr(os, "cpu_count", lambda: 64 if threaded else 1)
+    monkeypatch.setattr(_store, "WRITER_THREAD", threaded)
     m = tiny_model()
     real = _store._write_rows
     seen = []

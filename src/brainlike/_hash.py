@@ -14,7 +14,7 @@ import json
 import numpy as np
 import xxhash
 
-__all__ = ["ContentHasher", "hash_arrays", "hash_file", "hash_handle", "hash_json"]
+__all__ = ["ContentHasher", "hash_arrays", "hash_buffer", "hash_file", "hash_handle", "hash_json"]
 
 BLOCK_BYTES = 64 << 20
 
@@ -94,6 +94,11 @@ def hash_arrays(*arrays) -> str:
 def hash_handle(handle) -> str:
     """Key of a whole 2-D feature source, read in bounded memory."""
     return ContentHasher().handle(handle).hexdigest()
+
+
+def hash_buffer(data) -> str:
+    """xxh3-128 of raw bytes (no length prefix): equal to ``hash_file`` of a file holding them."""
+    return xxhash.xxh3_128(data).hexdigest()
 
 
 def hash_file(path) -> str:

@@ -3,14 +3,18 @@
 Layout of a store folder::
 
     zarr.json              group; attrs["brainlike_features"] holds the request, its key, the ids
-    L0/, L1/, ...          one float array (n_stimuli, n_units) per requested layer,
-                           chunks (batch_size, unit_chunk): each batch owns its own chunk files
-    _done/batch_000012     completion record of batch 12, written (tmp + fsync + os.replace) only
-                           after every layer's rows of that batch were written and fsynced
+    L0/, L1/, ...          one float array (n_stimuli, n_units) per requested layer, Blosc-LZ4
+                           compressed (lossless), chunks (batch_size, unit_chunk): each batch owns
+                           its own chunk files L<i>/c/<batch>/<j>
+    _done/batch_000012     completion record of batch 12: the size and xxh3-128 checksum of each of
+                           its chunk files, written (tmp + fsync + os.replace) only after every
+                           layer's rows of that batch were written and fsynced
 
 A batch without its record is recomputed on resume, so a killed run loses only the batch in
-flight and an unfinished batch is never read as complete. The store is created in a temporary
-sibling folder and renamed into place, so a half-created store is never seen either.
+flight and an unfinished batch is never read as complete; a batch whose files do not match its
+record (missing, truncated, corrupt) or whose record is damaged is recomputed too (see
+``_integrity``). The store is created in a temporary sibling folder and renamed into place, so a
+half-created store is never seen either.
 """
 
 from __future__ import annotations
@@ -18,23 +22,38 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import queue
 import shutil
 import tempfile
 import threading
-import time
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from brainlike._io import atomic_write_bytes
+from ._integrity import (
+    DONE,
+    CheckedStore,
+    DamagedStoreError,
+    RecordingStore,
+    StoreState,
+    check_store,
+    make_record,
+    record_path,
+    write_record,
+)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ATTR = "brainlike_features"
 _CHUNK_BYTES = 4 << 20
+# Blosc-LZ4 without shuffle: ReLU outputs are about half zeros, runs of 4 zero bytes that LZ4
+# finds; it compresses them ~1.7x at several hundred MB/s a core and passes incompressible
+# activations through at GB/s (benchmarks/bench_features.py measures both). Lossless.
+CODEC = {"cname": "lz4", "clevel": 1, "shuffle": "noshuffle"}
+log = logging.getLogger("brainlike")
 # Write every chunk as is: zarr's default compares each chunk with the fill value first to skip
 # empty ones, which costs more CPU than the write (5x slower writes measured here), and a batch
 # must own all its chunk files for the completion record to mean what it says.
@@ -140,6 +159,9 @@ class FeatureSet(Mapping):
         self.path = path
         self.key = key
         self.request = dict(request or {})
+        self.n_batches = 0  # batches of the store (0: not from a store)
+        self.computed: list[int] = []  # batches computed by the call that returned this set
+        self.repaired: list = []  # problems found in the store and recomputed (``Problem``s)
 
     def __getitem__(self, name: str) -> LayerFeatures:
         try:
@@ -158,30 +180,64 @@ class FeatureSet(Mapping):
         return f"FeatureSet({len(self.ids)} stimuli; {inner}; path={self.path!r})"
 
     @classmethod
-    def open(cls, path) -> FeatureSet:
-        """Open a finished store (error when it is not a store or batches are missing)."""
-        meta = _read_meta(Path(path))
-        if meta is None:
-            raise ValueError(f"store must be a brainlike feature store; {str(path)!r} is not one")
-        done = _done_batches(Path(path))
-        missing = sorted(set(range(meta["n_batches"])) - done)
-        if missing:
+    def open(cls, path, verify: bool = True) -> FeatureSet:
+        """Open a finished store.
+
+        Every chunk file must exist with its recorded size; ``verify=True`` also checks every
+        checksum (reads the whole store). Errors: not a store, unfinished batches (``ValueError``),
+        a missing, truncated or corrupt file or a damaged record (``DamagedStoreError``, naming the
+        file, layer and batch). Chunks are checked again against their checksums as they are read.
+        """
+        path = Path(path)
+        meta = _store_meta(path)
+        state = check_store(path, meta, checksums=verify)
+        if state.problems:
+            raise DamagedStoreError(path, state.problems)
+        if state.unfinished:
+            missing = state.unfinished
             raise ValueError(
                 f"feature store {path} is incomplete: {len(missing)} of {meta['n_batches']} batches unfinished "
                 f"(first: {missing[:5]}); run extract again with the same request to resume"
             )
-        return _featureset_from_meta(Path(path), meta)
+        return _featureset_from_meta(path, meta, state)
 
 
-def _featureset_from_meta(path: Path, meta: dict, keepalive=None) -> FeatureSet:
+def verify(store) -> StoreState:
+    """Check every chunk file of a store against its recorded size and checksum.
+
+    Returns a ``StoreState``: ``ok`` (everything verified), ``problems`` (each a ``Problem`` naming
+    the file, layer, batch and what is wrong: missing, truncated, checksum mismatch, damaged
+    record), ``unfinished`` (batches without a completion record), ``n_files``, ``n_bytes``.
+    ``extract`` with the same request recomputes exactly the damaged and unfinished batches.
+    """
+    path = Path(store)
+    return check_store(path, _store_meta(path), checksums=True)
+
+
+def _store_meta(path: Path) -> dict:
+    meta = _read_meta(path)
+    if meta is None:
+        why = "its zarr.json is missing or damaged" if path.is_dir() else "it does not exist"
+        raise ValueError(f"store must be a brainlike feature store; {str(path)!r} is not one ({why})")
+    if meta.get("format") != FORMAT_VERSION:
+        raise ValueError(f"store {str(path)!r} has format {meta.get('format')!r}, written by another version of "
+                         f"brainlike (this one reads format {FORMAT_VERSION}, with chunk checksums); extract "
+                         "into another folder (or delete that one)")
+    return meta
+
+
+def _featureset_from_meta(path: Path, meta: dict, state: StoreState, keepalive=None) -> FeatureSet:
     import zarr
 
+    store = CheckedStore(path, expected=state.expected(meta))
     layers = {}
     for spec in meta["layers"]:
-        arr = zarr.open_array(str(path / spec["array"]), mode="r")
+        arr = zarr.open_array(store=store, path=spec["array"], mode="r")
         layers[spec["name"]] = LayerFeatures(arr, meta["ids"], spec["unit_shape"], name=spec["name"],
                                              module=spec["module"], _keepalive=keepalive)
-    return FeatureSet(layers, meta["ids"], path=str(path), key=meta["key"], request=meta["request"])
+    fs = FeatureSet(layers, meta["ids"], path=str(path), key=meta["key"], request=meta["request"])
+    fs.n_batches = int(meta["n_batches"])
+    return fs
 
 
 def _read_meta(path: Path) -> dict | None:
@@ -196,7 +252,8 @@ def _read_meta(path: Path) -> dict | None:
 
 
 def _done_batches(path: Path) -> set[int]:
-    d = path / "_done"
+    """Batches with a completion record file (sound or not: ``check_store`` judges them)."""
+    d = path / DONE
     if not d.is_dir():
         return set()
     out = set()
@@ -206,32 +263,30 @@ def _done_batches(path: Path) -> set[int]:
     return out
 
 
-def _write_marker(path: Path, batch: int, info: dict) -> None:
-    """Completion record of one batch: tmp file, fsync, atomic rename."""
-    atomic_write_bytes(path / "_done" / f"batch_{batch:06d}", json.dumps(info).encode(), fsync=True)
+def _write_marker(path: Path, batch: int, record: bytes) -> None:
+    """Completion record of one batch (its chunks' sizes and checksums): tmp file, fsync, atomic rename."""
+    write_record(path, batch, record)
 
 
 def _write_rows(arr, start: int, stop: int, data: np.ndarray) -> None:
     arr[start:stop, :] = data
 
 
+def _fsync_dir(d: Path) -> None:
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _flush_batch(path: Path, arrays_meta, batch: int) -> None:
-    """fsync the chunk files of one batch (and their folders): the data is on disk before its record."""
+    """fsync the folders of one batch's chunk files (the files were fsynced as they were written)."""
     for spec in arrays_meta:
         d = path / spec["array"] / "c" / str(batch)
-        if not d.is_dir():
-            continue
-        for f in d.iterdir():
-            fd = os.open(f, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if d.is_dir():
+            _fsync_dir(d)
+            _fsync_dir(d.parent)
 
 
 # --------------------------------------------------------------------------- write side
@@ -323,17 +378,23 @@ class _Capture:
             h.remove()
 
 
-class _Writer(threading.Thread):
-    """Writes finished batches (data, fsync, then completion record).
+# The writer runs in its own thread (bounded queue), overlapping the next batch's forward pass;
+# False writes in the caller's thread (tests use it to make failures deterministic).
+WRITER_THREAD = True
 
-    With a spare core it runs in a thread, overlapping the next batch's forward pass. Without one
-    (as many cores as torch threads) it writes in the caller's thread: a competing writer thread
-    would stall every parallel region of the forward pass, which costs more than the write itself.
+
+class _Writer(threading.Thread):
+    """Writes finished batches: chunks (compressed, fsynced, checksummed), then the completion record.
+
+    In a thread, with a queue of one batch: the next forward pass runs while a batch is written,
+    and at most three batches are held (computing, queued, writing). Most of a write is
+    compression and I/O, which release the GIL.
     """
 
-    def __init__(self, path: Path, arrays, arrays_meta, n_batches: int, threaded: bool):
+    def __init__(self, path: Path, store: RecordingStore, arrays, meta: dict, threaded: bool):
         super().__init__(daemon=True)
-        self.path, self.arrays, self.arrays_meta, self.n_batches = path, arrays, arrays_meta, n_batches
+        self.path, self.store, self.arrays, self.meta = path, store, arrays, meta
+        self.arrays_meta = meta["layers"]
         self.threaded = threaded
         self.q: queue.Queue = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
@@ -344,8 +405,9 @@ class _Writer(threading.Thread):
         try:
             for arr, data in zip(self.arrays, outs):
                 _write_rows(arr, start, stop, data)
+            chunks = self.store.take_batch(self.meta, b)
             _flush_batch(self.path, self.arrays_meta, b)
-            _write_marker(self.path, b, {"batch": b, "rows": [start, stop], "time": time.time()})
+            _write_marker(self.path, b, make_record(b, (start, stop), chunks))
         except BaseException as err:
             self.error, self.failed_batch = err, b
             raise
@@ -381,26 +443,32 @@ class _Writer(threading.Thread):
 
 
 def _remove_batch_chunks(path: Path, arrays_meta, batch: int) -> None:
+    record_path(path, batch).unlink(missing_ok=True)
     for spec in arrays_meta:
         shutil.rmtree(path / spec["array"] / "c" / str(batch), ignore_errors=True)
     for tmp in path.rglob("*.partial"):
         tmp.unlink(missing_ok=True)
 
 
+def _unit_chunk(n_units: int, batch_size: int, dtype) -> int:
+    return int(max(1, min(n_units, _CHUNK_BYTES // (np.dtype(dtype).itemsize * batch_size))))
+
+
 def _create_store(path: Path, meta: dict, n: int, batch_size: int, dtype) -> None:
     import zarr
+    from zarr.codecs import BloscCodec
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.creating-", dir=path.parent))
     try:
         group = zarr.open_group(str(tmp), mode="w")
+        codec = BloscCodec(typesize=np.dtype(dtype).itemsize, **meta["codec"])
         for spec in meta["layers"]:
             n_units = int(np.prod(spec["unit_shape"]))
-            unit_chunk = int(max(1, min(n_units, _CHUNK_BYTES // (4 * batch_size))))
-            group.create_array(spec["array"], shape=(n, n_units), chunks=(batch_size, unit_chunk),
-                               dtype=np.dtype(dtype).name, compressors=None, fill_value=0, config=_ZARR_WRITE)
+            group.create_array(spec["array"], shape=(n, n_units), chunks=(batch_size, spec["unit_chunk"]),
+                               dtype=np.dtype(dtype).name, compressors=codec, fill_value=0, config=_ZARR_WRITE)
         group.attrs[ATTR] = meta
-        (tmp / "_done").mkdir()
+        (tmp / DONE).mkdir()
         if path.exists():  # an empty folder given by the user
             path.rmdir()
         os.replace(tmp, path)
@@ -410,7 +478,7 @@ def _create_store(path: Path, meta: dict, n: int, batch_size: int, dtype) -> Non
 
 
 def extract(model, stimuli, layers, store=None, batch_size: int = 32, device="cpu", progress: bool = True,
-            dtype="float32") -> FeatureSet:
+            dtype="float32", verify: bool = True) -> FeatureSet:
     """Activations of ``layers`` of ``model`` to ``stimuli``, all layers in one forward pass per batch.
 
     ``model``: a ``Model``, a name for ``models.load`` or an ``nn.Module``. ``stimuli``: an ``ImageSet``
@@ -418,7 +486,12 @@ def extract(model, stimuli, layers, store=None, batch_size: int = 32, device="cp
     ``store``: folder of the zarr store (None: a temporary one, removed when the result is dropped).
     The store is keyed by a content hash of (weights, preprocessing, layers, stimulus ids and pixels,
     dtype): the same request is read back without recomputing, an interrupted one resumes, and a
-    store written for another request is never reused (error). Memory stays at about two batches.
+    store written for another request is never reused (error). Memory stays at about three batches.
+
+    On an existing store every finished batch is checked first: its chunk files must exist with
+    their recorded sizes and (``verify=True``) checksums. A batch with a missing, truncated or
+    corrupt file or a damaged record is logged and recomputed with the unfinished ones; the result
+    lists them in ``.repaired`` (``Problem``s) and the computed batches in ``.computed``.
     """
     import torch
 
@@ -461,8 +534,9 @@ def extract(model, stimuli, layers, store=None, batch_size: int = 32, device="cp
         bs = int(batch_size)
         meta = {
             "format": FORMAT_VERSION, "key": key, "ids": stimuli.ids, "batch_size": bs,
-            "n_batches": -(-n // bs), "dtype": dtype.name,
-            "layers": [{"name": nm, "module": p, "array": f"L{i}", "unit_shape": list(shapes[p])}
+            "n_batches": -(-n // bs), "dtype": dtype.name, "codec": dict(CODEC),
+            "layers": [{"name": nm, "module": p, "array": f"L{i}", "unit_shape": list(shapes[p]),
+                        "unit_chunk": _unit_chunk(int(np.prod(shapes[p])), bs, dtype)}
                        for i, (nm, p) in enumerate(zip(names, resolved))],
             "request": {"model": model.name, "pretrained": bool(model.pretrained),
                         "seed": getattr(model, "seed", None), "layers": names,
@@ -470,6 +544,8 @@ def extract(model, stimuli, layers, store=None, batch_size: int = 32, device="cp
         }
         _create_store(path, meta, n, bs, dtype)
         created = True
+    elif meta.get("format") != FORMAT_VERSION:
+        _store_meta(path)  # the error naming the format
     elif meta.get("key") != key:
         old = meta.get("request", {})
         raise ValueError(
@@ -478,15 +554,27 @@ def extract(model, stimuli, layers, store=None, batch_size: int = 32, device="cp
             f"model {model.name!r}, layers {names}, stimuli {stimuli.name!r}, {n} images. "
             "Use another store folder (or delete that one)."
         )
-    bs, n_batches = int(meta["batch_size"]), int(meta["n_batches"])
-    done = _done_batches(path)
-    todo = [b for b in range(n_batches) if b not in done]
+    state = StoreState(path, unfinished=list(range(int(meta["n_batches"])))) if created else \
+        check_store(path, meta, checksums=verify)
+    if state.problems:
+        log.warning("feature store %s: %d damaged batch(es) will be recomputed: %s", path, len(state.damaged),
+                    "; ".join(str(p) for p in state.problems[:10]))
+        for b in state.damaged:
+            _remove_batch_chunks(path, meta["layers"], b)
+        _fsync_dir(path / DONE)
+    found = state.problems
+    todo = sorted(set(state.unfinished) | set(state.damaged))
     if todo:
-        _run_batches(model, stimuli, path, meta, todo, done, dev, progress, dtype, created)
-    return _featureset_from_meta(path, meta, keepalive)
+        _run_batches(model, stimuli, path, meta, todo, len(state.records), dev, progress, dtype, created)
+        state = check_store(path, meta, checksums=False)  # the new records; files were just written
+        if state.problems:  # pragma: no cover - another process writing the same store
+            raise DamagedStoreError(path, state.problems)
+    fs = _featureset_from_meta(path, meta, state, keepalive)
+    fs.computed, fs.repaired = todo, found
+    return fs
 
 
-def _run_batches(model, stimuli, path, meta, todo, done, dev, progress, dtype, created):
+def _run_batches(model, stimuli, path, meta, todo, n_done, dev, progress, dtype, created):
     import torch
     import zarr
     from tqdm.auto import tqdm
@@ -494,17 +582,18 @@ def _run_batches(model, stimuli, path, meta, todo, done, dev, progress, dtype, c
     bs, n_batches, n = int(meta["batch_size"]), int(meta["n_batches"]), len(stimuli)
     for tmp in path.rglob("*.partial"):  # leftovers of a killed write
         tmp.unlink(missing_ok=True)
-    arrays = [zarr.open_array(str(path / spec["array"]), mode="r+", config=_ZARR_WRITE) for spec in meta["layers"]]
+    store = RecordingStore(path)
+    arrays = [zarr.open_array(store=store, path=spec["array"], mode="r+", config=_ZARR_WRITE)
+              for spec in meta["layers"]]
     paths = [spec["module"] for spec in meta["layers"]]
     module = model.module
     param = next(iter(module.parameters()), None)
     home = param.device if param is not None else torch.device("cpu")
     module.to(dev)
     capture = _Capture(module, paths)
-    threaded = (os.cpu_count() or 1) > torch.get_num_threads()
-    writer = _Writer(path, arrays, meta["layers"], n_batches, threaded)
+    writer = _Writer(path, store, arrays, meta, WRITER_THREAD)
     writer.begin()
-    bar = tqdm(total=n_batches, initial=len(done), disable=not progress, unit="batch",
+    bar = tqdm(total=n_batches, initial=n_done, disable=not progress, unit="batch",
                desc=f"extract {model.name}", leave=False)
     try:
         for b in todo:
