@@ -166,5 +166,10 @@ def test_bad_arguments(rng):
         StreamingSelectiveRidge(n_feat=5).fit(object(), Y)
     bad = X.copy()
     bad[0, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match="NaN or inf values \\(input column 0\\)"):
         StreamingSelectiveRidge(n_feat=5).fit(bad, Y)
+    with pytest.raises(ValueError, match="NaN or inf values in test_rows"):
+        bad[0] = np.inf  # a test row only
+        StreamingSelectiveRidge(n_feat=5).fit(bad, Y[1:], rows=np.arange(1, 30), test_rows=[0])
+    with pytest.raises(ValueError, match="NaN or inf values; clean"):
+        StreamingSelectiveRidge(n_feat=5).fit(X, Y).predict(bad)

@@ -48,10 +48,15 @@ def _source_shape(X) -> tuple[int, int]:
 def _read(X, cols, dtype) -> np.ndarray:
     """Columns ``cols`` (a slice or sorted indices) of an array or a source with ``.read``."""
     block = X.read(cols) if hasattr(X, "read") and not isinstance(X, np.ndarray) else np.asarray(X)[:, cols]
-    block = np.asarray(block, dtype=dtype)
-    if not np.all(np.isfinite(block)):
-        raise ValueError("X holds NaN or inf values (in the columns read); clean the inputs first")
-    return block
+    return np.asarray(block, dtype=dtype)
+
+
+def _check_finite(ss, lo) -> None:
+    """NaN or inf anywhere in a column makes its sum of squares non-finite: one check per column."""
+    bad = ~np.isfinite(ss)
+    if bad.any():
+        raise ValueError(f"X holds NaN or inf values (input column {lo + int(np.flatnonzero(bad)[0])}); "
+                         "clean the inputs first")
 
 
 class _TopK:
@@ -189,11 +194,13 @@ class StreamingSelectiveRidge(_LinearBase):
         for lo in range(0, p, cs):
             hi = min(lo + cs, p)
             us, _, _, ss = prepared(slice(lo, hi))
+            _check_finite(ss, lo)
             keep = ss / n >= _CONSTANT_VAR
             n_const += int((~keep).sum())
             inv_norm = np.zeros(hi - lo, dtype=dt)
             inv_norm[keep] = 1.0 / np.sqrt(ss[keep])
-            scores = T.T @ (us * inv_norm)  # (t, chunk): correlations times each target's norm
+            us *= inv_norm
+            scores = T.T @ us  # (t, chunk): correlations times each target's norm
             np.abs(scores, out=scores)
             top.add(scores, lo)
         if n_const:
@@ -220,13 +227,15 @@ class StreamingSelectiveRidge(_LinearBase):
         for g in groups:
             union = np.unique(selected[g])
             u = union.size
-            U = np.empty((uniq.size, u), dtype=dt)
+            U = np.empty((uniq.size, u), dtype=dt, order="F")  # columns contiguous: cheap per-target gathers
             xm_u = np.empty(u, dtype=np.float64)
             Xt = np.empty((test.size, u), dtype=dt) if test is not None else None
             for lo in range(0, p, cs):
                 a, b = np.searchsorted(union, [lo, min(lo + cs, p)])
                 if b > a:
                     us, xm, xt, _ = prepared(union[a:b])
+                    if xt is not None and not np.isfinite(xt).all():
+                        raise ValueError("X holds NaN or inf values in test_rows; clean the inputs first")
                     U[:, a:b], xm_u[a:b] = us, xm
                     if Xt is not None:
                         Xt[:, a:b] = xt
@@ -332,6 +341,9 @@ class StreamingSelectiveRidge(_LinearBase):
             hi = min(lo + cs, p)
             Wc = W[lo:hi]
             if Wc.nnz:
-                out += np.asarray((Wc.T @ _read(X, slice(lo, hi), self._dtype).T).T)
+                block = _read(X, slice(lo, hi), self._dtype)
+                if not np.isfinite(block).all():
+                    raise ValueError("X holds NaN or inf values; clean the inputs first")
+                out += np.asarray((Wc.T @ block.T).T)
         out = (out + self.intercept_).astype(self._dtype)
         return out[:, 0] if self._y1d else out
