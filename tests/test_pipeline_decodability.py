@@ -30,6 +30,7 @@ def study(tmp_path_factory):
     brains = {s: load_horikawa_bids(root, s, roi="VC") for s in SUBJECTS}
     cfg = {"name": "decodability", "out": str(base / "out"), "analyses": ["decodability"], "rois": ["VC"],
            "dnns": {"AlexNet": {"features": str(root / "features/caffe/AlexNet"), "layers": ALEXNET_LAYERS}},
+           "decoding": {"chunk_size": 5},  # 12 units per layer: 3 chunks per layer, joined in the files
            "execution": {"scheduler": "synchronous"}}
     res = run_experiment(cfg, brain=brains, progress=False)
     return res, planted, cfg
@@ -43,6 +44,7 @@ def test_one_roi_all_units_of_every_layer(study):
     assert (t.groupby(["subject", "layer"]).unit.nunique() == 12).all()
     # the planted signal is decodable from VC
     assert t.accuracy.mean() > 0.3
+    assert res.summary["n_jobs"] == 2 * 8 * 3  # subjects x layers x unit chunks, decode jobs only
     assert len(res.scores) == 0  # no BH score from one ROI
     assert res.report is not None and res.report.is_file()
 
@@ -106,6 +108,7 @@ def test_config_rules_for_roi_and_layer_counts(study):
     assert exp.rois == ["VC"] and exp.dnns["AlexNet"].layers == ["fc8"]
     assert exp.decoding["units_per_layer"] is None  # decodability: all units unless asked otherwise
     assert load_config({**cfg, "decoding": {"units_per_layer": 100}}).decoding["units_per_layer"] == 100
+    assert exp.decoding["chunk_size"] == 5
     assert load_config({**cfg, "analyses": ["decoding"]}).decoding["units_per_layer"] == 1000
     # the encoding BH score still needs >= 2 ROIs and >= 2 layers
     with pytest.raises(ValueError, match=r"config key 'rois'.*at least 2 ROIs"):

@@ -36,6 +36,7 @@ def write_decodability(ctx: Context, jobs: list[Job], table, out_dir) -> Path:
         if j.kind == "decode":
             by_key.setdefault((j.dnn, j.layer, j.roi), {}).setdefault(j.subject, []).append(j)
     subjects = {s: load_npz(p) for s, p in ctx.subjects.items()}
+    cs = int(ctx.decoding["chunk_size"])
     n_files = 0
     for (dnn, layer, roi), per_subject in by_key.items():
         base = out / roi if roi_folders else out
@@ -45,20 +46,26 @@ def write_decodability(ctx: Context, jobs: list[Job], table, out_dir) -> Path:
             sub = subjects[s]
             train_rows, test_rows = sub["train_rows"], sub["test_rows"]
             test_ids = [str(i) for i in sub["test_ids"]]
-            decoded, truth = [], []
-            for j in sorted(sjobs, key=lambda j: j.chunk):
+            sjobs = sorted(sjobs, key=lambda j: j.chunk)
+            n_units = sum(len(ctx.units[dnn][layer][j.chunk * cs:(j.chunk + 1) * cs]) for j in sjobs)
+            # one (n_test, n_units) float32 array each, filled chunk by chunk (VGG19 conv1_1: 0.6 GB)
+            decoded = np.empty((len(test_ids), n_units), dtype=np.float32)
+            truth = np.empty((len(test_ids), n_units), dtype=np.float32)
+            at = 0
+            for j in sjobs:
                 r = load_npz(j.path(ctx.workdir))
                 f = read_units(handle, r["units"]).astype(np.float64)
                 mean = f[train_rows].mean(axis=0)
-                std = f[train_rows].std(axis=0)
+                std = f[train_rows].std(axis=0)  # the decoder's z-scoring (pipeline.compute.zscore_train)
                 std[std == 0] = 1.0
-                decoded.append(r["prediction"] * std + mean)
-                truth.append(f[test_rows])
-            n_files += len(write_features(base, dnn, layer, test_ids, np.concatenate(decoded, axis=1), subject=s))
+                k = f.shape[1]
+                decoded[:, at:at + k] = r["prediction"] * std + mean
+                truth[:, at:at + k] = f[test_rows]
+                at += k
+            n_files += len(write_features(base, dnn, layer, test_ids, decoded, subject=s))
             new = [k for k, i in enumerate(test_ids) if i not in true_written]
             if new:
-                true = np.concatenate(truth, axis=1)[new]
-                n_files += len(write_features(base, dnn, layer, [test_ids[k] for k in new], true))
+                n_files += len(write_features(base, dnn, layer, [test_ids[k] for k in new], truth[new]))
                 true_written.update(test_ids[k] for k in new)
     log.info("decodability files (accuracy, rank, %d decoded/true feature files) written under %s", n_files, out)
     return out

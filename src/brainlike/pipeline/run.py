@@ -236,7 +236,8 @@ def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
     subjects = list(ctx.subjects)
     tables, dec, enc = {}, {}, {}
     # test predictions are only needed for the bootstrap over test images
-    keep_pred = exp.scores["n_boot"] > 0
+    # (a decodability-only study has no BH score to bootstrap: its predictions stay on disk)
+    keep_pred = exp.scores["n_boot"] > 0 and any(a in exp.analyses for a in ("decoding", "encoding"))
     if "decoding" in job_analyses(exp.analyses):
         frames = []
         by_key: dict = {}
