@@ -172,6 +172,51 @@ def test_unknown_checksum_recorded_on_first_download_then_verified(home, server)
         _fetch.resolve_file(rf, progress=False)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "not json", "wrong structure", "deleted"])
+def test_damaged_checksum_record_means_verify_from_scratch(home, server, damage, caplog):
+    """A damaged record never switches verification off: a corrupted file is still caught."""
+    rf = RemoteFile("y/data.bin", server.url + "/data.bin", None)
+    path = _fetch.resolve_file(rf, progress=False)
+    record = home / ".brainlike-checksums.json"
+    good = record.read_bytes()
+    damaged = {"truncated": good[: len(good) // 2], "not json": b"\x00\xff garbage",
+               "wrong structure": b'{"y/data.bin": "abc"}', "deleted": None}[damage]
+
+    def harm_record():
+        if damaged is None:
+            record.unlink(missing_ok=True)
+        else:
+            record.write_bytes(damaged)
+
+    harm_record()
+    corrupt = bytearray(server.payload)
+    corrupt[1234] ^= 0xFF
+    path.write_bytes(bytes(corrupt))
+    with caplog.at_level("WARNING", logger="brainlike"):
+        with pytest.raises(ChecksumError, match=r"y/data\.bin"):
+            _fetch.resolve_file(rf, progress=False)
+    if damage != "deleted":
+        assert "checksum record damaged" in caplog.text and ".brainlike-checksums.json" in caplog.text
+        assert list(home.glob(".brainlike-checksums.json.damaged-*"))
+    # an intact file passes the fresh comparison and is recorded again
+    harm_record()
+    path.write_bytes(server.payload)
+    n = len(server.requests)
+    assert _fetch.resolve_file(rf, progress=False) == path
+    assert len(server.requests) == n + 1  # verified against a fresh copy
+    assert _fetch._read_record(home)["y/data.bin"] == sha(server.payload)
+    assert not (home / ".verify").exists() or not any((home / ".verify").iterdir())
+
+
+def test_damaged_record_offline_refuses_rather_than_trusts(home, server):
+    rf = RemoteFile("y/data.bin", server.url + "/data.bin", None)
+    _fetch.resolve_file(rf, progress=False)
+    (home / ".brainlike-checksums.json").write_text('{"y/data.bin": "')
+    server.close()
+    with pytest.raises(DataNotAvailableError, match=r"data\.bin has no recorded checksum.*cannot be verified"):
+        _fetch.resolve_file(rf, progress=False)
+
+
 def test_fetch_and_load_named_dataset_through_registry(home, server, monkeypatch):
     entry = DatasetInfo("toy", "toy", "", "", "", "", lambda **_: [RemoteFile("toy/data.bin", server.url + "/data.bin",
                                                                           sha(server.payload))],

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
+log = logging.getLogger("brainlike")
 
 
 @dataclass(frozen=True)
@@ -92,24 +95,54 @@ def _recorded_path(home: Path) -> Path:
     return home / ".brainlike-checksums.json"
 
 
-def _recorded(home: Path) -> dict:
+class _DamagedRecord(ValueError):
+    pass
+
+
+def _read_record(home: Path) -> dict:
+    """The checksum record {relative path: sha256}; ``_DamagedRecord`` when it cannot be trusted."""
     p = _recorded_path(home)
-    if p.is_file():
+    if not p.is_file():
+        return {}
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise _DamagedRecord(f"{p} is not readable JSON ({err})") from err
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
+        for k, v in data.items()
+    ):
+        raise _DamagedRecord(f"{p} is not a mapping of file names to SHA-256 digests")
+    return data
+
+
+def _recorded(home: Path) -> dict:
+    """The record, or an empty one after moving a damaged record aside (with a warning naming it).
+
+    With the record gone, every file it covered is verified from scratch (``resolve_file``).
+    """
+    try:
+        return _read_record(home)
+    except _DamagedRecord as err:
+        p = _recorded_path(home)
+        aside = p.with_name(f"{p.name}.damaged-{os.getpid()}-{threading.get_ident()}")
         try:
-            return json.loads(p.read_text())
-        except (OSError, ValueError):
-            return {}
-    return {}
+            os.replace(p, aside)
+        except FileNotFoundError:  # another process moved it first
+            pass
+        log.warning("checksum record damaged: %s; moved aside to %s. Files it covered are verified from "
+                    "scratch (downloaded again and compared).", err, aside.name)
+        return {}
 
 
 def _record(home: Path, rel: str, digest: str) -> None:
-    data = _recorded(home)
-    data[rel] = digest
+    from brainlike._io import atomic_write
+
     p = _recorded_path(home)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, p)
+    with _file_lock(p.with_name(p.name + ".lock")):
+        data = _recorded(home)
+        data[rel] = digest
+        atomic_write(p, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1, sort_keys=True)), fsync=True)
 
 
 def verify(path: Path, expected: str | None, label: str) -> str:
@@ -222,6 +255,8 @@ def resolve_file(rf: RemoteFile, *, download: bool = True, progress: bool = True
     cand = home / rf.path
     if cand.is_file():
         expected = rf.sha256 or _recorded(home).get(rf.path)
+        if expected is None:
+            expected = _verify_from_scratch(rf, cand, home, download=download, progress=progress)
         verify(cand, expected, rf.path)
         return cand
     where = f"mirror {mirror} nor data home {home}" if mirror is not None else f"data home {home}"
@@ -241,6 +276,39 @@ def resolve_file(rf: RemoteFile, *, download: bool = True, progress: bool = True
         if expected is None:
             _record(home, rf.path, digest)
     return cand
+
+
+def _verify_from_scratch(rf: RemoteFile, local: Path, home: Path, *, download: bool, progress: bool) -> str:
+    """The checksum of a data-home file that no registry or record vouches for (record lost or damaged).
+
+    A file with a URL is downloaded again and its checksum is the fresh copy's: the local copy must
+    match it. A file without one (placed by hand) cannot be compared: its checksum is recorded
+    from now on, with a warning.
+    """
+    if rf.url is None:
+        digest = file_sha256(local)
+        log.warning("%s has no recorded checksum and no source to compare with; recording its current SHA-256 "
+                    "%s (later changes will be detected)", local, digest)
+        _record(home, rf.path, digest)
+        return digest
+    if not download:
+        raise DataNotAvailableError(f"{local} has no recorded checksum (the record {_recorded_path(home)} is "
+                                    "missing or was damaged) and may not be downloaded to verify it")
+    scratch = home / ".verify" / f"{os.getpid()}-{threading.get_ident()}"
+    try:
+        try:
+            _download(rf, scratch / Path(rf.path).name, progress)
+        except DataNotAvailableError as err:
+            raise DataNotAvailableError(
+                f"{local} has no recorded checksum (the record {_recorded_path(home)} is missing or was damaged) "
+                f"and cannot be verified from scratch: {err}") from err
+        digest = file_sha256(scratch / Path(rf.path).name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if file_sha256(local) == digest:
+        _record(home, rf.path, digest)
+        log.info("%s verified from scratch against %s", rf.path, rf.url)
+    return digest
 
 
 class _file_lock:
