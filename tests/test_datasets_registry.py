@@ -304,3 +304,82 @@ def test_concurrent_fetches_of_one_file_do_not_mix(home, server):
         t.join()
     assert not errors and len(results) == 3 and all(r == server.payload for r in results)
     assert sum(1 for r in server.requests if r["path"] == "/data.bin") == 1  # one download, the others waited
+
+
+def test_accuracy_archive_download_is_checksummed_and_unpacked_once(home, tmp_path, monkeypatch):
+    """reproduce's archives take the one download path: recorded SHA-256, corruption caught, mirror-aware."""
+    import zipfile
+
+    from brainlike.datasets import bhscore
+
+    buf = tmp_path / "a.zip"
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("decoding_accuracy/ImageNetTest/caffe/AlexNet/conv1/sub-01/V1/accuracy.mat", b"x" * 10)
+    srv = _Server({"/acc.zip": buf.read_bytes(), "/settings.json": b"{}"})
+    try:
+        monkeypatch.setitem(bhscore.ACCURACY_URLS, "decoding", srv.url + "/acc.zip")
+        monkeypatch.setattr("brainlike.datasets.registry._bhscore_files",
+                            lambda **_: [RemoteFile("bhscore/settings.json", srv.url + "/settings.json",
+                                                    sha(b"{}"))])
+        root = bhscore.download_accuracy("decoding", progress=False)
+        assert root == home / "bhscore" / "decoding_accuracy"
+        assert (root / "ImageNetTest/caffe/AlexNet/conv1/sub-01/V1/accuracy.mat").read_bytes() == b"x" * 10
+        assert _fetch._read_record(home)["bhscore/decoding_accuracy.zip"] == sha(buf.read_bytes())
+        n = len(srv.requests)
+        assert bhscore.download_accuracy("decoding", progress=False) == root and len(srv.requests) == n
+        zpath = home / "bhscore" / "decoding_accuracy.zip"
+        zpath.write_bytes(zpath.read_bytes()[:-5])
+        with pytest.raises(ChecksumError, match="decoding_accuracy.zip"):
+            bhscore.download_accuracy("decoding", progress=False)
+    finally:
+        srv.close()
+    zpath.unlink()
+    with pytest.raises(DataNotAvailableError, match="could not download the decoding accuracies.*--accuracy-root"):
+        bhscore.download_accuracy("decoding", progress=False)
+
+
+def test_register_a_dataset_and_load_brain_always_gives_braindata(home):
+    from brainlike.datasets import KINDS, BrainData, load_brain, register, unregister
+
+    payload = np.arange(12, dtype=np.float32).reshape(4, 3)
+    (home / "mylab").mkdir(parents=True)
+    np.save(home / "mylab" / "resp.npy", payload)
+
+    def read(paths, roi="all"):
+        arr = np.load(paths["mylab/resp.npy"])
+        return BrainData(arr, [f"img{i}" for i in range(len(arr))], rois={roi: np.ones(arr.shape[1], bool)})
+
+    entry = DatasetInfo("mylab_v1", "My lab's V1", "4 images x 3 voxels", "-", "CC0", "-",
+                        [RemoteFile("mylab/resp.npy", None, None, "made in the lab")], read,
+                        {"roi": ("all", "name of the one ROI")}, kind="brain")
+    register(entry)
+    try:
+        assert "mylab_v1" in list_datasets("brain") and "mylab_v1" not in list_datasets("rdms")
+        bd = load_brain("mylab_v1", roi="V1")
+        assert isinstance(bd, BrainData) and list(bd.rois) == ["V1"]
+        np.testing.assert_array_equal(bd.responses, payload)
+        with pytest.raises(ValueError, match="already registered"):
+            register(entry)
+        register(DatasetInfo("mylab_v1", "t", "d", "c", "l", "h", [], lambda paths: {"not": "brain"}),
+                 replace=True)
+        with pytest.raises(TypeError, match="returned dict, not BrainData"):
+            load_brain("mylab_v1")
+    finally:
+        unregister("mylab_v1")
+    assert "mylab_v1" not in list_datasets()
+    with pytest.raises(ValueError, match="kind must be one of"):
+        DatasetInfo("x", "t", "d", "c", "l", "h", [], read, kind="fmri")
+    with pytest.raises(ValueError, match="loader of 'x' must be a function"):
+        DatasetInfo("x", "t", "d", "c", "l", "h", [], "no_colon")
+    assert all(info(n).kind in KINDS for n in list_datasets())
+
+
+def test_load_brain_refuses_other_kinds_before_fetching(home):
+    from brainlike.datasets import load_brain
+
+    for name, kind in [("kriegeskorte2008_92", "rdms"), ("bhscore_settings", "config"),
+                       ("bhscore_accuracy", "results"), ("kay2008_vim1_stimuli", "stimuli")]:
+        with pytest.raises(ValueError, match=f"kind '{kind}'.*brainlike.datasets.load"):
+            load_brain(name)
+    assert not home.exists() or not any(home.rglob("*.*"))  # nothing fetched
+    assert set(list_datasets("brain")) >= {"cowley2023_v4", "shen2019_deeprecon", "nsd", "kay2008_vim1"}

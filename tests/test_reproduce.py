@@ -253,3 +253,25 @@ def test_read_accuracy_file_formats(tmp_path):
     sio.savemat(tmp_path / "other.mat", {"acc": row})
     with pytest.raises(ValueError, match="no variable 'accuracy'"):
         bhfiles.read_accuracy_file(tmp_path / "other.mat")
+
+
+def test_reproduce_fetches_archives_through_the_registry(fixture_root, mirror, tmp_path, monkeypatch):
+    """No accuracy root: settings and both zips come from the (offline) mirror, never from a second download path."""
+    import shutil
+    import urllib.request
+
+    root, settings, _, _ = fixture_root
+    fake = tmp_path / "mirror" / "bhscore"
+    fake.mkdir(parents=True)
+    shutil.copy(mirror / "bhscore" / "settings.json", fake / "settings.json")
+    for kind in ("decoding", "encoding"):
+        shutil.make_archive(str(fake / f"{kind}_accuracy"), "zip", root, f"{kind}_accuracy")
+    monkeypatch.setenv("BRAINLIKE_DATA_MIRROR", str(tmp_path / "mirror"))
+    monkeypatch.setenv("BRAINLIKE_DATA", str(tmp_path / "home"))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("a second download path was used"))
+    got = reproduce_nonaka2021(dnns=list(settings["dnns"]), n_repeat=5)
+    want = reproduce_nonaka2021(accuracy_root=root, settings=mirror / "bhscore" / "settings.json",
+                                dnns=list(settings["dnns"]), n_repeat=5)
+    pd.testing.assert_frame_equal(got, want)
+    assert (tmp_path / "home" / "bhscore" / "encoding_accuracy").is_dir()
+    assert not any(p.name.endswith("_accuracy") and p.is_dir() for p in fake.iterdir())  # mirror never written

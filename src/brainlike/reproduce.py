@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from brainlike._io import atomic_write, atomic_write_bytes
+from brainlike._io import atomic_write
 from brainlike.datasets import bhscore as bhfiles
 from brainlike.scores import (
     bh_score_average,
@@ -207,30 +207,14 @@ def compare_with_published(scores: pd.DataFrame, published: pd.DataFrame | None 
 
 
 def _default_settings() -> Path:
-    """settings.json from the mirror, the data home, or downloaded into the data home."""
-    from brainlike.datasets import data_home, mirror_dir
+    """settings.json through the dataset registry (mirror, data home or a checksummed download)."""
+    from brainlike.datasets import fetch
+    from brainlike.datasets._fetch import DataNotAvailableError
 
-    candidates = []
-    if mirror_dir() is not None:
-        candidates.append(mirror_dir() / "bhscore" / "settings.json")
-    candidates.append(data_home() / "bhscore" / "settings.json")
-    for c in candidates:
-        if c.is_file():
-            return c
-    target = candidates[-1]
-    import urllib.error
-    import urllib.request
-
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with urllib.request.urlopen(bhfiles.SETTINGS_URL, timeout=30) as resp:
-            data = resp.read()
-    except (urllib.error.URLError, OSError, TimeoutError) as err:
-        raise FileNotFoundError(
-            f"BHscore settings.json not found locally and could not be downloaded from {bhfiles.SETTINGS_URL} ({err}); "
-            "pass --settings FILE"
-        ) from err
-    return atomic_write_bytes(target, data)
+        return fetch("bhscore_settings", progress=False)["bhscore/settings.json"]
+    except DataNotAvailableError as err:
+        raise DataNotAvailableError(f"BHscore settings.json is not available ({err}); pass --settings FILE") from err
 
 
 def reproduce_nonaka2021(
@@ -251,10 +235,12 @@ def reproduce_nonaka2021(
     ----------
     accuracy_root : folder or None
         Holds the unzipped ``decoding_accuracy/`` and ``encoding_accuracy/`` archives (or is
-        a tree root itself, when only one kind is asked). None downloads both from figshare
-        into ``download_dir`` (default ``<data home>/nonaka2021``); fails clearly offline.
+        a tree root itself, when only one kind is asked). None fetches both archives through the
+        dataset registry (``bhscore_accuracy``: offline mirror, data home, or a checksummed
+        download) and unpacks them into ``download_dir`` (default: the data home); fails clearly
+        offline.
     settings : path, dict or None
-        BHscore ``settings.json``; None uses the mirror / data home copy or downloads it.
+        BHscore ``settings.json``; None fetches it through the registry (``bhscore_settings``).
     dnns : names to restrict to (default all of the settings).
     results_dir : folder or None
         Also write the accuracies and the scores with bootstrap CIs (units) and permutation
@@ -269,9 +255,7 @@ def reproduce_nonaka2021(
         if kind not in ("decoding", "encoding"):
             raise ValueError(f"kinds must be among ['decoding', 'encoding']; got {kind!r}")
         if accuracy_root is None:
-            from brainlike.datasets import data_home
-
-            root = bhfiles.download_accuracy(kind, Path(download_dir) if download_dir else data_home() / "nonaka2021")
+            root = bhfiles.download_accuracy(kind, download_dir)
         else:
             root = Path(accuracy_root)
             if not root.is_dir():

@@ -13,7 +13,9 @@ def register(subparsers) -> None:
         "BRAINLIKE_DATA_MIRROR points at an offline folder used instead of the network.",
     )
     sub = p.add_subparsers(dest="datasets_command", metavar="ACTION")
-    q = sub.add_parser("list", help="names, access and titles")
+    q = sub.add_parser("list", help="names, kinds, access and titles")
+    q.add_argument("--kind", default=None,
+                   help="only datasets of this kind (brain, stimuli, rdms, results, config)")
     q.set_defaults(func=run_list)
     q = sub.add_parser("info", help="description, citation, options and files of NAME")
     q.add_argument("name")
@@ -47,9 +49,9 @@ def _options(pairs: list[str]) -> dict:
 def run_list(args) -> int:
     from ..datasets import info, list_datasets
 
-    for name in list_datasets():
+    for name in list_datasets(getattr(args, "kind", None)):
         d = info(name)
-        print(f"{name:28s} {d.access:12s} {d.title}")
+        print(f"{name:28s} {d.kind:8s} {d.access:12s} {d.title}")
     return 0
 
 
@@ -60,7 +62,8 @@ def run_info(args) -> int:
     d = info(args.name)
     print(f"{d.name}: {d.title}\n")
     print(d.description)
-    print(f"\ncitation: {d.citation}\nlicense:  {d.license}\nhome:     {d.homepage}\naccess:   {d.access}")
+    print(f"\ncitation: {d.citation}\nlicense:  {d.license}\nhome:     {d.homepage}\naccess:   {d.access}"
+          f"\nkind:     {d.kind}")
     if d.options:
         print("options:")
         for k, (default, help_) in d.options.items():

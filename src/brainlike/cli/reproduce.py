@@ -14,7 +14,8 @@ def register(subparsers) -> None:
         help="recompute a paper's published results and compare",
         description="Recompute published results from the published intermediate data and print them beside "
         "the paper's. nonaka2021: decoding-, encoding-based and averaged BH scores of 29 DNNs from the "
-        "figshare accuracy trees (downloaded unless --accuracy-root is given).",
+        "figshare accuracy trees (fetched through the dataset registry - offline mirror, data home or a "
+        "checksummed download - unless --accuracy-root is given).",
     )
     p.add_argument("paper", choices=PAPERS, help="which paper")
     p.add_argument("--accuracy-root", type=Path, default=None,
@@ -26,7 +27,8 @@ def register(subparsers) -> None:
                    help="only this kind of accuracy (repeatable; default both)")
     p.add_argument("--n-repeat", type=int, default=100, help="random layer selections for the decoding score (100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the layer selection (0)")
-    p.add_argument("--download-dir", type=Path, default=None, help="where to download the archives")
+    p.add_argument("--download-dir", type=Path, default=None,
+                   help="where to unpack the fetched archives (default: the data home)")
     p.add_argument("--out", type=Path, default=None, help="also write the comparison table as CSV")
     p.add_argument("--results", type=Path, default=None,
                    help="also write a results folder (accuracy tables, BH scores with bootstrap CIs and permutation "

@@ -197,27 +197,10 @@ def load_bhscore_settings(paths) -> dict:
 
 def load_bhscore_accuracy(paths, kind="decoding", dnns=None) -> dict:
     """The published accuracy tree ``tree[dnn][layer][subject][roi]`` (unzipped once, atomically)."""
-    import os
-    import shutil
-    import tempfile
-
-    from .bhscore import ARCHIVE_DIRS, read_accuracy_tree, read_settings
-
-    from ._fetch import data_home
+    from .bhscore import ARCHIVE_DIRS, read_accuracy_tree, read_settings, unpack_accuracy
 
     settings = read_settings(_pick(paths, "settings.json"))
-    zpath = _pick(paths, f"{ARCHIVE_DIRS[kind]}.zip")
-    sibling = zpath.with_suffix("")
-    final = sibling if sibling.is_dir() else data_home() / "bhscore" / ARCHIVE_DIRS[kind]
-    if not final.is_dir():
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".unzip-"))
-        try:
-            with zipfile.ZipFile(zpath) as zf:
-                zf.extractall(tmp)
-            os.replace(tmp, final)  # a killed extraction never leaves a half tree under the final name
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    final = unpack_accuracy(_pick(paths, f"{ARCHIVE_DIRS[kind]}.zip"), kind)
     return read_accuracy_tree(final, settings, dnns=dnns, kind=kind)
 
 

@@ -18,8 +18,6 @@ import json
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -49,6 +47,7 @@ __all__ = [
     "encoding_arrays",
     "tree_to_table",
     "download_accuracy",
+    "unpack_accuracy",
 ]
 
 
@@ -250,42 +249,63 @@ def tree_to_table(tree: dict, settings: dict, kind: str = "decoding") -> pd.Data
     return pd.DataFrame(out)
 
 
-def download_accuracy(kind: str, dest, url: str | None = None, timeout: float = 30.0) -> Path:
-    """Download and unzip a published accuracy archive into ``dest``; return the tree root.
+def download_accuracy(kind: str, dest=None, *, progress: bool = True) -> Path:
+    """The published accuracy archive of ``kind``, unzipped; returns the folder of the tree.
 
-    Nothing is downloaded when ``dest/<decoding|encoding>_accuracy`` already exists. The zip
-    goes to a ``.part`` file renamed only when complete; the archive is unpacked into a
-    temporary folder and moved into place at the end. Fails with a message giving the URL and
-    the manual route when the network is unreachable.
+    The zip comes through the dataset registry (``bhscore_accuracy``), like every other file: the
+    offline mirror, the data home, or a resumable download whose SHA-256 is recorded and checked
+    from then on. It is unpacked once into ``dest`` (default: ``<data home>/bhscore``);
+    the unpacked tree remembers which zip it came from and is unpacked again when that changes.
     """
+    from ._fetch import DataNotAvailableError
+    from .registry import fetch
+
     if kind not in ACCURACY_URLS:
         raise ValueError(f"kind must be one of {sorted(ACCURACY_URLS)}; got {kind!r}")
-    dest = Path(dest)
-    final = dest / ARCHIVE_DIRS[kind]
-    if final.is_dir():
-        return final
-    url = url or ACCURACY_URLS[kind]
-    dest.mkdir(parents=True, exist_ok=True)
-    zpath = dest / f"{ARCHIVE_DIRS[kind]}.zip"
-    if not zpath.is_file():
-        part = zpath.with_suffix(".zip.part")
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp, open(part, "wb") as f:
-                shutil.copyfileobj(resp, f, length=1 << 20)
-        except (urllib.error.URLError, OSError, TimeoutError) as err:
-            if part.exists():
-                part.unlink()
-            raise FileNotFoundError(
-                f"could not download the {kind} accuracies from {url} ({err}). Download them by hand "
-                f"({FIGSHARE_ARTICLE}), unzip into a folder and pass it with --accuracy-root"
-            ) from err
-        os.replace(part, zpath)
-    tmp = Path(tempfile.mkdtemp(dir=dest, prefix=".unzip-"))
     try:
-        with zipfile.ZipFile(zpath) as zf:
-            zf.extractall(tmp)
-        inner = tmp / ARCHIVE_DIRS[kind]
-        os.replace(inner if inner.is_dir() else tmp, final)
+        paths = fetch("bhscore_accuracy", kind=kind, progress=progress)
+    except DataNotAvailableError as err:
+        raise DataNotAvailableError(
+            f"could not download the {kind} accuracies ({err}). Download them by hand ({FIGSHARE_ARTICLE}), "
+            "unzip into a folder and pass it with --accuracy-root (accuracy_root=...)"
+        ) from err
+    return unpack_accuracy(paths[f"bhscore/{ARCHIVE_DIRS[kind]}.zip"], kind, dest)
+
+
+def unpack_accuracy(zpath, kind: str, dest=None) -> Path:
+    """Unzip a published accuracy archive into ``dest/<decoding|encoding>_accuracy`` (atomically).
+
+    ``dest`` None: ``<data home>/bhscore`` (beside a downloaded zip; the offline mirror is never written).
+    A tree unpacked earlier from the same zip (by checksum) is reused.
+    """
+    from ._fetch import data_home, file_sha256
+
+    zpath = Path(zpath)
+    if dest is None:
+        dest = data_home() / "bhscore"
+    final = Path(dest) / ARCHIVE_DIRS[kind]
+    digest = file_sha256(zpath)
+    marker = final / ".brainlike-source.json"
+    if final.is_dir():
+        try:
+            if json.loads(marker.read_text()).get("sha256") == digest:
+                return final
+        except (OSError, ValueError, AttributeError):
+            pass
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".unzip-"))
+    try:
+        try:
+            with zipfile.ZipFile(zpath) as zf:
+                zf.extractall(tmp / "x")
+        except zipfile.BadZipFile as err:
+            raise ValueError(f"{zpath}: not a readable zip archive ({err}); delete it and fetch again") from err
+        inner = tmp / "x" / ARCHIVE_DIRS[kind]
+        root = inner if inner.is_dir() else tmp / "x"
+        (root / ".brainlike-source.json").write_text(json.dumps({"zip": zpath.name, "sha256": digest}))
+        if final.is_dir():  # from another zip: replaced whole
+            os.replace(final, tmp / "old")
+        os.replace(root, final)  # a killed unpacking never leaves a half tree under the final name
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final

@@ -1,7 +1,9 @@
-"""Named datasets: where each file comes from (URL, SHA-256), how to load it, what to cite.
+"""Named datasets: what each is (its kind), where its files come from (URL, SHA-256), how to load it.
 
 Nothing is registered by import side effects: the table below is plain data, read by
-``list_datasets``, ``info``, ``fetch`` and ``load``.
+``list_datasets``, ``info``, ``fetch`` and ``load``; ``register(info)`` adds an entry at run time.
+Every entry has a ``kind`` (``KINDS``): ``load_brain`` accepts only brain data and always returns
+``BrainData``; ``load`` returns the object of the entry's kind.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from pathlib import Path
 
 from ._fetch import RemoteFile, resolve_file
 
-__all__ = ["DatasetInfo", "list_datasets", "info", "fetch", "load", "DATASETS"]
+__all__ = ["DatasetInfo", "KINDS", "list_datasets", "info", "fetch", "load", "load_brain", "register", "unregister",
+           "DATASETS"]
+
+KINDS = {
+    "brain": "brain responses: load_brain returns BrainData",
+    "stimuli": "stimulus images: an ImageSet",
+    "rdms": "representational dissimilarity matrices (with their stimuli)",
+    "results": "published results of a study (accuracies, scores)",
+    "config": "an analysis configuration (subjects, ROIs, networks and layers)",
+}
 
 _COWLEY = "https://raw.githubusercontent.com/cowleygroup/V4_compact_models/f4552ad9d34a466ebc66658f72a08a8e5038f1cf/data_V4_responses"
 _RSA = "https://raw.githubusercontent.com/rsagroup/rsatoolbox/f1f83cadb7243492a1aae7460466e0f0140b20ac/demos/92imageData"
@@ -92,7 +103,12 @@ _DECODEDDNN_LINK = "76f1e5e10fdfacc5ec12"
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What a named dataset is and where its files come from."""
+    """What a named dataset is and where its files come from.
+
+    ``files``: a list of ``RemoteFile`` or a function ``(**options) -> list[RemoteFile]``;
+    ``loader``: a function ``(paths: dict[str, Path], **options)`` or its ``"module:function"``
+    name (imported only when the dataset is loaded); ``kind``: one of ``KINDS``.
+    """
 
     name: str
     title: str
@@ -100,10 +116,39 @@ class DatasetInfo:
     citation: str
     license: str
     homepage: str
-    files: Callable[..., list[RemoteFile]]
-    loader: str  # "module:function" called with (paths: dict[str, Path], **options)
+    files: Callable[..., list[RemoteFile]] | list
+    loader: str | Callable  # called with (paths: dict[str, Path], **options)
     options: dict = field(default_factory=dict)  # option -> (default, help)
     access: str = "open"  # "open" | "mirror-only" | "registration"
+    kind: str = "brain"
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name or "/" in self.name:
+            raise ValueError(f"DatasetInfo.name must be a non-empty string without '/'; got {self.name!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"DatasetInfo.kind must be one of {list(KINDS)}; got {self.kind!r}")
+        if self.access not in ("open", "mirror-only", "registration"):
+            raise ValueError(f"DatasetInfo.access must be 'open', 'mirror-only' or 'registration'; got {self.access!r}")
+        if isinstance(self.files, (list, tuple)):
+            if not all(isinstance(f, RemoteFile) for f in self.files):
+                raise ValueError(f"DatasetInfo.files of {self.name!r} must list RemoteFile objects")
+            fixed = list(self.files)
+            object.__setattr__(self, "files", lambda **_: list(fixed))
+        elif not callable(self.files):
+            raise ValueError(f"DatasetInfo.files of {self.name!r} must be a list of RemoteFile or a function")
+        if not callable(self.loader) and not (isinstance(self.loader, str) and ":" in self.loader):
+            raise ValueError(f"DatasetInfo.loader of {self.name!r} must be a function or 'module:function'; "
+                             f"got {self.loader!r}")
+        bad = [k for k, v in self.options.items() if not (isinstance(v, tuple) and len(v) == 2)]
+        if bad:
+            raise ValueError(f"DatasetInfo.options of {self.name!r} must map each option to (default, help); "
+                             f"got {bad}")
+
+    def load_function(self) -> Callable:
+        if callable(self.loader):
+            return self.loader
+        module, func = self.loader.split(":")
+        return getattr(importlib.import_module(module), func)
 
     def file_list(self, **options) -> list[RemoteFile]:
         unknown = set(options) - set(self.options)
@@ -251,7 +296,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "human and monkey IT RDMs, model and behavioural RDMs.",
             "Kriegeskorte et al. (2008) Neuron 60(6):1126-1141; Kiani et al. (2007) J Neurophysiol 97:4296-4309.",
             "MIT (rsatoolbox repository); cite the papers", "https://github.com/rsagroup/rsatoolbox",
-            _kriegeskorte_files, "brainlike.datasets._real:load_kriegeskorte",
+            _kriegeskorte_files, "brainlike.datasets._real:load_kriegeskorte", kind="rdms",
         ),
         DatasetInfo(
             "kay2008_vim1_stimuli", "Kay et al. 2008 vim-1: the 1750 training images",
@@ -259,13 +304,14 @@ DATASETS: dict[str, DatasetInfo] = {
             "Kay, Naselaris, Prenger & Gallant (2008) Nature 452:352-355; CRCNS vim-1 doi:10.6080/K0QN64NG.",
             "CC0-1.0 (kayProject repository); images under the CRCNS terms",
             "https://github.com/Medoalmasry/kayProject", _kay_stimuli_files,
-            "brainlike.datasets._real:load_kay_stimuli", access="mirror-only",
+            "brainlike.datasets._real:load_kay_stimuli", access="mirror-only", kind="stimuli",
         ),
         DatasetInfo(
             "bhscore_settings", "BHscore settings.json (Nonaka et al. 2021)",
             "Subjects, ROIs and the ordered layers of the 29 DNNs used for the BH score.",
             "Nonaka, Majima, Aoki & Kamitani (2021) iScience 24(9):103013.", "see repository",
             "https://github.com/KamitaniLab/BHscore", _bhscore_files, "brainlike.datasets._real:load_bhscore_settings",
+            kind="config",
         ),
         DatasetInfo(
             "bhscore_accuracy", "BHscore published decoding / encoding accuracies (Nonaka et al. 2021)",
@@ -275,6 +321,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "https://figshare.com/articles/dataset/The_Brain_Hierarchy_Score/12401168", _bhscore_accuracy_files,
             "brainlike.datasets._real:load_bhscore_accuracy",
             {"kind": ("decoding", "decoding or encoding"), "dnns": (None, "restrict to some networks")},
+            kind="results",
         ),
         DatasetInfo(
             "shen2019_deeprecon", "Shen et al. 2019 Deep Image Reconstruction: preprocessed fMRI (BData HDF5)",
@@ -302,6 +349,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "brainlike.datasets._real:load_decodeddnn_zips",
             {"net": ("AlexNet", "AlexNet or VGG19"), "layers": (None, "layer names (None: all of the network)"),
              "modes": (("accuracy", "rank"), "accuracy, rank, decoded, true")},
+            kind="results",
         ),
         DatasetInfo(
             "kay2008_vim1", "Kay et al. 2008 vim-1 estimated responses (CRCNS)",
@@ -330,13 +378,38 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
-def list_datasets() -> list[str]:
-    """Names accepted by ``load``, ``info`` and ``fetch``."""
-    return list(DATASETS)
+_REGISTERED: dict[str, DatasetInfo] = {}
+
+
+def register(entry: DatasetInfo, *, replace: bool = False) -> DatasetInfo:
+    """Add a dataset to the registry (for this process); a taken name is refused unless ``replace=True``."""
+    if not isinstance(entry, DatasetInfo):
+        raise ValueError(f"entry must be a DatasetInfo; got {type(entry).__name__}")
+    if not replace and (entry.name in _REGISTERED or entry.name in DATASETS):
+        raise ValueError(f"dataset {entry.name!r} is already registered; pass replace=True to override it")
+    _REGISTERED[entry.name] = entry
+    return entry
+
+
+def unregister(name: str) -> None:
+    """Remove a dataset added with ``register``."""
+    if name not in _REGISTERED:
+        raise ValueError(f"name must be a dataset added with register(); got {name!r} (registered: {sorted(_REGISTERED)})")
+    del _REGISTERED[name]
+
+
+def list_datasets(kind: str | None = None) -> list[str]:
+    """Names accepted by ``load``, ``info`` and ``fetch`` (only those of ``kind`` when given)."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {list(KINDS)}; got {kind!r}")
+    names = list(DATASETS) + [n for n in _REGISTERED if n not in DATASETS]
+    return [n for n in names if kind is None or info(n).kind == kind]
 
 
 def info(name: str) -> DatasetInfo:
     """The registry entry of ``name``."""
+    if name in _REGISTERED:
+        return _REGISTERED[name]
     if name not in DATASETS:
         raise ValueError(f"name must be one of {list_datasets()}; got {name!r}")
     return DATASETS[name]
@@ -357,21 +430,42 @@ def fetch(name: str, *, progress: bool = True, data_dir=None, **options) -> dict
 
 
 def load(name: str, *, data_dir=None, **options):
-    """Load a named dataset (``list_datasets()``); options as listed by ``info(name).options``.
+    """Load a named dataset (``list_datasets()``): the object of its kind (``info(name).kind``).
 
+    Brain data are ``BrainData`` (``load_brain`` insists on it); stimuli an ``ImageSet``; the
+    other kinds the object their loader documents. Options as listed by ``info(name).options``.
     ``data_dir``: read the dataset's files from this folder of yours instead of the data home
-    (see :func:`fetch`)."""
+    (see :func:`fetch`).
+    """
     entry = info(name)
     file_opts = {k: v for k, v in options.items() if k in entry.options}
     paths = fetch(name, data_dir=data_dir, **file_opts)
-    module, func = entry.loader.split(":")
-    loader = getattr(importlib.import_module(module), func)
+    loader = entry.load_function()
     params = inspect.signature(loader).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        allowed = [p for p in params if p != "paths"]
+        allowed = list(params)[1:]
         bad = [k for k in options if k not in allowed]
         if bad:
             raise ValueError(f"options for {name!r} must be among {allowed}; got {bad}")
     opts = {k: v[0] for k, v in entry.options.items()}
     opts.update(options)
     return loader(paths, **opts)
+
+
+def load_brain(name: str, *, data_dir=None, **options):
+    """Brain responses of a named dataset as ``BrainData`` (datasets of kind ``"brain"`` only).
+
+    Options as listed by ``info(name).options`` (subject, session, ROI ...); ``data_dir`` as in
+    :func:`load`. A dataset of another kind is refused with its kind named (``load`` reads those).
+    """
+    from ._braindata import BrainData
+
+    entry = info(name)
+    if entry.kind != "brain":
+        brains = list_datasets("brain")
+        raise ValueError(f"dataset {name!r} holds {KINDS[entry.kind]} (kind {entry.kind!r}), not brain data; "
+                         f"read it with brainlike.datasets.load. Brain datasets: {brains}")
+    out = load(name, data_dir=data_dir, **options)
+    if not isinstance(out, BrainData):
+        raise TypeError(f"the loader of brain dataset {name!r} returned {type(out).__name__}, not BrainData")
+    return out

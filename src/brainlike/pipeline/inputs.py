@@ -31,12 +31,11 @@ def load_brain(exp: Experiment, brain=None) -> dict[str, object]:
             key = exp.dataset["subject_option"]
             out = {}
             for s in exp.subjects:
-                out[s] = datasets.load(name, **{**opts, key: subject_value(s)})
+                out[s] = datasets.load_brain(name, **{**opts, key: subject_value(s)})
                 if hasattr(out[s], "subject"):
                     out[s].subject = s
             return out
-        data = datasets.load(name, **opts)
-        brain = data
+        brain = datasets.load_brain(name, **opts)
     if isinstance(brain, dict):
         items = dict(brain)
     elif isinstance(brain, (list, tuple)):
