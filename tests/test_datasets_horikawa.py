@@ -288,3 +288,40 @@ def test_registry_loads_vgg19_zip_from_a_mirror(tmp_path, rng, monkeypatch):
     t = load("horikawa2019_decodability", net="VGG19", layers=["conv1_1"], modes=["accuracy"])
     assert set(t.subject) == {"S1", "Averaged"} and set(t.net) == {"VGG19"}
     np.testing.assert_allclose(t[t.subject == "S1"].accuracy, vals["S1"][0])
+
+
+def test_miniature_published_zips_are_consistent(tmp_path):
+    from brainlike.demo.horikawa import DECODEDDNN_LAYERS, write_decodeddnn
+    from brainlike.scores import rank_units, unit_accuracy
+
+    planted = write_decodeddnn(tmp_path, n_units=6, n_images=8)
+    assert len(list(tmp_path.glob("decodedDNN-*.zip"))) == 4 * (8 + 19)
+    vgg = sorted(tmp_path.glob("decodedDNN-*-VGG19-*.zip"))
+    t = load_decodability(vgg)
+    assert list(dict.fromkeys(t.layer)) == sorted(DECODEDDNN_LAYERS["VGG19"])  # read in file order
+    assert set(t.subject) == {"S1", "S2", "S3", "S4", "S5", "Averaged"} and set(t.roi) == {"VC"}
+    for layer in ("conv1_1", "fc8"):
+        ids, true = read_decoded_features(vgg, "VGG19", layer)
+        assert len(ids) == 8
+        accs = []
+        for s in ("S1", "S2", "S3", "S4", "S5"):
+            _, dec = read_decoded_features(vgg, "VGG19", layer, s)
+            acc = t[(t.layer == layer) & (t.subject == s)].sort_values("unit")
+            np.testing.assert_allclose(acc.accuracy, unit_accuracy(true, dec), atol=1e-5)
+            np.testing.assert_array_equal(acc["rank"], rank_units(acc.accuracy.to_numpy()))
+            accs.append(acc.accuracy.to_numpy())
+        avg = t[(t.layer == layer) & (t.subject == "Averaged")].sort_values("unit").accuracy
+        np.testing.assert_allclose(avg, np.mean(accs, axis=0), atol=1e-6)
+        # units of high planted quality are the decodable ones
+        assert np.corrcoef(planted[("VGG19", layer)], avg)[0, 1] > 0.5
+
+
+def test_demo_command_writes_both_miniatures(tmp_path, capsys):
+    from brainlike.demo.horikawa import main
+
+    assert main([str(tmp_path / "ds001246"), "--subjects", "sub-01", "--decodeddnn", str(tmp_path / "dd")]) == 0
+    assert "decodedDNN zips of 27 layers" in capsys.readouterr().out
+    assert (tmp_path / "dd/decodedDNN-true-AlexNet-fc8.zip").is_file()
+    assert len(find_runs(tmp_path / "ds001246", "sub-01")) == 6
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "ds001246")])  # not an empty folder

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_horikawa_bids", "ALEXNET_LAYERS", "ROI_LAYER"]
+__all__ = ["write_horikawa_bids", "write_decodeddnn", "ALEXNET_LAYERS", "ROI_LAYER"]
 
 ALEXNET_LAYERS = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
 # the layer each ROI's voxels read out (planted hierarchy)
@@ -186,22 +186,104 @@ def _write_run(root, sub, ses, run, blocks, patterns, row, noise, rng) -> list[P
 
 
 def main(argv=None) -> int:
-    """``python -m brainlike.demo.horikawa ROOT [--subjects sub-01 sub-02] [--seed 0]``."""
+    """``python -m brainlike.demo.horikawa ROOT [--subjects sub-01 sub-02] [--decodeddnn DIR] [--seed 0]``."""
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m brainlike.demo.horikawa",
                                 description="Write a miniature OpenNeuro ds001246 (raw runs, preproc-spm "
-                                "derivatives, masks, events) with planted signal, and AlexNet-layer features.")
+                                "derivatives, masks, events) with planted signal, and AlexNet-layer features; "
+                                "optionally a miniature of the published decodedDNN zips.")
     p.add_argument("root", help="folder to create (e.g. ds001246)")
     p.add_argument("--subjects", nargs="+", default=["sub-01"], help="subject folders (default: sub-01)")
+    p.add_argument("--decodeddnn", default=None, metavar="DIR",
+                   help="also write the published decodability zips (AlexNet and VGG19) in miniature to DIR")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    if Path(args.root).exists() and any(Path(args.root).iterdir()):
-        p.error(f"root must be a new or empty folder; {args.root} has files")
+    for folder in (args.root, args.decodeddnn):
+        if folder is not None and Path(folder).exists() and any(Path(folder).iterdir()):
+            p.error(f"{folder} must be a new or empty folder; it has files")
     info = write_horikawa_bids(args.root, subjects=tuple(args.subjects), seed=args.seed)
     print(f"{args.root}: {len(args.subjects)} subject(s), {len(info['train_ids'])} training and "
           f"{len(info['test_ids'])} test images, features in {Path(args.root) / 'features/caffe/AlexNet'}")
+    if args.decodeddnn:
+        planted = write_decodeddnn(args.decodeddnn, seed=args.seed)
+        print(f"{args.decodeddnn}: decodedDNN zips of {len(planted)} layers (AlexNet, VGG19)")
     return 0
+
+
+
+# --- the published decodability files (Horikawa et al. 2019, figshare) ---------------------------
+# layers and test images of KamitaniLab/brain-decoding-datasets bdds/decodeddnn.py 1.0.1 (__nets,
+# first of its 50 __images)
+DECODEDDNN_LAYERS = {
+    "AlexNet": ALEXNET_LAYERS,
+    "VGG19": ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv3_4", "conv4_1",
+              "conv4_2", "conv4_3", "conv4_4", "conv5_1", "conv5_2", "conv5_3", "conv5_4", "fc6", "fc7", "fc8"],
+}
+DECODEDDNN_IMAGES = ["n01443537_22563", "n01621127_19020", "n01677366_18182", "n01846331_17038", "n01858441_11077",
+                     "n01943899_24131", "n01976957_13223", "n02071294_46212", "n02128385_20264", "n02139199_10398"]
+
+
+def write_decodeddnn(root, *, nets=("AlexNet", "VGG19"), n_units: int = 8, n_images: int = 10, seed: int = 0,
+                     zips: bool = True) -> dict:
+    """Write a miniature of the published decodability files under ``root``.
+
+    The figshare zips ``decodedDNN-<mode>-<net>-<layer>.zip`` (each holding
+    ``decodedDNN/<mode>/<net>/<layer>/...`` with the names of :mod:`brainlike.datasets.decodeddnn`),
+    or the unzipped tree with ``zips=False``. Subjects S1..S5 decode each unit with a planted
+    quality shared across subjects; accuracies are the Pearson r of the decoded and true features,
+    ranks their order (1 = best), ``Averaged`` the subjects' mean. Returns {(net, layer): unit
+    quality}.
+    """
+    import io
+    import zipfile
+
+    from scipy.io import savemat
+
+    from brainlike.datasets.decodeddnn import AVERAGED, feature_path, unit_values_path
+    from brainlike.scores.decodability import rank_units, unit_accuracy
+
+    if not 3 <= n_images <= len(DECODEDDNN_IMAGES):
+        raise ValueError(f"n_images must be in 3..{len(DECODEDDNN_IMAGES)}; got {n_images}")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    images = DECODEDDNN_IMAGES[:n_images]
+    subjects = ["S1", "S2", "S3", "S4", "S5"]
+    planted = {}
+    for net in nets:
+        for layer in DECODEDDNN_LAYERS[net]:
+            quality = rng.uniform(0.0, 1.0, n_units)  # signal weight of each unit, shared by the subjects
+            true = rng.standard_normal((n_images, n_units)).astype(np.float32)
+            files: dict[str, dict[str, np.ndarray]] = {m: {} for m in ("accuracy", "rank", "decoded", "true")}
+            accs = []
+            for s in subjects:
+                dec = (quality * true + rng.standard_normal(true.shape)).astype(np.float32)
+                acc = unit_accuracy(true, dec)
+                accs.append(acc)
+                files["accuracy"][unit_values_path("accuracy", net, layer, s)] = acc
+                files["rank"][unit_values_path("rank", net, layer, s)] = rank_units(acc).astype(np.float64)
+                for i, img in enumerate(images):
+                    files["decoded"][feature_path(net, layer, img, s)] = dec[i]
+            avg = np.mean(accs, axis=0)
+            files["accuracy"][unit_values_path("accuracy", net, layer, AVERAGED)] = avg
+            files["rank"][unit_values_path("rank", net, layer, AVERAGED)] = rank_units(avg).astype(np.float64)
+            for i, img in enumerate(images):
+                files["true"][feature_path(net, layer, img)] = true[i]
+            for mode, members in files.items():
+                key = "feat" if mode in ("decoded", "true") else mode
+                if zips:
+                    with zipfile.ZipFile(root / f"decodedDNN-{mode}-{net}-{layer}.zip", "w") as z:
+                        for rel, v in members.items():
+                            buf = io.BytesIO()
+                            savemat(buf, {key: np.asarray(v)[None, :]})
+                            z.writestr(f"decodedDNN/{rel}", buf.getvalue())
+                else:
+                    for rel, v in members.items():
+                        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                        savemat(root / rel, {key: np.asarray(v)[None, :]})
+            planted[(net, layer)] = quality
+    return planted
 
 
 if __name__ == "__main__":
