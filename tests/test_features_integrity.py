@@ -221,3 +221,22 @@ def test_cli_repairs_and_says_so(clean, tmp_path, images, monkeypatch, capsys):
     assert np.array_equal(np.asarray(FeatureSet.open(store)["fc"]), clean[1]["fc"])
     assert main(["extract", "--out", str(store)]) == 2
     assert "--model, --images, --layers required" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_damaged_array_metadata_is_named_and_not_guessed(clean, tmp_path, images, damage):
+    store = tmp_path / "s"
+    shutil.copytree(clean[0], store)
+    f = store / "L1" / "zarr.json"
+    f.write_text(f.read_text()[:40]) if damage == "truncate" else f.unlink()
+    what = "array metadata damaged" if damage == "truncate" else "array metadata missing"
+    [problem] = features.verify(store).problems
+    assert (problem.file, problem.batch, problem.layer) == ("L1/zarr.json", None, "fc") and problem.what.startswith(what)
+    for call in (lambda: FeatureSet.open(store, verify=False),
+                 lambda: features.extract(tiny(), images, LAYERS, store=store, batch_size=4, progress=False)):
+        with pytest.raises(DamagedStoreError, match=f"L1/zarr.json \\(layer 'fc'\\): {what}.*delete the store"):
+            call()
+    shutil.rmtree(store / "L0")
+    (store / "zarr.json").unlink()
+    with pytest.raises(ValueError, match="zarr.json is missing or damaged"):
+        features.extract(tiny(), images, LAYERS, store=store, batch_size=4, progress=False)

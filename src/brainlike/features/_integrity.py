@@ -24,6 +24,9 @@ from pathlib import Path
 from zarr.storage import LocalStore
 
 from .._hash import hash_buffer, hash_file, hash_json
+
+__all__ = ["CheckedStore", "DamagedStoreError", "Problem", "RecordingStore", "StoreState", "check_store",
+           "make_record", "write_record"]
 from .._io import atomic_write_bytes
 
 DONE = "_done"
@@ -35,16 +38,17 @@ def record_path(path: Path, batch: int) -> Path:
 
 @dataclass(frozen=True)
 class Problem:
-    """One damaged file of a store: ``file`` is relative to the store folder."""
+    """One damaged file of a store: ``file`` is relative to the store folder; ``batch`` is None for
+    a layer's array metadata, ``layer`` None for a batch's completion record."""
 
     file: str
-    batch: int
+    batch: int | None
     layer: str | None
     what: str
 
     def __str__(self) -> str:
-        where = f"batch {self.batch}" if self.layer is None else f"layer {self.layer!r}, batch {self.batch}"
-        return f"{self.file} ({where}): {self.what}"
+        where = [f"layer {self.layer!r}"] * (self.layer is not None) + [f"batch {self.batch}"] * (self.batch is not None)
+        return f"{self.file} ({', '.join(where)}): {self.what}"
 
 
 class DamagedStoreError(ValueError):
@@ -55,10 +59,11 @@ class DamagedStoreError(ValueError):
         self.problems = list(problems)
         shown = "; ".join(str(p) for p in self.problems[:5])
         more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
-        super().__init__(
-            f"feature store {self.store} is damaged: {shown}{more}. Run extract again with the same request "
-            "(`brainlike extract ...` or features.extract) to recompute the damaged batches"
-        )
+        fix = ("Run extract again with the same request (`brainlike extract ...` or features.extract) to recompute "
+               "the damaged batches")
+        if any(p.batch is None for p in self.problems):
+            fix = "Array metadata cannot be recomputed batch by batch: delete the store folder and extract again"
+        super().__init__(f"feature store {self.store} is damaged: {shown}{more}. {fix}")
 
 
 @dataclass
@@ -75,7 +80,11 @@ class StoreState:
 
     @property
     def damaged(self) -> list[int]:
-        return sorted({p.batch for p in self.problems})
+        return sorted({p.batch for p in self.problems if p.batch is not None})
+
+    @property
+    def metadata_damaged(self) -> bool:
+        return any(p.batch is None for p in self.problems)
 
     @property
     def ok(self) -> bool:
@@ -143,6 +152,15 @@ def check_store(path: Path, meta: dict, checksums: bool = True) -> StoreState:
     path = Path(path)
     state = StoreState(path, checksums=checksums)
     layer_of = {spec["array"]: spec["name"] for spec in meta["layers"]}
+    for spec in meta["layers"]:  # each layer's array metadata (shape, chunks, codec), checksummed at creation
+        file = f"{spec['array']}/zarr.json"
+        try:
+            ok = hash_file(path / file) == meta["array_meta"][spec["array"]]
+            what = None if ok else "array metadata damaged (checksum mismatch)"
+        except FileNotFoundError:
+            what = "array metadata missing"
+        if what:
+            state.problems.append(Problem(file, None, spec["name"], what))
     for b in range(int(meta["n_batches"])):
         rec, why = _read_record(path, meta, b)
         if rec is None:

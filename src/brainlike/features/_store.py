@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._hash import hash_file
 from ._integrity import (
     DONE,
     CheckedStore,
@@ -467,6 +468,7 @@ def _create_store(path: Path, meta: dict, n: int, batch_size: int, dtype) -> Non
             n_units = int(np.prod(spec["unit_shape"]))
             group.create_array(spec["array"], shape=(n, n_units), chunks=(batch_size, spec["unit_chunk"]),
                                dtype=np.dtype(dtype).name, compressors=codec, fill_value=0, config=_ZARR_WRITE)
+        meta["array_meta"] = {spec["array"]: hash_file(tmp / spec["array"] / "zarr.json") for spec in meta["layers"]}
         group.attrs[ATTR] = meta
         (tmp / DONE).mkdir()
         if path.exists():  # an empty folder given by the user
@@ -529,8 +531,10 @@ def extract(model, stimuli, layers, store=None, batch_size: int = 32, device="cp
     created = False
     if meta is None:
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            why = " (a feature store whose zarr.json is missing or damaged: delete it or use another folder)" \
+                if (path / DONE).is_dir() else ""
             raise ValueError(f"store must be a new/empty folder or a brainlike feature store; {str(path)!r} "
-                             "exists and is neither")
+                             f"exists and is neither{why}")
         bs = int(batch_size)
         meta = {
             "format": FORMAT_VERSION, "key": key, "ids": stimuli.ids, "batch_size": bs,
@@ -556,6 +560,8 @@ def extract(model, stimuli, layers, store=None, batch_size: int = 32, device="cp
         )
     state = StoreState(path, unfinished=list(range(int(meta["n_batches"])))) if created else \
         check_store(path, meta, checksums=verify)
+    if state.metadata_damaged:
+        raise DamagedStoreError(path, [p for p in state.problems if p.batch is None])
     if state.problems:
         log.warning("feature store %s: %d damaged batch(es) will be recomputed: %s", path, len(state.damaged),
                     "; ".join(str(p) for p in state.problems[:10]))
