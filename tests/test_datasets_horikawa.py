@@ -231,7 +231,9 @@ def test_decodability_folder_and_zip(tmp_path, rng):
 def test_decodability_earlier_bdds_names(tmp_path, rng):
     from scipy.io import savemat
 
-    # bdds/decodeddnn.py at commit 2ae4114: <layer>_<mode>_<subject>.mat, decoded/.../<subject>/<layer>_<image>.mat
+    # bdds/decodeddnn.py at commit 2ae4114: <layer>_<mode>_<subject>.mat, decoded/.../<subject>/<layer>_<image>.mat,
+    # in bdds' default data store folder "decodeddnn" (not a ROI folder)
+    tmp_path = tmp_path / "decodeddnn"
     d = tmp_path / "accuracy" / "VGG19" / "conv1_1"
     d.mkdir(parents=True)
     vals = rng.random((1, 6))
@@ -239,8 +241,8 @@ def test_decodability_earlier_bdds_names(tmp_path, rng):
     d = tmp_path / "decoded" / "VGG19" / "conv1_1" / "S2"
     d.mkdir(parents=True)
     savemat(d / "conv1_1_n01443537_22563.mat", {"feat": vals})
-    t = load_decodability(tmp_path, modes=("accuracy",))
-    assert t.subject.tolist() == ["Average"] * 6 and t.layer.iloc[0] == "conv1_1"
+    t = load_decodability(tmp_path.parent, modes=("accuracy",))
+    assert t.subject.tolist() == ["Average"] * 6 and t.layer.iloc[0] == "conv1_1" and set(t.roi) == {"VC"}
     np.testing.assert_allclose(t.accuracy, vals[0])
     ids, dec = read_decoded_features(tmp_path, "VGG19", "conv1_1", "S2")
     assert ids == ["n01443537_22563"]

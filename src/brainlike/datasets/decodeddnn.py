@@ -103,7 +103,8 @@ def _members(sources) -> dict[tuple[str | None, str], object]:
             i = next((k for k, p in enumerate(parts) if p in MODES), None)
             if i is None:
                 continue
-            roi = parts[i - 1] if i > 0 and parts[i - 1] != _TOP else None
+            # the zips' top folder (and bdds' data store "decodeddnn") is not a ROI
+            roi = parts[i - 1] if i > 0 and parts[i - 1].lower() != _TOP.lower() else None
             out[(roi, "/".join(parts[i:]))] = handle
     return out
 
