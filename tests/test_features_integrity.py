@@ -120,7 +120,7 @@ def test_damage_is_detected_named_and_repaired_bitwise(clean, tmp_path, images, 
     assert features.verify(store).ok
 
 
-def test_corrupt_chunk_is_caught_when_read_never_decoded(clean, tmp_path):
+def test_corrupt_chunk_is_caught_when_read_never_decoded(clean, tmp_path, images):
     """Opened without the full check (sizes only), a flipped byte is caught as the chunk is read."""
     store, file = damaged_copy(clean, tmp_path, "flip")
     fs = FeatureSet.open(store, verify=False)
@@ -130,6 +130,10 @@ def test_corrupt_chunk_is_caught_when_read_never_decoded(clean, tmp_path):
     with pytest.raises(DamagedStoreError, match=file):
         fs["relu1"].read(slice(1500, 1536))  # units of chunk 3 only
     np.testing.assert_array_equal(fs["relu1"].read(slice(0, 100)), clean[1]["relu1"][:, :100])
+    fast = features.extract(tiny(), images, LAYERS, store=store, batch_size=4, progress=False, verify=False)
+    assert fast.computed == []  # sizes only: the flipped byte is found when read, not before
+    with pytest.raises(DamagedStoreError, match=file):
+        np.asarray(fast["relu1"])
 
 
 def test_chunk_deleted_after_opening_is_an_error_not_zeros(clean, tmp_path):

@@ -335,6 +335,25 @@ def _load_batch(stimuli, indices, preprocess):
     return torch.cat([preprocess(im[None]) for im in imgs])
 
 
+def _prefetched(stimuli, todo, bs: int, preprocess):
+    """Yield (batch, rows, input tensor) of ``todo``; the next batch's images are decoded and
+    preprocessed in a thread while the caller runs the current one through the model."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = len(stimuli)
+
+    def load(b):
+        return _load_batch(stimuli, range(b * bs, min(n, (b + 1) * bs)), preprocess)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="brainlike-load") as pool:
+        pending = pool.submit(load, todo[0]) if todo else None
+        for i, b in enumerate(todo):
+            x = pending.result()
+            if i + 1 < len(todo):
+                pending = pool.submit(load, todo[i + 1])
+            yield b, (b * bs, min(n, (b + 1) * bs)), x
+
+
 class _Capture:
     """Forward hooks that copy the requested outputs (before any in-place op changes them)."""
 
@@ -585,7 +604,7 @@ def _run_batches(model, stimuli, path, meta, todo, n_done, dev, progress, dtype,
     import zarr
     from tqdm.auto import tqdm
 
-    bs, n_batches, n = int(meta["batch_size"]), int(meta["n_batches"]), len(stimuli)
+    bs, n_batches = int(meta["batch_size"]), int(meta["n_batches"])
     for tmp in path.rglob("*.partial"):  # leftovers of a killed write
         tmp.unlink(missing_ok=True)
     store = RecordingStore(path)
@@ -602,10 +621,8 @@ def _run_batches(model, stimuli, path, meta, todo, n_done, dev, progress, dtype,
     bar = tqdm(total=n_batches, initial=n_done, disable=not progress, unit="batch",
                desc=f"extract {model.name}", leave=False)
     try:
-        for b in todo:
-            start, stop = b * bs, min(n, (b + 1) * bs)
-            x = _load_batch(stimuli, range(start, stop), model.preprocess).to(dev)
-            outs = capture.run(module, x)
+        for b, (start, stop), x in _prefetched(stimuli, todo, bs, model.preprocess):
+            outs = capture.run(module, x.to(dev))
             writer.put((b, start, stop, [outs[p].astype(dtype, copy=False) for p in paths]))
             bar.update(1)
         writer.finish()
