@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -327,10 +328,12 @@ def test_rerun_does_only_missing_jobs_and_matches(tmp_path, rng):
     for v in victims:
         v.unlink()
     (work / "stale.npz.tmp-99-dead").write_bytes(b"half a file")
+    os.utime(work / "stale.npz.tmp-99-dead", (0, time.time() - 3600))  # an hour old: its writer is gone
+    (work / "young.npz.tmp-98-busy").write_bytes(b"being written")  # perhaps by another process: kept
     third = run_experiment(cfg, brain=brains, features={"net": feats}, progress=False)
     assert third.summary["n_run"] == len(victims)
     assert result_files(tmp_path / "o") == files
-    assert not list(work.rglob("*.tmp-*"))
+    assert [p.name for p in work.rglob("*.tmp-*")] == ["young.npz.tmp-98-busy"]
     pd.testing.assert_frame_equal(pd.read_csv(third.results_dir / "bh_scores.csv"), scores)
 
 

@@ -65,6 +65,7 @@ DEFAULTS: dict[str, Any] = {
         "n_workers": None,  # default: number of cores
         "threads_per_worker": 1,
         "retries": 2,
+        "lease_s": 60.0,  # claims of jobs (several processes on one folder): a dead owner's expire after this
     },
     "report": True,
 }
@@ -521,6 +522,9 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
     _number(ex, "n_workers", "execution", integer=True, minimum=1, allow_none=True)
     _number(ex, "threads_per_worker", "execution", integer=True, minimum=1)
     _number(ex, "retries", "execution", integer=True, minimum=0)
+    _number(ex, "lease_s", "execution", minimum=0, strict=True)
+    if not np.isfinite(ex["lease_s"]):
+        raise _err("execution.lease_s", "a finite number of seconds > 0", ex["lease_s"])
     if not isinstance(cfg["report"], bool):
         raise _err("report", "true or false", cfg["report"])
     np.asarray(enc["alphas"])  # sanity

@@ -26,7 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from . import compute
-from .store import load_npz, safe_name, save_npz
+from .store import CorruptResultError, load_npz, load_result, safe_name, save_npz, set_aside
+
+# arrays every result file of a kind holds: a file without them is damaged, never done
+RESULT_KEYS = {
+    "decode": ("units", "accuracy", "prediction", "truth"),
+    "kernel": ("z",),
+    "encode": ("voxels", "accuracy", "prediction", "truth", "best_alpha"),
+    "recipe": ("voxels", "accuracy", "prediction", "truth"),
+}
 
 
 KINDS = ("decode", "kernel", "encode", "recipe")
@@ -258,7 +266,13 @@ def _kernel(ctx: Context, job: Job, out: Path) -> None:
 
 def _encode(ctx: Context, job: Job, out: Path) -> None:
     sub = _load_subject(ctx.subjects[job.subject])
-    z = load_npz(job.depends_on()[0].path(ctx.workdir))["z"]
+    dep = job.depends_on()[0]
+    try:
+        z = load_result(dep.path(ctx.workdir), RESULT_KEYS["kernel"])["z"]
+    except CorruptResultError as e:
+        set_aside(e.path, ctx.workdir)
+        _kernel(ctx, dep, dep.path(ctx.workdir))
+        z = load_result(dep.path(ctx.workdir), RESULT_KEYS["kernel"])["z"]
     mask = sub[f"roi_{job.roi}"]
     acc, pred, truth, alphas = compute.encode_voxels(
         z[sub["train_rows"]], sub["train_x"][:, mask], z[sub["test_rows"]], sub["test_x"][:, mask],

@@ -1,4 +1,9 @@
-"""``run_experiment``: config -> prepared inputs -> job graph -> tables -> scores -> report."""
+"""``run_experiment``: config -> prepared inputs -> job graph -> tables -> scores -> report.
+
+Tables, scores, provenance and the report of a run are written into a new results generation and
+published together (``generations.py``): a run that stops anywhere leaves the previous
+generation current and complete.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,11 @@ import numpy as np
 
 from . import inputs as I
 from .config import Experiment, load_config
+from . import generations
 from .execute import run_jobs
-from .jobs import Context, Job, load_context, plan
-from .store import load_npz, remove_stale_tmp, save_json, save_table, sha256_file
+from .jobs import RESULT_KEYS, Context, Job, load_context, plan
+from .spawn import check_spawn_safe
+from .store import CorruptResultError, load_result, remove_stale_tmp, save_json, save_table, set_aside, sha256_file
 
 log = logging.getLogger("brainlike")
 
@@ -176,20 +183,50 @@ def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None,
     ex = {"scheduler": scheduler, "n_workers": n_workers}
     exp = load_config(config, out=str(out) if out is not None else None, features_root=features_root,
                       execution={k: v for k, v in ex.items() if v is not None} or None)
+    if client is None:
+        exp.execution["scheduler"] = check_spawn_safe(exp.execution["scheduler"])
     timings = {}
     ctx_path, jobs, prov_inputs = prepare(exp, brain=brain, stimuli=stimuli, features=features, progress=progress)
     timings["prepare_s"] = time.perf_counter() - t0
-    _log(f"{len(jobs)} jobs ({sum(not j.done(load_context(ctx_path).workdir) for j in jobs)} to run) "
+    ctx = load_context(ctx_path)
+    _log(f"{len(jobs)} jobs ({sum(not j.done(ctx.workdir) for j in jobs)} to run) "
          f"on {exp.execution['scheduler']}", progress)
     t1 = time.perf_counter()
-    ctx = load_context(ctx_path)
-    summary = run_jobs(jobs, ctx_path, ctx.workdir, scheduler=exp.execution["scheduler"],
-                       n_workers=exp.execution["n_workers"], threads_per_worker=exp.execution["threads_per_worker"],
-                       retries=exp.execution["retries"], client=client, progress=progress)
+    summary = None
+    for attempt in range(3):
+        s = run_jobs(jobs, ctx_path, ctx.workdir, scheduler=exp.execution["scheduler"],
+                     n_workers=exp.execution["n_workers"], threads_per_worker=exp.execution["threads_per_worker"],
+                     retries=exp.execution["retries"], client=client, progress=progress,
+                     lease_s=exp.execution.get("lease_s", 60.0))
+        summary = s if summary is None else {**summary, "n_run": summary["n_run"] + s["n_run"],
+                                             "n_by_others": summary["n_by_others"] + s["n_by_others"]}
+        try:
+            collected = collect(exp, ctx, jobs)
+            break
+        except _Damaged as e:  # set aside: their jobs run again
+            if attempt == 2:
+                raise CorruptResultError(e.paths[0], f"damaged again after recomputing {len(e.paths)} result(s)")
     timings["jobs_s"] = time.perf_counter() - t1
+    out_dir = Path(exp.out)
+    stage = generations.start_generation(out_dir)
+    try:
+        scores_df = _write_generation(exp, ctx, jobs, collected, stage, prov_inputs, summary, timings, ctx_path, t0,
+                                      report)
+    except BaseException as e:
+        generations.mark_failed(stage, e)
+        raise
+    want_report = exp.report if report is None else report
+    gen = generations.publish(out_dir, stage, analyses=list(exp.analyses))
+    _log(f"results generation {gen.name} published: {out_dir / 'results'}", progress)
+    return RunResult(out=out_dir, results_dir=out_dir / "results", scores=scores_df, summary=summary,
+                     report=out_dir / "report" / "index.html" if want_report else None, timings=timings)
+
+
+def _write_generation(exp, ctx, jobs, collected, stage, prov_inputs, summary, timings, ctx_path, t0, report):
+    """Tables, scores, provenance, decodability files and report of a run into its (unpublished)
+    generation folder."""
+    results = stage / "results"
     t2 = time.perf_counter()
-    results = Path(exp.out) / "results"
-    collected = collect(exp, ctx, jobs)
     from .quality import data_quality, summary as quality_summary
 
     collected["tables"]["data_quality"] = quality = data_quality(exp, ctx, collected)
@@ -199,7 +236,7 @@ def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None,
     if "decodability" in exp.analyses:
         from .decodability import write_decodability
 
-        write_decodability(ctx, jobs, collected["tables"]["decoding_accuracy"], Path(exp.out) / "decodability")
+        write_decodability(ctx, jobs, collected["tables"]["decoding_accuracy"], stage / "decodability")
     timings["tables_s"] = time.perf_counter() - t2
     t3 = time.perf_counter()
     scores_df = compute_scores(exp, collected)
@@ -207,13 +244,41 @@ def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None,
     timings["scores_s"] = time.perf_counter() - t3
     timings["total_s"] = time.perf_counter() - t0
     save_json(results / "provenance.json", provenance(exp, prov_inputs, summary, timings, ctx_path))
-    report_path = None
-    if exp.report if report is None else report:
+    want_report = exp.report if report is None else report
+    if want_report:
         from brainlike.report import write_report
 
-        report_path = Path(write_report(results, Path(exp.out) / "report"))
-    return RunResult(out=Path(exp.out), results_dir=results, scores=scores_df, summary=summary, report=report_path,
-                     timings=timings)
+        write_report(results, stage / "report", staged=True)
+    return scores_df
+
+
+class _Damaged(Exception):
+    def __init__(self, paths):
+        super().__init__(f"{len(paths)} damaged job result(s) set aside")
+        self.paths = paths
+
+
+def _loader(workdir, keep_pred: bool):
+    """Load job results; damaged ones are set aside and reported together at the end."""
+    damaged = []
+
+    def load(job: Job):
+        try:
+            r = load_result(job.path(workdir), RESULT_KEYS[job.kind])
+        except CorruptResultError as e:
+            set_aside(e.path, workdir)
+            damaged.append(e.path)
+            return None
+        if not keep_pred:  # only the number of test images is needed
+            empty = np.empty((r["truth"].shape[0], 0), r["truth"].dtype)
+            r["prediction"], r["truth"] = empty, empty
+        return r
+
+    def check():
+        if damaged:
+            raise _Damaged(damaged)
+
+    return load, check
 
 
 def _per_subject_results(keep_pred: bool) -> dict:
@@ -238,6 +303,10 @@ def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
     # test predictions are only needed for the bootstrap over test images
     # (a decodability-only study has no BH score to bootstrap: its predictions stay on disk)
     keep_pred = exp.scores["n_boot"] > 0 and any(a in exp.analyses for a in ("decoding", "encoding"))
+    load, check = _loader(ctx.workdir, keep_pred)
+    # every result is read (and CRC-checked) before any is used: damaged ones are all set aside at once
+    results = {j: load(j) for j in jobs if j.kind in RESULT_KEYS and j.kind != "kernel"}
+    check()
     if "decoding" in job_analyses(exp.analyses):
         frames = []
         by_key: dict = {}
@@ -252,8 +321,7 @@ def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
                     per_roi_acc, per_roi_pred = [], []
                     truth = None
                     for roi in ctx.rois:
-                        parts = [load_npz(j.path(ctx.workdir))
-                                 for j in sorted(by_key[(dnn, s, roi, layer)], key=lambda j: j.chunk)]
+                        parts = [results[j] for j in sorted(by_key[(dnn, s, roi, layer)], key=lambda j: j.chunk)]
                         u = np.concatenate([p["units"] for p in parts])
                         acc = np.concatenate([p["accuracy"] for p in parts])
                         per_roi_acc.append(acc)
@@ -283,7 +351,7 @@ def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
                     per_layer_acc, per_layer = [], []
                     truth = None
                     for li, layer in enumerate(d.layers):
-                        r = load_npz(enc_jobs[(dnn, s, roi, layer)].path(ctx.workdir))
+                        r = results[enc_jobs[(dnn, s, roi, layer)]]
                         per_layer_acc.append(r["accuracy"])
                         n_test = r["truth"].shape[0]
                         if keep_pred:
@@ -315,7 +383,7 @@ def _collect_recipe(exp: Experiment, ctx: Context, jobs: list[Job], enc: dict, k
         for s in ctx.subjects:
             per_layer = []
             for layer in d.layers:
-                parts = [load_npz(j.path(ctx.workdir)) for j in sorted(by_key[(dnn, s, layer)], key=lambda j: j.chunk)]
+                parts = [results[j] for j in sorted(by_key[(dnn, s, layer)], key=lambda j: j.chunk)]
                 per_layer.append({k: np.concatenate([p[k] for p in parts], axis=-1)
                                   for k in ("voxels", "accuracy", "prediction", "truth")})
             accs, preds, truths = [], [], []
@@ -334,6 +402,28 @@ def _collect_recipe(exp: Experiment, ctx: Context, jobs: list[Job], enc: dict, k
     return pd.concat(frames, ignore_index=True)
 
 
+def nan_reason(accuracies, pval: float, n_samples: int, *, encoding: bool = False) -> str:
+    """Why a BH score is undefined: accuracies per layer (n_rois, n_units) for decoding, per ROI
+    (n_layers, n_voxels) for encoding."""
+    from brainlike import scores as S
+
+    unit, group, best, verb = ("voxel", "ROI", "layer", "predicted") if encoding else ("unit", "layer", "ROI", "decoded")
+    try:
+        table = S.bh_table([np.nan_to_num(np.asarray(a, dtype=float), nan=0.0) for a in accuracies],
+                           pval=pval, n_samples=n_samples)
+    except ValueError as e:
+        return str(e)
+    kept = int(table.sum())
+    if kept == 0:
+        return (f"no {unit} is significantly {verb} (p < {pval} with {n_samples} test images) in any {group}; "
+                "more test images or a larger pval give a score")
+    if int((table.sum(axis=1) > 0).sum()) < 2:
+        return f"the {kept} significant {unit}s all lie in one {group} (a rank correlation needs two)"
+    if int((table.sum(axis=0) > 0).sum()) < 2:
+        return f"the {kept} significant {unit}s all have the same best {best} (a rank correlation needs two)"
+    return f"undefined in every random {group} selection"
+
+
 def compute_scores(exp: Experiment, collected: dict):
     import pandas as pd
 
@@ -347,6 +437,7 @@ def compute_scores(exp: Experiment, collected: dict):
                 "ci_low_percentile": r["percentile"][0], "ci_high_percentile": r["percentile"][1],
                 **{k: r[k] for k in usage}}
 
+    pval = exp.scores["pval"]
     rows = []
     n_rois = len(collected.get("rois") or exp.rois or [])
     for dnn in exp.dnns:
@@ -360,9 +451,14 @@ def compute_scores(exp: Experiment, collected: dict):
         names = {"layers": exp.dnns[dnn].layers, "rois": collected.get("rois"), "subjects": collected.get("subjects")}
         if dnn in collected["decoding"] and "decoding" in exp.analyses and bh:
             d = scoring.decoding_scores(collected["decoding"][dnn], exp.scores, seed, **names)
+            if not np.isfinite(d["score"]) and not d["reason"]:
+                d["reason"] = nan_reason(d["accuracies"], pval, d["n_samples"])
             rows.append(row(dnn, "decoding", d))
         if dnn in collected["encoding"]:
             e = scoring.encoding_scores(collected["encoding"][dnn], exp.scores, seed, **names)
+            if not np.isfinite(e["score"]) and not e["reason"]:
+                pooled = scoring._pool(e["accuracies"], exp.scores["voxels_per_roi"], seed)
+                e["reason"] = nan_reason(pooled, pval, e["n_samples"], encoding=True)
             rows.append(row(dnn, "encoding", e))
         if d is not None and e is not None:
             rows.append(row(dnn, "average", scoring.average_scores(d, e, exp.scores)))

@@ -4,13 +4,22 @@ Each result is written to a temporary name in the same folder, flushed to disk a
 renamed with ``os.replace`` (atomic on POSIX and Windows; ``brainlike._io.atomic_write``), so a
 killed worker leaves at most a stray ``*.tmp-*`` file that is never read back and is cleaned up
 on the next run.
+
+A result that is there but damaged (truncated by a copy, overwritten, changed keys) is not done:
+:func:`check_result` (the zip directory and its arrays' names, cheap) runs before a job counts
+as done, :func:`load_result` (every byte, CRC-checked) when it is read; a damaged file is moved
+by :func:`set_aside` to ``work/corrupt/`` with a warning naming it, and the job runs again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import re
+import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +52,67 @@ def load_npz(path) -> dict:
         return {k: z[k] for k in z.files}
 
 
+class CorruptResultError(ValueError):
+    """A job result file that cannot be read back whole (the message names the file)."""
+
+    def __init__(self, path, why: str):
+        super().__init__(f"{path}: damaged job result ({why})")
+        self.path = Path(path)
+
+
+def _missing_keys(path, names, keys) -> None:
+    missing = sorted(set(keys) - set(names))
+    if missing:
+        raise CorruptResultError(path, f"arrays {missing} missing; has {sorted(names)}")
+
+
+def check_result(path, keys) -> None:
+    """Raise CorruptResultError unless ``path`` is a whole .npz archive holding ``keys``.
+
+    Reads only the zip directory (at the end of the file: a truncated file has none).
+    """
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [n.removesuffix(".npy") for n in z.namelist()]
+            size = os.path.getsize(path)
+            if any(i.header_offset + i.compress_size > size for i in z.infolist()):
+                raise CorruptResultError(path, "an array reaches past the end of the file")
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        if isinstance(e, CorruptResultError):
+            raise
+        raise CorruptResultError(path, f"{type(e).__name__}: {e}") from None
+    _missing_keys(path, names, keys)
+
+
+def load_result(path, keys) -> dict:
+    """Every array of a job result, CRC-checked; CorruptResultError naming the file if damaged."""
+    try:
+        out = load_npz(path)
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        raise CorruptResultError(path, f"{type(e).__name__}: {e}") from None
+    _missing_keys(path, out, keys)
+    return out
+
+
+def set_aside(path, workdir) -> Path | None:
+    """Move a damaged result to ``<workdir>/corrupt/`` (same relative path + time); warn naming it."""
+    path, workdir = Path(path), Path(workdir)
+    try:
+        rel = path.relative_to(workdir)
+    except ValueError:
+        rel = Path(path.name)
+    dest = workdir / "corrupt" / rel.parent / f"{rel.name}.{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(path, dest)
+    except FileNotFoundError:  # another process moved or replaced it first
+        return None
+    logging.getLogger("brainlike").warning("damaged job result %s moved to %s; the job runs again", path, dest)
+    return dest
+
+
 def save_text(path, text: str) -> Path:
     return save_bytes(path, text.encode("utf-8"))
 
@@ -64,13 +134,19 @@ def save_table(df, path_parquet) -> tuple[Path, Path]:
     return path_parquet, csv
 
 
-def remove_stale_tmp(folder) -> int:
-    """Delete leftovers of killed writers (``*.tmp-*``) under ``folder``; return how many."""
+def remove_stale_tmp(folder, older_than_s: float = 600.0) -> int:
+    """Delete leftovers of killed writers (``*.tmp-*``) under ``folder``; return how many.
+
+    Only files untouched for ``older_than_s`` seconds: another process working on the same folder
+    may be writing a younger one right now.
+    """
     n = 0
+    now = time.time()
     for p in Path(folder).rglob("*.tmp-*"):
         try:
-            p.unlink()
-            n += 1
+            if now - p.stat().st_mtime >= older_than_s:
+                p.unlink()
+                n += 1
         except OSError:
             pass
     return n

@@ -1,10 +1,11 @@
 """The report: figures (PNG + SVG) and one self-contained HTML page from a results folder.
 
-``write_report(results_dir, out_dir)`` reads the tables written by the pipeline
-(``decoding_accuracy``, ``encoding_accuracy`` as Parquet or CSV, ``bh_scores.csv``,
-``provenance.json``; see the contracts) and writes ``index.html`` with every figure embedded as
-base64 PNG, plus ``figures/<name>.png`` and ``.svg``. Missing tables only drop the figures
-that need them.
+``write_report(results_dir, out_dir)`` reads the current results generation of a run with
+:func:`brainlike.pipeline.load_results` (``decoding_accuracy``, ``encoding_accuracy`` as Parquet or
+CSV, ``bh_scores``, ``provenance.json``, checked against the generation's manifest; see the
+contracts) and writes ``index.html`` with every figure embedded as base64 PNG, plus
+``figures/<name>.png`` and ``.svg``. Missing tables only drop the figures that need them; an
+undefined (NaN) BH score is shown as such with its reason.
 """
 
 from __future__ import annotations
@@ -26,28 +27,6 @@ from brainlike._io import atomic_write_bytes
 __all__ = ["write_report", "read_results", "figures"]
 
 
-def _read_table(results: Path, stem: str) -> pd.DataFrame | None:
-    for ext, reader in ((".parquet", pd.read_parquet), (".csv", pd.read_csv)):
-        p = results / f"{stem}{ext}"
-        if p.is_file():
-            return reader(p)
-    return None
-
-
-def _find_results(results_dir) -> Path:
-    root = Path(results_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"results folder not found: {root}")
-    names = ("decoding_accuracy.parquet", "decoding_accuracy.csv", "encoding_accuracy.parquet",
-             "encoding_accuracy.csv", "bh_scores.parquet", "bh_scores.csv")
-    for cand in (root, root / "results"):
-        if any((cand / n).is_file() for n in names):
-            return cand
-    raise FileNotFoundError(
-        f"no results tables in {root} or {root / 'results'}: expected some of {list(names)}"
-    )
-
-
 def _find_key(obj, keys):
     """All values of the given keys anywhere in a nested JSON object."""
     out = []
@@ -63,16 +42,20 @@ def _find_key(obj, keys):
     return out
 
 
-def read_results(results_dir) -> dict:
-    """The results tables and provenance of a results folder (``<out>`` or ``<out>/results``)."""
-    results = _find_results(results_dir)
-    prov = {}
-    if (results / "provenance.json").is_file():
-        prov = json.loads((results / "provenance.json").read_text())
-    dec = _read_table(results, "decoding_accuracy")
-    enc = _read_table(results, "encoding_accuracy")
-    scores = _read_table(results, "bh_scores")
-    quality = _read_table(results, "data_quality")
+def read_results(results_dir, *, staged: bool = False) -> dict:
+    """The results tables and provenance of a results folder (``<out>`` or ``<out>/results``).
+
+    Read through :func:`brainlike.pipeline.load_results`: the current generation of a run, checked
+    against its manifest (``staged=True``: the generation a run is still writing).
+    """
+    from brainlike.pipeline.generations import load_results
+
+    loaded = load_results(results_dir, staged=staged)
+    results, prov = loaded.dir, loaded.provenance
+    dec = loaded.tables.get("decoding_accuracy")
+    enc = loaded.tables.get("encoding_accuracy")
+    scores = loaded.tables.get("bh_scores")
+    quality = loaded.tables.get("data_quality")
     for name, t, cols in (("decoding_accuracy", dec, F_DEC), ("encoding_accuracy", enc, F_ENC),
                           ("bh_scores", scores, F_SCORES)):
         if t is not None:
@@ -82,7 +65,7 @@ def read_results(results_dir) -> dict:
     n_test = _find_key(prov, {"n_test_images", "n_test", "n_samples"})
     return {"dir": results, "decoding": dec, "encoding": enc, "scores": scores, "provenance": prov,
             "quality": quality,
-            "n_samples": int(min(n_test)) if n_test else None}
+            "n_samples": int(min(n_test)) if n_test else None, "generation": loaded.generation}
 
 
 F_DEC = ("dnn", "subject", "roi", "layer", "layer_index", "unit", "accuracy")
@@ -126,21 +109,33 @@ def _find_list(obj, key):
     return None
 
 
-def _scores_html(scores: pd.DataFrame) -> str:
-    wide = scores.pivot_table(index="dnn", columns="kind", values="score", aggfunc="first", dropna=False)
-    order = wide.sort_values("average" if "average" in wide else wide.columns[0], ascending=False).index
-    kinds = [k for k in ("decoding", "encoding", "average") if k in wide.columns]
-    head = "".join(f"<th>{k}</th>" for k in kinds)
-    rows = []
+def _scores_html(scores: pd.DataFrame) -> tuple[str, list[str]]:
+    """The BH score table, and the reasons of its undefined (NaN) scores as notes."""
+    kinds = [k for k in ("decoding", "encoding", "average") if k in set(scores["kind"])]
+    kinds += [k for k in dict.fromkeys(scores["kind"]) if k not in kinds]
+    rank = "average" if "average" in kinds else kinds[0]
+    by_rank = scores[scores["kind"] == rank].set_index("dnn")["score"].astype(float)
+    dnns = list(dict.fromkeys(scores["dnn"]))
+    # ranked by score, undefined scores last (in their order of appearance)
+    order = sorted(dnns, key=lambda d: (-by_rank.get(d, np.nan) if np.isfinite(by_rank.get(d, np.nan)) else np.inf,
+                                        dnns.index(d)))
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in kinds)
+    rows, notes = [], []
     for dnn in order:
         cells = []
         for k in kinds:
             r = scores[(scores["dnn"] == dnn) & (scores["kind"] == k)]
-            if r.empty or not np.isfinite(r["score"].iloc[0]):
-                why = str(r["reason"].iloc[0]) if not r.empty and "reason" in r and r["reason"].iloc[0] else ""
-                cells.append(f"<td>NaN <span class=ci>({html.escape(why)})</span></td>" if why else "<td>–</td>")
+            if r.empty:
+                cells.append("<td>–</td>")
                 continue
             r = r.iloc[0]
+            if not np.isfinite(float(r["score"])):
+                reason = r.get("reason")
+                reason = str(reason) if isinstance(reason, str) and reason else "undefined (no reason recorded)"
+                notes.append(f"{dnn}, {k}: BH score undefined (NaN): {reason}")
+                cells.append(f"<td title='{html.escape(reason, quote=True)}'>NaN <span class=ci>"
+                             f"[{len(notes)}]</span></td>")
+                continue
             txt = f"{r['score']:.3f}"
             if np.isfinite(r.get("ci_low", np.nan)) and np.isfinite(r.get("ci_high", np.nan)):
                 txt += f" <span class=ci>[{r['ci_low']:.3f}, {r['ci_high']:.3f}]</span>"
@@ -148,7 +143,10 @@ def _scores_html(scores: pd.DataFrame) -> str:
                 txt += f" <span class=ci>p={r['p_perm']:.3g}</span>"
             cells.append(f"<td>{txt}</td>")
         rows.append(f"<tr><th>{html.escape(str(dnn))}</th>{''.join(cells)}</tr>")
-    return f"<table><tr><th>network</th>{head}</tr>{''.join(rows)}</table>"
+    table = f"<table><tr><th>network</th>{head}</tr>{''.join(rows)}</table>"
+    if notes:
+        table += "<ol class=note>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ol>"
+    return table, notes
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -158,7 +156,7 @@ table{border-collapse:collapse;font-size:.9em}td,th{padding:.25em .7em;border-bo
 .ci{color:#777;font-size:.85em}.note{color:#a60}code{background:#f4f4f4;padding:0 .2em}"""
 
 
-def write_report(results_dir, out_dir=None, pval: float = 0.05, roi=None, dnn=None) -> Path:
+def write_report(results_dir, out_dir=None, pval: float = 0.05, roi=None, dnn=None, *, staged: bool = False) -> Path:
     """Write the HTML report and figures; return the path of ``index.html``.
 
     Parameters
@@ -168,8 +166,9 @@ def write_report(results_dir, out_dir=None, pval: float = 0.05, roi=None, dnn=No
     pval : threshold for keeping units in the best-ROI distribution (as the BH score).
     roi, dnn : ROI and network of the decodability figures (default: the ROI with the highest
         median decoding accuracy; the network ranked first by BH score).
+    staged : read a generation that a run is still writing (used by the run itself).
     """
-    res = read_results(results_dir)
+    res = read_results(results_dir, staged=staged)
     results = res["dir"]
     out = Path(out_dir) if out_dir is not None else results.parent / "report"
     figdir = out / "figures"
@@ -191,7 +190,7 @@ def write_report(results_dir, out_dir=None, pval: float = 0.05, roi=None, dnn=No
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        if scores is not None and len(scores):
+        if scores is not None and np.isfinite(scores["score"].to_numpy(dtype=float)).any():
             add("BH score ranking", "bh_ranking", F.bh_ranking(scores),
                 "Brain hierarchy scores of the networks (Nonaka et al. 2021, Fig. 3): bars are the scores, "
                 "whiskers the bootstrap 95% confidence intervals, * a permutation p &lt; 0.05 (layer labels shuffled).")
@@ -214,7 +213,7 @@ def write_report(results_dir, out_dir=None, pval: float = 0.05, roi=None, dnn=No
                 roi_d = roi
             if dnn is None and scores is not None and len(scores):
                 kind = "average" if "average" in set(scores["kind"]) else scores["kind"].iloc[0]
-                ranked = scores[scores["kind"] == kind].sort_values("score", ascending=False)["dnn"]
+                ranked = scores[scores["kind"] == kind].sort_values("score", ascending=False, na_position="last")["dnn"]
                 dnn_d = next((d for d in ranked if d in set(dec["dnn"])), dec["dnn"].iloc[0])
             else:
                 dnn_d = dnn if dnn is not None else dec["dnn"].iloc[0]
@@ -233,7 +232,7 @@ def write_report(results_dir, out_dir=None, pval: float = 0.05, roi=None, dnn=No
                     "(Horikawa et al. 2019, Fig. 2c).")
             else:
                 notes.append("Only one subject: no inter-subject figures.")
-    if not sections:
+    if not sections and (scores is None or not len(scores)):
         raise ValueError(f"{results}: nothing to report (no non-empty decoding/encoding/bh_scores tables)")
 
     prov = res["provenance"]
@@ -250,13 +249,15 @@ def write_report(results_dir, out_dir=None, pval: float = 0.05, roi=None, dnn=No
         "<!doctype html><html><head><meta charset='utf-8'><title>brainlike report</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>How brain-like are these networks?</h1>",
-        f"<p>Results from <code>{html.escape(str(results))}</code>, report written "
+        f"<p>Results from <code>{html.escape(str(results))}</code>"
+        + (f" (generation <code>{html.escape(res['generation'])}</code>)" if res.get("generation") else "")
+        + ", report written "
         f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.</p>",
         f"<ul>{''.join(summary)}</ul>",
     ]
     page += [f"<p class=note>{html.escape(n)}</p>" for n in notes]
     if scores is not None and len(scores):
-        page += ["<h2>BH scores</h2>", _scores_html(scores)]
+        page += ["<h2>BH scores</h2>", _scores_html(scores)[0]]
     page += sections
     from brainlike.report.quality import quality_html
 

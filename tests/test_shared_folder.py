@@ -1,0 +1,127 @@
+"""Several processes on one output folder: leased claims split the jobs, each is computed once."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from brainlike.pipeline import load_results
+from brainlike.pipeline.claims import Claims
+
+from test_pipeline import result_files, small_config
+
+DRIVER = Path(__file__).resolve().parent / "run_driver.py"
+
+
+def _env(**kw):
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(kw)
+    return env
+
+
+def _config(tmp_path, **kw) -> Path:
+    """A small experiment config (JSON) for whole ``brainlike run`` processes."""
+    base = {"analyses": ["decoding", "encoding"], "decoding": {"units_per_layer": 30, "chunk_size": 5},
+            "execution": {"scheduler": "synchronous", "lease_s": 5.0}}
+    cfg = small_config("unused", **{**base, **kw})
+    del cfg["out"]
+    path = tmp_path / "exp.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def _jobs_run(stderr: str) -> tuple[int, int]:
+    m = re.search(r"(\d+) of (\d+) jobs run", stderr)
+    assert m, stderr[-2000:]
+    return int(m.group(1)), int(m.group(2))
+
+
+# ------------------------------------------------------------------------------ claims
+def test_claim_is_exclusive_renewed_and_released(tmp_path):
+    with Claims(tmp_path, lease_s=0.4) as a, Claims(tmp_path, lease_s=0.4) as b:
+        assert a.claim("job-1") and not b.claim("job-1")
+        t = time.monotonic()
+        while time.monotonic() - t < 1.5:  # far beyond the lease: a's heartbeat keeps it
+            assert not b.claim("job-1")
+            time.sleep(0.05)
+        assert b.claim("job-2") and not a.claim("job-2")
+        a.release("job-1")
+        assert b.claim("job-1") and b.taken_over == 0
+    assert not list(tmp_path.glob("*.claim"))  # closing releases what is held
+
+
+def test_claim_of_another_host_expires_after_the_lease(tmp_path):
+    c = Claims(tmp_path, lease_s=0.3)
+    Path(c.path("job")).write_text(json.dumps({"host": "elsewhere", "boot": "x", "pid": 1, "token": "t"}))
+    assert not c.claim("job")  # first look: its age is unknown here
+    time.sleep(0.15)
+    assert not c.claim("job")
+    time.sleep(0.25)
+    assert c.claim("job") and c.taken_over == 1
+    assert json.loads(Path(c.path("job")).read_text())["pid"] == os.getpid()
+    c.close()
+
+
+def test_claim_of_a_sigkilled_process_is_taken_over(tmp_path):
+    code = ("import sys, time; from brainlike.pipeline.claims import Claims\n"
+            "c = Claims(sys.argv[1], lease_s=600).__enter__()\n"
+            "assert c.claim('job'); print('held', flush=True); time.sleep(600)\n")
+    p = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert p.stdout.readline().strip() == "held"
+        mine = Claims(tmp_path, lease_s=600)
+        assert not mine.claim("job")  # its owner is alive
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(timeout=30)
+        # a dead process of this host: its claim expires at once, without waiting for the lease
+        assert mine.claim("job") and mine.taken_over == 1
+        mine.close()
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+# ------------------------------------------------------------------------------ two processes
+@pytest.mark.slow
+def test_two_processes_on_one_folder_compute_each_job_once(tmp_path):
+    cfg = _config(tmp_path)
+    single = subprocess.run([sys.executable, str(DRIVER), str(cfg), "--out", str(tmp_path / "single"),
+                             "--no-progress", "--no-report"], capture_output=True, text=True, env=_env())
+    assert single.returncode == 0, single.stderr[-3000:]
+    n_single, n_jobs = _jobs_run(single.stderr)
+    assert n_single == n_jobs
+
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    out = tmp_path / "shared"
+    procs = [subprocess.Popen([sys.executable, str(DRIVER), str(cfg), "--out", str(out), "--no-progress",
+                               "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=_env(BARRIER=str(barrier))) for _ in range(2)]
+    deadline = time.time() + 120
+    while len(list(barrier.glob("ready-*"))) < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    (barrier / "go").write_text("")
+    done = [p.communicate(timeout=300) for p in procs]
+    for p, (so, se) in zip(procs, done):
+        assert p.returncode == 0, se[-3000:]
+    counts = [_jobs_run(se) for _, se in done]
+    # every job computed exactly once: the two processes' counts add up to the job count (a job
+    # computed twice would need another computed never, and then it would be missing)
+    assert all(total == n_jobs for _, total in counts)
+    assert sum(n for n, _ in counts) == n_jobs and min(n for n, _ in counts) > 0, counts
+    assert result_files(out) == result_files(tmp_path / "single")
+    a, b = load_results(out), load_results(tmp_path / "single")
+    for name in a.tables:
+        pd.testing.assert_frame_equal(a.tables[name], b.tables[name], check_exact=True)
+    assert not list((out / "work" / "claims").glob("*.claim"))
