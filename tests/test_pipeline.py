@@ -159,7 +159,8 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
     store.save_npz(path, x=np.arange(3))
     np.testing.assert_array_equal(store.load_npz(path)["x"], np.arange(3))
     (path.parent / "r.npz.tmp-1-abc").write_bytes(b"junk")  # a killed writer's leftover
-    assert store.remove_stale_tmp(tmp_path) == 1 and path.exists()
+    assert store.remove_stale_tmp(tmp_path) == 0  # young: another process may still be writing it
+    assert store.remove_stale_tmp(tmp_path, older_than_s=0) == 1 and path.exists()
     # results are flushed to disk before the rename that makes them count as done
     import os
 

@@ -339,7 +339,7 @@ def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
                 _add_subject(dec[dnn], accs, n_test, preds, truths)
         tables["decoding_accuracy"] = pd.concat(frames, ignore_index=True)
     if "encoding" in exp.analyses and exp.encoding["method"] == "recipe":
-        tables["encoding_accuracy"] = _collect_recipe(exp, ctx, jobs, enc, keep_pred)
+        tables["encoding_accuracy"] = _collect_recipe(exp, ctx, jobs, enc, keep_pred, results)
     elif "encoding" in exp.analyses:
         frames = []
         enc_jobs = {(j.dnn, j.subject, j.roi, j.layer): j for j in jobs if j.kind == "encode"}
@@ -369,7 +369,7 @@ def collect(exp: Experiment, ctx: Context, jobs: list[Job]) -> dict:
     return {"tables": tables, "decoding": dec, "encoding": enc, "rois": list(ctx.rois), "subjects": subjects}
 
 
-def _collect_recipe(exp: Experiment, ctx: Context, jobs: list[Job], enc: dict, keep_pred: bool):
+def _collect_recipe(exp: Experiment, ctx: Context, jobs: list[Job], enc: dict, keep_pred: bool, results: dict):
     """Recipe jobs hold a subject's sampled voxels of every ROI together: split them back per ROI."""
     import pandas as pd
 
