@@ -46,11 +46,12 @@ def test_layout_manifest_and_reader(tmp_path, data):
     assert res.report == out / "report" / "index.html" and (gen / "report" / "index.html").is_file()
     man = json.loads((gen / "MANIFEST.json").read_text())
     assert man["complete"] and man["analyses"] == ["decoding", "encoding"]
-    assert set(man["files"]) == {f"results/{n}" for n in ("decoding_accuracy.parquet", "decoding_accuracy.csv",
-                                                          "encoding_accuracy.parquet", "encoding_accuracy.csv",
-                                                          "bh_scores.parquet", "bh_scores.csv", "provenance.json")}
+    assert set(man["files"]) == {f"results/{t}.{e}" for t in ("decoding_accuracy", "encoding_accuracy", "bh_scores",
+                                                               "data_quality") for e in ("parquet", "csv")
+                                 } | {"results/provenance.json"}
     r = load_results(out)
-    assert r.generation == gen.name and set(r.tables) == {"decoding_accuracy", "encoding_accuracy", "bh_scores"}
+    assert r.generation == gen.name
+    assert set(r.tables) == {"decoding_accuracy", "encoding_accuracy", "bh_scores", "data_quality"}
     pd.testing.assert_frame_equal(r.tables["bh_scores"], res.scores)
     # the same generation from each way of naming it
     for p in (out / "results", gen, gen / "results"):
@@ -97,7 +98,8 @@ def test_fewer_analyses_leave_no_old_table_current(tmp_path, data):
     _run(out, *data, analyses=["decoding"], report=True)
     assert not (out / "results" / "encoding_accuracy.parquet").exists()
     r = load_results(out)
-    assert set(r.tables) == {"decoding_accuracy", "bh_scores"} and set(r.tables["bh_scores"]["kind"]) == {"decoding"}
+    assert set(r.tables) == {"decoding_accuracy", "bh_scores", "data_quality"}
+    assert set(r.tables["bh_scores"]["kind"]) == {"decoding"}
     text = (out / "report" / "index.html").read_text()
     assert "best_layer_distribution" not in text and "encoding:" not in text
     # two complete generations are kept (the current one and the one before), older ones removed
@@ -204,7 +206,7 @@ def test_all_nan_scores_are_reported_with_their_reason(tmp_path):
     assert s["score"].isna().all()
     assert "no unit is significantly decoded (p < 0.05 with 3 test images)" in s.loc["decoding", "reason"]
     assert "no voxel is significantly predicted" in s.loc["encoding", "reason"]
-    assert s.loc["average", "reason"] == "the decoding and encoding score is undefined"
+    assert s.loc["average", "reason"].startswith("decoding: no unit is significantly decoded")
     text = res.report.read_text()
     assert "net, decoding: BH score undefined (NaN): no unit is significantly decoded" in text
     # the CLI renders the same folder
