@@ -11,6 +11,7 @@ import textwrap
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn as nn
@@ -128,12 +129,16 @@ import torch.nn as nn
 from brainlike.models import wrap
 
 def load(rest, pretrained=True, width=3):
-    """tinyplug:<anything>: a one-conv network of ``width`` channels."""
-    return wrap(nn.Sequential(nn.Conv2d(3, width, 3), nn.Tanh()), input_size=12, name=f"tinyplug:{rest}")
+    """tinyplug:<anything>: a two-conv network of ``width`` channels."""
+    net = nn.Sequential(nn.Conv2d(3, width, 3), nn.Tanh(), nn.Conv2d(width, width, 3, stride=2), nn.Tanh())
+    return wrap(net, input_size=12, name=f"tinyplug:{rest}")
 '''
 
 
-def test_entry_point_plugin_installed_for_real_is_found_lazily(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory):
+    """A tiny plugin package, installed for real (pip, into a folder of its own)."""
+    tmp_path = tmp_path_factory.mktemp("plugin")
     src = tmp_path / "src"
     (src / "brainlike_tinyplug").mkdir(parents=True)
     (src / "pyproject.toml").write_text(PLUGIN_SETUP)
@@ -142,6 +147,11 @@ def test_entry_point_plugin_installed_for_real_is_found_lazily(tmp_path, monkeyp
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                            "--no-index", "--target", str(target), str(src)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    return target
+
+
+def test_entry_point_plugin_installed_for_real_is_found_lazily(plugin_site, monkeypatch):
+    target = plugin_site
     # a fresh interpreter: importing brainlike.models imports no plugin; the first use does
     code = textwrap.dedent("""
         import sys
@@ -157,7 +167,7 @@ def test_entry_point_plugin_installed_for_real_is_found_lazily(tmp_path, monkeyp
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={"PYTHONPATH": env_path, "PATH": ""})
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["tinyplug:x", "3", "['0',", "'1']"]
+    assert done.stdout.split() == ["tinyplug:x", "3", "['0',", "'1',", "'2',", "'3']"]
     # in this process too, once the entry points are read again
     monkeypatch.syspath_prepend(str(target))
     models.refresh_plugins()
@@ -382,3 +392,74 @@ def test_feature_store_records_the_seed(tmp_path):
     net = models.load("torchvision:squeezenet1_1", pretrained=False, seed=9)
     fs = extract(net, _images(2, size=40), ["features.0"], store=str(tmp_path / "s"), progress=False)
     assert fs.request["seed"] == 9 and fs.request["fingerprints"]["seed"] == 9
+
+
+# --- through the pipeline -----------------------------------------------------------------------
+@onnx_needed
+def test_onnx_torchscript_and_plugin_networks_are_extracted_decoded_and_scored(tmp_path, plugin_site, monkeypatch):
+    """run_experiment (the Python form of brainlike run) on an ONNX file, a TorchScript file and a plugin's network."""
+    from brainlike.datasets import BrainData
+    from brainlike.pipeline import run_experiment
+    from brainlike.stimuli import ImageSet
+
+    class Conv(nn.Module):  # fully convolutional: any input size
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                          nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                          nn.Conv2d(8, 8, 3), nn.ReLU())
+
+        def forward(self, x):
+            return self.features(x)
+
+    torch.manual_seed(0)
+    net = Conv().eval()
+    _export_onnx(net, tmp_path / "net.onnx", size=24)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.script(net).save(str(tmp_path / "net.pt"))
+    monkeypatch.syspath_prepend(str(plugin_site))
+    models.refresh_plugins()
+    layers = ["features.1", "features.4", "features.7"]
+    n = 90
+    rng = np.random.default_rng(1)
+    stim = ImageSet.from_array(rng.integers(0, 256, (n, 24, 24, 3), dtype=np.uint8),
+                               ids=[f"im{i:03d}" for i in range(n)])
+    onnx_model = models.load(f"onnx:{tmp_path / 'net.onnx'}")
+    feats = extract(onnx_model, stim, layers, progress=False)
+    # ROI k's voxels are noisy mixtures of layer k's units (a planted hierarchy)
+    resp = np.hstack([np.asarray(feats[ly]) @ rng.standard_normal((np.asarray(feats[ly]).shape[1], 12))
+                      for ly in layers])
+    resp = (resp / resp.std(0) + 0.5 * rng.standard_normal(resp.shape)).astype(np.float32)
+    rois = {f"R{k + 1}": np.arange(36) // 12 == k for k in range(3)}
+    split = np.array(["train"] * 70 + ["test"] * 20)
+    brain = BrainData(resp, stim.ids, rois=rois, split=split, subject="s1")
+    try:
+        cfg = {"name": "files", "out": str(tmp_path / "out"), "analyses": ["decoding", "encoding"],
+               "rois": ["R1", "R2", "R3"],
+               "dnns": {"onnx_net": {"model": f"onnx:{tmp_path / 'net.onnx'}", "layers": layers},
+                        "ts_net": {"model": f"torchscript:{tmp_path / 'net.pt'}", "layers": layers, "input_size": 24},
+                        "plugin_net": {"model": "tinyplug:a", "layers": ["1", "3"], "pretrained": False, "seed": 4}},
+               "decoding": {"alpha": 10.0, "n_feat": 10, "units_per_layer": 16, "chunk_size": 16},
+               "encoding": {"alphas": [1.0, 100.0], "cv": 3, "chunk_size": 16},
+               "scores": {"n_layers": 2, "n_repeat": 3, "n_boot": 10, "n_perm": 10, "voxels_per_roi": None},
+               "execution": {"scheduler": "synchronous"}, "report": False}
+        res = run_experiment(cfg, brain=brain, stimuli=stim, progress=False)
+    finally:
+        models.refresh_plugins()
+    scores = res.scores
+    assert set(scores["dnn"]) == {"onnx_net", "ts_net", "plugin_net"}
+    assert (scores["n_units"] > 0).all()  # every network's units were decoded and scored
+    dec = pd.read_parquet(res.results_dir / "decoding_accuracy.parquet")
+    assert set(dec["dnn"]) == {"onnx_net", "ts_net", "plugin_net"}
+    assert np.isfinite(dec["accuracy"]).mean() > 0.5  # dead ReLU units give NaN
+    # one network, two file formats: the same encoding accuracies and scores (every unit is used)
+    enc = pd.read_parquet(res.results_dir / "encoding_accuracy.parquet")
+    a, b = (enc[enc["dnn"] == d].sort_values(["roi", "layer", "voxel"])["accuracy"].to_numpy()
+            for d in ("onnx_net", "ts_net"))
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    enc_scores = scores[scores["kind"] == "encoding"].set_index("dnn")["score"]
+    on, ts = enc_scores["onnx_net"], enc_scores["ts_net"]
+    assert np.isfinite(on) and on == pytest.approx(ts, abs=1e-6)
+    best = enc[enc["dnn"] == "onnx_net"].groupby(["roi", "layer"], observed=True)["accuracy"].mean().unstack()
+    assert [best.loc[f"R{k + 1}"].idxmax() for k in range(3)] == layers  # the planted layer predicts its ROI best

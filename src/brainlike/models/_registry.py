@@ -53,9 +53,11 @@ def register(prefix: str, loader: Callable, *, replace: bool = False) -> None:
     already registered or built in is refused unless ``replace=True``.
     """
     if not isinstance(prefix, str) or not _PREFIX.match(prefix):
-        raise ValueError(f"prefix must be a name of letters, digits, '_', '.', '-' starting with a letter; got {prefix!r}")
+        raise ValueError("prefix must be a name of letters, digits, '_', '.', '-' starting with a letter; "
+                         f"got {prefix!r}")
     if not callable(loader):
-        raise ValueError(f"loader must be callable (rest, pretrained=..., **options) -> Model; got {type(loader).__name__}")
+        raise ValueError("loader must be callable (rest, pretrained=..., **options) -> Model; "
+                         f"got {type(loader).__name__}")
     if not replace and (prefix in _REGISTERED or prefix in BUILTIN):
         raise ValueError(f"model prefix {prefix!r} is already registered; pass replace=True to override it")
     _REGISTERED[prefix] = loader
@@ -64,7 +66,8 @@ def register(prefix: str, loader: Callable, *, replace: bool = False) -> None:
 def unregister(prefix: str) -> None:
     """Remove a prefix added with ``register`` (built-in and plugin prefixes stay)."""
     if prefix not in _REGISTERED:
-        raise ValueError(f"prefix must be one added with register(); got {prefix!r} (registered: {sorted(_REGISTERED)})")
+        raise ValueError(f"prefix must be one added with register(); got {prefix!r} "
+                         f"(registered: {sorted(_REGISTERED)})")
     del _REGISTERED[prefix]
 
 
