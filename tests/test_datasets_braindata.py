@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from brainlike.datasets import BrainData, NaNVoxelWarning, concat_subjects
+from brainlike.ids import IdMismatchError
 
 
 def make(rng, n_stim=6, n_rep=3, n_vox=10, split=True, subject="s1", noise=0.1):
@@ -109,12 +110,14 @@ def test_align_reorders_and_reports_missing_both_ways(rng):
         ids = target
 
     assert list(avg.align(Features()).stimulus_ids) == target
-    with pytest.raises(ValueError, match=r"1 id\(s\) requested but absent from the responses, e.g. \['zzz'\]"):
+    with pytest.raises(IdMismatchError, match=r"1 id\(s\) of the requested ids are missing from the responses, "
+                                              r"e.g. \['zzz'\]"):
         avg.align(target + ["zzz"])
-    with pytest.raises(ValueError, match=r"1 id\(s\) in the responses but not requested, e.g. \['img0'\]"):
+    with pytest.raises(IdMismatchError, match=r"1 id\(s\) of the responses are not in the requested ids, "
+                                              r"e.g. \['img0'\]"):
         avg.align(target[:-1])
     assert avg.align(target[:-1], allow_extra=True).n_samples == len(target) - 1
-    with pytest.raises(ValueError, match="average_repetitions"):
+    with pytest.raises(IdMismatchError, match="name several rows.*average_repetitions"):
         d.align(target)
 
 

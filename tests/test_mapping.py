@@ -8,6 +8,7 @@ from sklearn.cross_decomposition import PLSRegression
 from sklearn.linear_model import Ridge
 
 from brainlike.datasets import BrainData
+from brainlike.ids import IdMismatchError
 from brainlike.mapping import inner_folds, make_splits, map_layers, repeat_tensor
 from brainlike.mapping.plots import save_figures
 
@@ -216,9 +217,11 @@ def test_bad_input(rng):
         map_layers({"L1": X}, data, layers=["conv9"], feature_ids=ids, n_heldout=10)
     with pytest.raises(ValueError, match=r"unknown rois \['V9'\]; valid rois: \['A', 'B'\]"):
         map_layers({"L1": X}, data, rois="V9", feature_ids=ids, n_heldout=10)
-    with pytest.raises(ValueError, match="stimulus ids do not match: 1 stimulus id"):
-        bad_ids = ids.copy()
-        bad_ids[3] = "other"
+    bad_ids = ids.copy()
+    want = str(bad_ids[3])
+    bad_ids[3] = "other"
+    with pytest.raises(IdMismatchError, match=rf"stimulus ids do not match: 1 id\(s\) of the responses are missing "
+                                              rf"from features\['L1'\], e.g. \['{want}'\]"):
         map_layers({"L1": X}, data, feature_ids=bad_ids, n_heldout=10)
     with pytest.raises(ValueError, match="pls_components \\[500\\] exceed the rank"):
         map_layers({"L1": X}, data, feature_ids=ids, n_heldout=10, pls_components=(2, 500))
@@ -227,8 +230,20 @@ def test_bad_input(rng):
         map_layers({"L1": X[:4]}, small, feature_ids=ids[:4])
     with pytest.raises(ValueError, match="methods"):
         map_layers({"L1": X}, data, feature_ids=ids, methods=("lasso",), n_heldout=10)
-    with pytest.raises(ValueError, match="no stimulus ids"):
-        map_layers({"L1": X[:10]}, data, n_heldout=10)
+    with pytest.raises(ValueError, match=r"features\['L1'\] is a plain array without stimulus ids"):
+        map_layers({"L1": X}, data, n_heldout=10)  # even with one row per stimulus: never paired by position
+    with pytest.raises(ValueError, match=r"features\['L1'\] has 10 rows but 82 stimulus ids"):
+        map_layers({"L1": X[:10]}, data, feature_ids=ids, n_heldout=10)
+
+
+def test_feature_set_carries_the_ids_in_any_order(rng):
+    from brainlike.features import FeatureSet
+
+    X, ids, data, _ = _planted(rng)
+    a = map_layers({"L": X}, data, feature_ids=ids, methods=("ridge",), n_heldout=15)
+    order = rng.permutation(len(ids))  # another order than the responses
+    b = map_layers(FeatureSet({"L": X[order]}, ids=[ids[i] for i in order]), data, methods=("ridge",), n_heldout=15)
+    np.testing.assert_allclose(a.voxels["r"], b.voxels["r"], atol=1e-5)
 
 
 @pytest.mark.parametrize("standardize", ["all", "none"])

@@ -21,8 +21,10 @@ SETTINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "bhscore" /
 # ------------------------------------------------------------------------------------------- helpers
 def make_experiment(rng, n_train=120, n_test=30, n_layers=4, n_units=(60, 50, 40, 30), n_vox=25, noise=0.5,
                     n_subjects=1, seed=0):
-    """Features of ``n_layers`` layers; ROI k's voxels are noisy mixtures of layer k's units."""
+    """Features of ``n_layers`` layers (a FeatureSet: arrays with their stimulus ids); ROI k's voxels
+    are noisy mixtures of layer k's units."""
     from brainlike.datasets import BrainData
+    from brainlike.features import FeatureSet
 
     n_img = n_train + n_test
     ids = [f"im{i:03d}" for i in range(n_img)]
@@ -47,7 +49,7 @@ def make_experiment(rng, n_train=120, n_test=30, n_layers=4, n_units=(60, 50, 40
             rois[f"R{k + 1}"] = m
         brains.append(BrainData(resp.astype(np.float32), np.asarray(ids)[order], rois=rois, split=split,
                                 subject=f"s{s + 1}"))
-    return feats, brains
+    return FeatureSet(feats, ids), brains
 
 
 def small_config(out, **kw):
@@ -299,7 +301,7 @@ def test_run_tables_provenance_and_planted_hierarchy(tmp_path, rng):
     np.testing.assert_allclose(got, acc, rtol=1e-5, atol=1e-6)
     prov = json.loads((res.results_dir / "provenance.json").read_text())
     assert prov["config"]["decoding"]["alpha"] == 10.0 and prov["seed"] == 0
-    assert len(prov["inputs"]["subjects"]["s1"]["sha256"]) == 64 and "numpy" in prov["versions"]
+    assert len(prov["inputs"]["subjects"]["s1"]["xxh3_128"]) == 32 and "numpy" in prov["versions"]
     assert prov["jobs"]["n_run"] == prov["jobs"]["n_jobs"]
 
 
@@ -394,7 +396,7 @@ def test_changed_settings_never_reuse_stale_results(tmp_path, rng):
     ("missing_roi", "not found for subject"),
     ("empty_roi", "have no voxels"),
     ("nan", "NaN"),
-    ("missing_image", "have no image"),
+    ("missing_image", "missing from the images of"),
 ])
 def test_bad_inputs_fail_before_jobs(tmp_path, rng, problem, match):
     from brainlike.datasets import BrainData
@@ -424,10 +426,18 @@ def test_bad_inputs_fail_before_jobs(tmp_path, rng, problem, match):
 
 
 def test_given_features_must_match_stimuli(tmp_path, rng):
+    from brainlike.features import FeatureSet
+    from brainlike.ids import IdMismatchError
+
     feats, brains = make_experiment(rng)
-    short = {k: v[:-1] for k, v in feats.items()}
-    with pytest.raises(ValueError, match="rows"):
+    short = FeatureSet({k: v[:-1] for k, v in feats.items()}, feats.ids[:-1])
+    with pytest.raises(IdMismatchError, match=r"1 id\(s\) of the stimuli of the brain data are missing from "
+                                              r"features\['net'\]\['layer1'\], e.g. \['im149'\]"):
         run_experiment(small_config(tmp_path / "o"), brain=brains, features={"net": short}, progress=False)
+    wrong_count = FeatureSet({k: v[:-1] for k, v in feats.items()}, feats.ids)
+    with pytest.raises(ValueError, match=r"features\['net'\]\['layer1'\] has 149 rows but 150 stimulus ids"):
+        run_experiment(small_config(tmp_path / "o"), brain=brains, features={"net": wrong_count}, progress=False)
+    assert not list((tmp_path / "o").rglob("chunk-*.npz"))
 
 
 def test_two_subjects_are_averaged_for_decoding(tmp_path, rng):

@@ -6,6 +6,7 @@ bad input fails before any heavy work starts.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -61,15 +62,48 @@ def check_positive(value, name: str, *, allow_zero: bool = False) -> None:
         raise ValueError(f"{name} must be {bound}; got {value!r}")
 
 
-def check_ids_match(ids_a: Sequence[str], ids_b: Sequence[str], name_a: str, name_b: str, n_examples: int = 5):
-    """Raise listing examples of ids present in one side only."""
-    set_a, set_b = set(ids_a), set(ids_b)
-    only_a = [i for i in ids_a if i not in set_b]
-    only_b = [i for i in ids_b if i not in set_a]
-    if only_a or only_b:
-        parts = []
-        if only_a:
-            parts.append(f"{len(only_a)} id(s) in {name_a} but not in {name_b}, e.g. {only_a[:n_examples]}")
-        if only_b:
-            parts.append(f"{len(only_b)} id(s) in {name_b} but not in {name_a}, e.g. {only_b[:n_examples]}")
-        raise ValueError("stimulus ids do not match: " + "; ".join(parts))
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def check_relpath(name: str, what: str, *, subfolders: bool = True) -> str:
+    """``name`` as a path that stays inside its folder, or ``ValueError`` naming it and why.
+
+    Refused: an empty name, a NUL byte, an absolute path (``/x``, ``\\x``), a drive letter
+    (``C:x``), a backslash (a Windows separator), a ``..`` or ``.`` component, an empty component
+    (``a//b``) and, unless ``subfolders``, any ``/``. ``what`` says where the name comes from
+    (e.g. "member of images.zip", "image id").
+    """
+    text = str(name)
+    reason = None
+    if not text:
+        reason = "is empty"
+    elif "\x00" in text:
+        reason = "contains a NUL byte"
+    elif text.startswith(("/", "\\")):
+        reason = "is an absolute path"
+    elif _DRIVE.match(text):
+        reason = "starts with a drive letter"
+    elif "\\" in text:
+        reason = "contains a backslash (a Windows path separator)"
+    elif not subfolders and "/" in text:
+        reason = "contains a path separator '/' (a single file name is needed here)"
+    else:
+        parts = text.split("/")
+        if any(p == ".." for p in parts):
+            reason = "contains a '..' component (it would leave its folder)"
+        elif any(p in ("", ".") for p in parts):
+            reason = "contains an empty or '.' path component"
+    if reason is not None:
+        raise ValueError(f"{what} {text!r} {reason}; names must be relative paths inside their folder")
+    return text
+
+
+def check_inside(path, folder, what: str):
+    """``path`` (symlinks resolved) must lie inside ``folder``; returns the resolved path."""
+    from pathlib import Path
+
+    real, root = Path(path).resolve(), Path(folder).resolve()
+    if real != root and root not in real.parents:
+        raise ValueError(f"{what} {str(path)!r} resolves to {str(real)!r}, outside the folder {str(root)!r} "
+                         "(a symlink out of the folder?)")
+    return real

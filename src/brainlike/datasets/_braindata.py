@@ -335,36 +335,21 @@ class BrainData:
     def align(self, ids, *, allow_extra: bool = False) -> BrainData:
         """Samples reordered so that ``stimulus_ids`` equals ``ids`` (a list, or anything with ``.ids``).
 
-        Fails listing examples of ids missing from either side, unless ``allow_extra`` (samples
-        whose id is not in ``ids`` are then dropped). Each id must name one sample: average
-        repetitions or select a split first.
+        Pairs by id through :func:`brainlike.ids.align`: fails naming how many ids are missing from
+        either side and the first few, unless ``allow_extra`` (samples whose id is not in ``ids``
+        are then dropped). Each id must name one sample: average repetitions or select a split first.
         """
-        ids = getattr(ids, "ids", ids)
-        ids = np.asarray(list(ids)).astype(str)
-        uniq, counts = np.unique(self.stimulus_ids, return_counts=True)
-        if (counts > 1).any():
-            dup = uniq[counts > 1]
-            raise ValueError(
-                f"stimulus_ids: {dup.size} id(s) occur in several samples (e.g. {dup[:5].tolist()}); "
-                "call .average_repetitions() or .select_split() before .align()"
-            )
-        if np.unique(ids).size != ids.size:
-            raise ValueError("ids: the requested ids contain duplicates")
-        position = {s: i for i, s in enumerate(self.stimulus_ids)}
-        missing = [s for s in ids.tolist() if s not in position]
-        wanted = set(ids.tolist())
-        extra = [s for s in self.stimulus_ids.tolist() if s not in wanted]
-        if missing or (extra and not allow_extra):
-            parts = []
-            if missing:
-                parts.append(f"{len(missing)} id(s) requested but absent from the responses, e.g. {missing[:5]}")
-            if extra and not allow_extra:
-                parts.append(
-                    f"{len(extra)} id(s) in the responses but not requested, e.g. {extra[:5]} "
-                    "(pass allow_extra=True to drop them)"
-                )
-            raise ValueError("stimulus ids do not match: " + "; ".join(parts))
-        return self.select_samples(np.array([position[s] for s in ids.tolist()], dtype=np.intp))
+        from brainlike.ids import IdMismatchError, align
+
+        try:
+            rows = align(self.stimulus_ids, ids, source="the responses", wanted="the requested ids",
+                         allow_extra=allow_extra)
+        except IdMismatchError as err:
+            if err.duplicated:
+                raise IdMismatchError(f"{err}; call .average_repetitions() or .select_split() before .align()",
+                                      duplicated=err.duplicated) from None
+            raise
+        return self.select_samples(rows)
 
     def check_stimuli(self) -> None:
         """Every stimulus id must name an image of ``.stimuli``."""
@@ -437,32 +422,26 @@ def concat_subjects(datas: Sequence[BrainData], axis: str = "samples") -> BrainD
             nan="ignore",
         )
         return out
-    # axis == "voxels"
+    # axis == "voxels": samples paired by (split, stimulus id) through brainlike.ids.align
+    from brainlike.ids import IdMismatchError, align
+
     def keyed(d: BrainData):
-        sp_ = d.split if d.split is not None else np.full(d.n_samples, "")
-        return [f"{s}\x00{i}" for s, i in zip(sp_, d.stimulus_ids)]
+        if d.split is None:
+            return d.stimulus_ids
+        return np.array([f"{s}:{i}" for s, i in zip(d.split, d.stimulus_ids)])
 
     ref_keys = keyed(datas[0])
-    if len(set(ref_keys)) != len(ref_keys):
-        raise ValueError("datas: each (split, stimulus id) must occur once; call .average_repetitions() first")
     blocks, rois, vsub = [], {}, []
     total = sum(d.n_voxels for d in datas)
     offset = 0
     for d, name in zip(datas, names):
-        keys = keyed(d)
-        pos = {k: i for i, k in enumerate(keys)}
-        if len(pos) != len(keys):
-            raise ValueError(
-                f"datas: subject {name!r} has repeated (split, stimulus id); call .average_repetitions() first"
-            )
-        missing = [k.replace("\x00", ":") for k in ref_keys if k not in pos]
-        extra = [k.replace("\x00", ":") for k in keys if k not in set(ref_keys)]
-        if missing or extra:
-            raise ValueError(
-                f"stimulus ids of subject {name!r} do not match those of {names[0]!r}: "
-                f"{len(missing)} missing (e.g. {missing[:5]}), {len(extra)} extra (e.g. {extra[:5]})"
-            )
-        order = np.array([pos[k] for k in ref_keys], dtype=np.intp)
+        try:
+            order = align(keyed(d), ref_keys, source=f"subject {name!r}", wanted=f"subject {names[0]!r}",
+                          allow_extra=False)
+        except IdMismatchError as err:
+            hint = "; call .average_repetitions() first" if err.duplicated else ""
+            raise IdMismatchError(f"datas: (split:)stimulus ids of the subjects differ: {err}{hint}",
+                                  missing=err.missing, extra=err.extra, duplicated=err.duplicated) from None
         blocks.append(d.responses[_as_index(order, d.n_samples)])
         for roi, mask in d.rois.items():
             full = np.zeros(total, dtype=bool)

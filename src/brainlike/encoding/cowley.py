@@ -79,7 +79,7 @@ def cowley_v4_comparison(
     for s in sessions:
         bd = datasets.load("cowley2023_v4", session=s)
         n = bd.n_samples if n_images is None else min(n_images, bd.n_samples)
-        stim = bd.stimuli if n == bd.n_samples else bd.stimuli.subset(list(bd.stimulus_ids[:n]))
+        stim = bd.stimuli.subset(list(bd.stimulus_ids[:n]))  # the image of each response row, by id
         data[s] = (np.asarray(bd.responses[:n], dtype=np.float32), stim)
         _log(progress, f"[cowley] session {s}: {n} images x {bd.n_voxels} neurons")
     rows = []

@@ -123,9 +123,9 @@ def import_bhscore(root, image_set: str | None = None, framework: str | None = N
         if ref_ids is None:
             ref_ids = layer_ids
         elif set(layer_ids) != set(ref_ids):
-            from .._validate import check_ids_match
+            from ..ids import same_ids
 
-            check_ids_match(ref_ids, layer_ids, f"layer {chosen[0]!r}", f"layer {lname!r}")
+            same_ids(ref_ids, layer_ids, name_a=f"layer {chosen[0]!r}", name_b=f"layer {lname!r}")
         rows, unit_shape = [], None
         for sid in ref_ids:
             f = _load_feat(files[sid])

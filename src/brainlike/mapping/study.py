@@ -19,6 +19,7 @@ import pandas as pd
 
 from brainlike._validate import as_2d_float, check_choice
 from brainlike._io import atomic_write
+from brainlike.ids import align
 from brainlike.mapping.splits import Splits, inner_folds, make_splits
 
 __all__ = [
@@ -275,30 +276,24 @@ def _features_matrix(feat, name: str, dtype) -> np.ndarray:
     return as_2d_float(arr, name, dtype=dtype, min_rows=2)
 
 
-def _feature_ids(feat, feature_ids, n_rows: int, layer: str):
+def _feature_ids(features, feat, feature_ids, n_rows: int, layer: str) -> np.ndarray:
+    """Stimulus ids of a layer's rows: its ``.ids``, the container's ``.ids`` (FeatureSet) or ``feature_ids``."""
+    from brainlike.ids import as_ids
+
     ids = getattr(feat, "ids", None)
+    if ids is None:
+        ids = getattr(features, "ids", None)
     if ids is None:
         ids = feature_ids
     if ids is None:
-        return None
-    ids = [str(i) for i in ids]
+        raise ValueError(
+            f"features[{layer!r}] is a plain array without stimulus ids, so its rows cannot be paired with "
+            "the responses; give feature_ids=[...] (one id per row) or features carrying .ids "
+            "(a FeatureSet or LayerFeatures)")
+    ids = as_ids(ids, f"stimulus ids of features[{layer!r}]")
     if len(ids) != n_rows:
         raise ValueError(f"features[{layer!r}] has {n_rows} rows but {len(ids)} stimulus ids")
     return ids
-
-
-def _align_rows(feat_ids, data_ids, layer: str) -> np.ndarray:
-    """Row of each data stimulus in the feature matrix; error listing ids missing from features."""
-    pos = {}
-    for i, s in enumerate(feat_ids):
-        pos.setdefault(s, i)
-    missing = [s for s in dict.fromkeys(data_ids) if s not in pos]
-    if missing:
-        raise ValueError(
-            f"stimulus ids do not match: {len(missing)} stimulus id(s) of the responses are not in "
-            f"features[{layer!r}], e.g. {missing[:5]}; features have e.g. {list(pos)[:5]}"
-        )
-    return np.array([pos[s] for s in data_ids])
 
 
 def map_layers(
@@ -324,9 +319,10 @@ def map_layers(
 ) -> MappingResult:
     """Map every requested layer to every requested ROI with ridge and PLS on the same splits.
 
-    ``features``: layer name -> (n_stimuli, n_units) array-like (a ``LayerFeatures`` or array);
-    stimulus ids from its ``.ids`` or ``feature_ids``; without ids the rows must follow the
-    order of the (repetition-averaged) responses. ``data``: a ``BrainData``; repetitions are
+    ``features``: layer name -> (n_stimuli, n_units) array-like (a ``LayerFeatures`` or array), or a
+    ``FeatureSet``; rows are paired with the responses by stimulus id (``brainlike.ids.align``),
+    the ids coming from the layer's ``.ids``, the FeatureSet's ``.ids`` or ``feature_ids``: plain
+    arrays without ids are refused. ``data``: a ``BrainData``; repetitions are
     averaged for fitting and used for the noise ceiling (split-half reliability, Spearman-Brown
     corrected; ``ceiling_r`` = sqrt(reliability)). ``scheme``/``n_heldout``/``cv``: see
     :func:`brainlike.mapping.make_splits`. ``pls_components``: candidates chosen by inner CV
@@ -366,18 +362,19 @@ def map_layers(
 
     ceilings = _ceilings(raw, avg, splits, roi_names) if has_repeats else {}
 
+    # every layer's rows paired with the responses by stimulus id, before any fitting
+    feature_rows = {}
+    for layer in layer_names:
+        feat = features[layer]
+        shape = getattr(feat, "shape", None)
+        n_rows = int((shape if shape is not None else np.shape(feat))[0])
+        fids = _feature_ids(features, feat, feature_ids, n_rows, layer)
+        feature_rows[layer] = align(fids, ids, source=f"features[{layer!r}]", wanted="the responses")
+
     voxel_rows, roi_rows, param_rows, predictions, fitted = [], [], [], {}, {}
     for layer in layer_names:
         feat = features[layer]
-        X = _features_matrix(feat, f"features[{layer!r}]", dtype)
-        fids = _feature_ids(feat, feature_ids, X.shape[0], layer)
-        if fids is not None:
-            X = X[_align_rows(fids, ids, layer)]
-        elif X.shape[0] != len(ids):
-            raise ValueError(
-                f"features[{layer!r}] has {X.shape[0]} rows and no stimulus ids, but the responses have "
-                f"{len(ids)} stimuli; give feature_ids to align them"
-            )
+        X = _features_matrix(feat, f"features[{layer!r}]", dtype)[feature_rows[layer]]
         cands = _pls_candidates(pls_components, n_inner_min, X.shape[1]) if "pls" in methods else ()
         coords = _coordinates(X, splits, standardize, alphas)
         for roi in roi_names:

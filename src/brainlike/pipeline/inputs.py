@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from .config import DNN, Experiment
-from .store import save_npz, sha256_arrays
+from brainlike._hash import hash_arrays
+
+from .store import save_npz
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,13 +146,15 @@ def split_subject(brain, rois: list[str], subject: str) -> dict:
     return out
 
 
-def write_subject(path, arrays: dict, feature_row: dict[str, int]) -> tuple[Path, str]:
-    """Add feature-row indices, write atomically; return (path, checksum of the brain arrays)."""
-    checksum = sha256_arrays(*(arrays[k] for k in sorted(arrays)))
-    rows = {
-        "train_rows": np.array([feature_row[i] for i in arrays["train_ids"]], dtype=np.int64),
-        "test_rows": np.array([feature_row[i] for i in arrays["test_ids"]], dtype=np.int64),
-    }
+def write_subject(path, arrays: dict, feature_ids) -> tuple[Path, str]:
+    """Add the feature row of each sample (paired by stimulus id), write atomically; return (path,
+    content hash of the brain arrays)."""
+    from brainlike.ids import align
+
+    checksum = hash_arrays(*(arrays[k] for k in sorted(arrays)))
+    rows = {f"{part}_rows": align(feature_ids, arrays[f"{part}_ids"], source="the feature rows",
+                                  wanted=f"the {part} samples").astype(np.int64)
+            for part in ("train", "test")}
     return save_npz(path, **arrays, **rows), checksum
 
 
@@ -266,47 +270,90 @@ def shuffled_layers(handles: dict[str, object], seed: int, dnn: str) -> dict[str
     return out
 
 
-def feature_handles(exp: Experiment, dnn: DNN, stimuli, ids: list[str], store, progress=True, given=None):
-    """{layer: handle} of ``dnn`` over the stimuli ``ids`` (rows in that order), and a fingerprint."""
-    if given is not None:
-        missing = [layer for layer in dnn.layers if layer not in given]
-        if missing:
-            raise ValueError(f"features of {dnn.name!r}: layers {missing} missing; given {list(given)}")
-        handles = {layer: given[layer] for layer in dnn.layers}
-        fp = {"source": "given"}
-        for layer, h in handles.items():
-            hid = getattr(h, "ids", None)
-            if hid is not None and list(map(str, hid)) != list(ids):
-                raise ValueError(f"features of {dnn.name!r} layer {layer!r}: their stimulus ids do not match the "
-                                 f"brain data's ({len(hid)} vs {len(ids)} ids, or another order)")
-            if _shape(h)[0] != len(ids):
-                raise ValueError(f"features of {dnn.name!r} layer {layer!r} have {_shape(h)[0]} rows; expected "
-                                 f"{len(ids)} (one per stimulus)")
-        # plain arrays go to disk once, so that the job context stays small for workers; other
-        # handles are identified by their shape and a sample of their first and last units
-        from .jobs import read_units
-        from .store import sha256_arrays
+class RowsOf:
+    """Rows of a feature handle picked (and ordered) by stimulus id; reads go to the source."""
 
-        for layer, h in handles.items():
-            if isinstance(h, np.ndarray):
-                fp[layer] = sha256_arrays(h)
-                handles[layer] = to_npy_layer(h, Path(store) / f"given-{fp[layer][:16]}.npy")
-            else:
-                n = _shape(h)[1]
-                sample = np.unique(np.r_[np.arange(min(8, n)), np.arange(max(0, n - 8), n)])
-                fp[layer] = sha256_arrays(np.asarray(_shape(h)), read_units(h, sample))
-        return handles, fp
+    def __init__(self, source, rows):
+        self.source = source
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.shape = (int(self.rows.size), _shape(source)[1])
+
+    def read(self, units) -> np.ndarray:
+        from .jobs import read_units
+
+        return read_units(self.source, units)[self.rows]
+
+
+def given_handles(name: str, given, layers: list[str], ids: list[str], store) -> tuple[dict, dict]:
+    """{layer: handle} of precomputed features, their rows paired with ``ids`` by stimulus id.
+
+    ``given`` is a FeatureSet, or {layer: features} whose values carry ``.ids`` (LayerFeatures)
+    or whose container does. Plain arrays without ids are refused: a feature matrix in another
+    order (``sorted()`` instead of natural order) or with one mistyped id would otherwise be
+    paired by position and give a wrong score. The fingerprint of each layer hashes its full
+    content (``brainlike._hash``), in the row order the jobs read.
+    """
+    from brainlike._hash import hash_arrays, hash_handle
+    from brainlike.ids import align, as_ids
+
+    if not hasattr(given, "keys"):
+        raise ValueError(f"features[{name!r}] must be a FeatureSet or a {{layer: features}} dict; "
+                         f"got {type(given).__name__}")
+    missing = [layer for layer in layers if layer not in given]
+    if missing:
+        raise ValueError(f"features of {name!r}: layers {missing} missing; given {list(given)}")
+    handles, fp = {}, {"source": "given"}
+    for layer in layers:
+        h = given[layer]
+        label = f"features[{name!r}][{layer!r}]"
+        hid = getattr(h, "ids", None)
+        if hid is None:
+            hid = getattr(given, "ids", None)
+        if hid is None:
+            raise ValueError(
+                f"{label} carries no stimulus ids, so its rows cannot be paired with the brain data; give "
+                f"FeatureSet({{layer: array}}, ids=[...]) (one id per row) or LayerFeatures")
+        hid = as_ids(hid, f"stimulus ids of {label}")
+        if hid.size != _shape(h)[0]:
+            raise ValueError(f"{label} has {_shape(h)[0]} rows but {hid.size} stimulus ids")
+        rows = align(hid, ids, source=label, wanted="the stimuli of the brain data")
+        identity = rows.size == hid.size and bool((rows == np.arange(rows.size)).all())
+        if isinstance(h, np.ndarray):
+            # plain arrays go to disk once, so that the job context stays small for workers
+            arr = np.asarray(h if identity else h[rows], dtype=np.float32)
+            fp[layer] = hash_arrays(arr)
+            handles[layer] = to_npy_layer(arr, Path(store) / f"given-{fp[layer][:16]}.npy")
+        else:
+            handles[layer] = h if identity else RowsOf(h, rows)
+            fp[layer] = hash_handle(handles[layer])
+    return handles, fp
+
+
+def feature_handles(exp: Experiment, dnn: DNN, stimuli, ids: list[str], store, progress=True, given=None):
+    """{layer: handle} of ``dnn`` over the stimuli ``ids`` (rows in that order), and a fingerprint.
+
+    Fingerprints cover content: given features are hashed whole, BHscore feature trees by the
+    arrays read, extracted features by the model's weights and the stimuli's pixels.
+    """
+    if given is not None:
+        return given_handles(dnn.name, given, list(dnn.layers), ids, store)
     from brainlike import features as F
 
     if dnn.model is None:
         if dnn.features is None:
             raise ValueError(f"config key 'dnns.{dnn.name}': give 'model' or 'features' (a BHscore feature tree)")
+        from brainlike._hash import ContentHasher
+
         fs = F.import_bhscore(dnn.features, layers=dnn.layers, ids=ids)
-        h = hashlib.sha256(repr((str(dnn.features), list(dnn.layers), list(ids))).encode()).hexdigest()[:12]
-        folder = Path(store) / f"bhscore-{h}"
-        handles = {layer: to_npy_layer(np.asarray(fs[layer]), folder / f"{k:03d}.npy")
-                   for k, layer in enumerate(dnn.layers)}
-        return handles, {"source": str(dnn.features), "sha256": h}
+        arrays = [np.asarray(fs[layer], dtype=np.float32) for layer in dnn.layers]
+        hasher = ContentHasher().json([list(dnn.layers), list(ids)])
+        for arr in arrays:
+            hasher.array(arr)
+        h = hasher.hexdigest()
+        folder = Path(store) / f"bhscore-{h[:16]}"
+        handles = {layer: to_npy_layer(arr, folder / f"{k:03d}.npy")
+                   for k, (layer, arr) in enumerate(zip(dnn.layers, arrays))}
+        return handles, {"source": str(dnn.features), "content": h}
     if stimuli is None:
         raise ValueError(f"DNN {dnn.name!r} needs stimulus images: set config key 'stimuli' or give "
                          "brain data with .stimuli")
@@ -321,7 +368,7 @@ def feature_handles(exp: Experiment, dnn: DNN, stimuli, ids: list[str], store, p
                                     preprocess=models.Preprocess(dnn.input_size, mean=pre.mean, std=pre.std,
                                                                  interpolation=pre.interpolation))
     sub = stimuli.subset(ids)
-    path = Path(store) / feature_store_name(dnn, ids)
+    path = Path(store) / feature_store_name(dnn, model, sub)
     fs = F.extract(model, sub, dnn.layers, store=str(path), batch_size=dnn.batch_size, progress=progress)
     handles = {layer: fs[layer] for layer in dnn.layers}
     fp = {"model": dnn.model, "pretrained": dnn.pretrained, "seed": model.seed,
@@ -330,14 +377,15 @@ def feature_handles(exp: Experiment, dnn: DNN, stimuli, ids: list[str], store, p
     return handles, fp
 
 
-def feature_store_name(dnn: DNN, ids: list[str]) -> str:
-    """One store folder per (model, weights, layers, stimuli): the feature cache is keyed by content."""
+def feature_store_name(dnn: DNN, model, stimuli) -> str:
+    """One store folder per (model weights + preprocessing, layers, stimulus pixels and ids): the
+    feature cache is keyed by content, so changed weights or images never meet a stale store."""
+    from brainlike._hash import hash_json
+
     from .store import safe_name
 
-    weights = (dnn.model, dnn.pretrained) if dnn.pretrained else (dnn.model, dnn.pretrained, dnn.seed)
-    h = hashlib.sha256(repr((*weights, dnn.input_size, list(dnn.layers), list(ids))).encode())
-    h = h.hexdigest()[:12]
-    return f"{safe_name(str(dnn.model))}-{h}"
+    h = hash_json([model.fingerprint(), list(dnn.layers), stimuli.fingerprint(), list(stimuli.ids)])
+    return f"{safe_name(str(dnn.model))}-{h[:16]}"
 
 
 def crc(s: str) -> int:

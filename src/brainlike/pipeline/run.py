@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from brainlike.ids import align
+from brainlike.stimuli import natural_key
+
 from . import inputs as I
 from .config import Experiment, load_config
 from . import generations
@@ -68,23 +71,20 @@ def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progres
         needed.update(arr["train_ids"].tolist())
         needed.update(arr["test_ids"].tolist())
     stim = I.load_stimuli(exp, brains, stimuli)
+    ids = sorted(needed, key=natural_key)
     if stim is not None:
-        missing = sorted(needed - set(stim.ids))
-        if missing:
-            raise ValueError(f"{len(missing)} stimulus id(s) of the brain data have no image, e.g. {missing[:5]}")
-        ids = [i for i in stim.ids if i in needed]
-    else:
-        # no image set: feature rows follow the natural order of the ids ("im2" before "im10"),
-        # the order ImageSet uses for files; LayerFeatures carrying ids are checked against it
-        from brainlike.stimuli import natural_key
-
-        ids = sorted(needed, key=natural_key)
-    row = {i: k for k, i in enumerate(ids)}
+        # every stimulus of the brain data must have an image (paired by id); rows in the image set's order
+        found = align(stim.ids, ids, source=f"the images of {getattr(stim, 'name', '') or 'the stimuli'!r}",
+                      wanted="the stimuli of the brain data")
+        ids = [stim.ids[k] for k in np.sort(found)]
+    # feature rows follow this order; given features are paired with it by stimulus id
     subject_paths, checksums = {}, {}
     for s, arr in subjects.items():
-        path, checksums[s] = I.write_subject(work / "subjects" / f"{I.crc(s):08x}.npz", arr, row)
+        path, checksums[s] = I.write_subject(work / "subjects" / f"{I.crc(s):08x}.npz", arr, ids)
         subject_paths[s] = str(path)
-    train_all = sorted({row[i] for arr in subjects.values() for i in arr["train_ids"]})
+    train_all = np.unique(np.concatenate([align(ids, arr["train_ids"], source="the feature rows",
+                                                wanted="the training samples") for arr in subjects.values()]))
+    train_all = train_all.tolist()
 
     # features: one extraction per (model, pretrained); controls reuse their network's features
     handles, fingerprints, cache = {}, {}, {}
@@ -130,7 +130,7 @@ def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progres
                   encoding_roi_voxels=roi_voxels)
     ctx_path = ctx.save(work / f"context-{_hash([sig, subject_paths])}.pkl")
     jobs = plan(ctx, {d: exp.dnns[d].layers for d in handles}, job_analyses(exp.analyses))
-    prov_inputs = {"subjects": {s: {"sha256": c, "n_train_samples": int(subjects[s]["train_x"].shape[0]),
+    prov_inputs = {"subjects": {s: {"xxh3_128": c, "n_train_samples": int(subjects[s]["train_x"].shape[0]),
                                     "n_test_images": int(subjects[s]["test_x"].shape[0]),
                                     "n_voxels": {r: int(subjects[s][f"roi_{r}"].sum()) for r in rois}}
                                 for s, c in checksums.items()},
@@ -172,9 +172,9 @@ def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None,
     config: a YAML/JSON path (BHscore's settings.json accepted), a dict or an Experiment.
     brain: BrainData, a list or {subject: BrainData} (instead of the config's dataset).
     stimuli: ImageSet (instead of config ``stimuli`` / ``BrainData.stimuli``).
-    features: {dnn name: {layer: features (n_stimuli, n_units) array or LayerFeatures}}, precomputed
-    on the brain data's stimuli, instead of extracting them; rows in the order of ``stimuli.ids``
-    (only the ids the brain data uses), or, without ``stimuli``, of the natural-sorted stimulus ids.
+    features: {dnn name: FeatureSet, or {layer: LayerFeatures}}, precomputed features instead of
+    extracting them; their rows are paired with the brain data by stimulus id (any order, extra
+    stimuli allowed). Plain arrays carry no ids: wrap them as ``FeatureSet({layer: array}, ids=...)``.
     features_root: BHscore feature tree (``features/<image set>``) for DNNs given by a ``dir``
     (BHscore's settings.json): layer files are read from ``features_root/<dir>/<layer>/<id>.mat``.
     scheduler: "local", "synchronous" or a Dask scheduler address (overrides the config).

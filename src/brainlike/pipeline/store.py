@@ -152,20 +152,6 @@ def remove_stale_tmp(folder, older_than_s: float = 600.0) -> int:
     return n
 
 
-def sha256_arrays(*arrays) -> str:
-    """Content hash of arrays (dtype, shape and bytes)."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str(a.dtype).encode())
-        h.update(str(a.shape).encode())
-        if a.dtype.kind in "OU":
-            h.update("\x00".join(map(str, a.ravel().tolist())).encode())
-        else:
-            h.update(a.tobytes())
-    return h.hexdigest()
-
-
 def sha256_file(path, block: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -277,13 +277,11 @@ class ImageSet:
         return np.stack(imgs)
 
     def subset(self, ids: Sequence[str], name: str | None = None) -> ImageSet:
-        """The images with these ids, in the given order (error listing unknown ids)."""
-        pos = {k: i for i, k in enumerate(self._ids)}
-        ids = [str(i) for i in ids]
-        missing = [i for i in ids if i not in pos]
-        if missing:
-            raise ValueError(f"ids not in image set {self.name!r}: {missing[:5]} ({len(missing)} in all)")
-        index = [pos[i] for i in ids]
+        """The images with these ids, in the given order (``brainlike.ids.align``: error naming unknown ids)."""
+        from brainlike.ids import align
+
+        index = align(self._ids, ids, source=f"image set {self.name!r}", wanted="the requested ids").tolist()
+        ids = [self._ids[i] for i in index]
         return ImageSet(ids, _SubsetLoader(self._loader, index), name=name or self.name, source=self.source)
 
     def map(self, fn: Callable[[np.ndarray], np.ndarray], name: str | None = None) -> ImageSet:

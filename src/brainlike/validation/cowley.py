@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from brainlike.ids import align
 from brainlike.validation._common import (
     BenchmarkResult,
     Expectation,
@@ -288,7 +289,7 @@ def v4_decodability(
         sub_store = None if store is None else Path(store) / f"{session}_{w}"
         feats = block_features(model, stimuli, store=sub_store, batch_size=batch_size)
         for label, lf in feats.items():
-            order = _align(lf.ids, ids)
+            order = align(lf.ids, ids, source=f"features of {label!r}", wanted="the V4 responses")
             n_total = lf.shape[1]
             if label not in chosen:
                 chosen[label] = np.sort(unit_rng.choice(n_total, size=min(n_units, n_total), replace=False))
@@ -342,14 +343,6 @@ def v4_decodability(
     if out_dir is not None:
         result.save(out_dir)
     return result
-
-
-def _align(feature_ids, ids) -> np.ndarray:
-    pos = {str(s): i for i, s in enumerate(feature_ids)}
-    missing = [s for s in ids if s not in pos]
-    if missing:
-        raise ValueError(f"stimulus ids do not match: {len(missing)} response ids not in the features, e.g. {missing[:5]}")
-    return np.array([pos[s] for s in ids])
 
 
 def _decodability_figure(dist, blocks, weights, session, n_neurons, out: Path) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from brainlike.ids import align
 from brainlike.metrics.rsa import compare_rdms, rdm, rdm_noise_ceiling
 from brainlike.validation._common import BenchmarkResult, Expectation, block_features, load_network, subset_ids
 
@@ -57,7 +58,7 @@ def rsa_92images(
     keep_ids = subset_ids(all_ids, n_images, seed)
     if len(keep_ids) < 3:
         raise ValueError(f"n_images must be >= 3 for an RDM comparison; got {n_images}")
-    keep = np.array([all_ids.index(i) for i in keep_ids])
+    keep = align(all_ids, keep_ids, source="the 92-image set", wanted="the chosen images")
     sel = np.ix_(keep, keep)
     hit_fig1 = k92.rdms["hIT_fig1"][0][sel]
     mit = k92.rdms["mIT"][0][sel]
@@ -74,8 +75,8 @@ def rsa_92images(
         sub_store = None if store is None else Path(store) / f"k92_{w}"
         feats = block_features(model, stimuli, store=sub_store, batch_size=batch_size)
         for label, lf in feats.items():
-            pos = {s: i for i, s in enumerate(lf.ids)}
-            X = np.asarray(lf, dtype=np.float32)[[pos[s] for s in keep_ids]]
+            X = np.asarray(lf, dtype=np.float32)[align(lf.ids, keep_ids, source=f"features of {label!r}",
+                                                       wanted="the RDM images")]
             D = rdm(X, "correlation")
             per_subject = compare_rdms(subj, D, "spearman")
             rows.append(dict(
