@@ -19,7 +19,10 @@ written to disk, the context pickled, every job reading its unit chunk from a fe
 fitting SelectiveRidge, scoring Pearson r over the test images and writing its result file atomically; FastL2LiR (0.11, float64, as in BHscore) gets the same
 z-scored arrays in memory and is timed on fit + predict + Pearson only.
 
-Each side runs in its own process (clean peak RSS). Usage: python benchmarks/bench_pipeline.py
+Each side runs in its own process (clean peak RSS). A third process measures what integrity costs:
+the rate of full-content hashing (xxh3-128) of given features, read in unit chunks, and of the
+subject arrays, reported for every byte of the network's features and the brain data as a fraction
+of the extrapolated whole-network run (goal: under 2 %). Usage: python benchmarks/bench_pipeline.py
 [--units N] [--small]
 """
 
@@ -103,11 +106,13 @@ def row(name: str, units: int, small: bool) -> dict:
 
 
 def row_pipeline(units: int, small: bool, cache_mb: int = 2048) -> dict:
+    from brainlike.features import FeatureSet
     from brainlike.pipeline import run_experiment
 
     layers, rois, n_train, n_feat = sizes(small)
     data = brain(n_train, rois)
-    feats = {name: SyntheticLayer(n_train + N_TEST, n, seed=k) for k, (name, n) in enumerate(layers.items())}
+    feats = FeatureSet({name: SyntheticLayer(n_train + N_TEST, n, seed=k) for k, (name, n) in enumerate(layers.items())},
+                       ids=data.stimulus_ids)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = {"name": "bench", "out": tmp, "analyses": ["decoding"], "rois": list(rois),
                "dnns": {"alexnet": {"model": "synthetic", "layers": list(layers)}},
@@ -121,6 +126,30 @@ def row_pipeline(units: int, small: bool, cache_mb: int = 2048) -> dict:
     n_units = sum(min(units, n) for n in layers.values()) * len(rois)
     return {"seconds": res.summary["seconds"], "total_seconds": total, "units": n_units,
             "jobs": res.summary["n_jobs"], "peak_mb": (mem.peak - mem.base) / 2**20}
+
+
+def row_hashing(small: bool) -> dict:
+    """Full-content hashing, as the pipeline keys its results: given features through
+    ``ContentHasher.handle`` (unit chunks read through ``.read``, as for a feature store) and the
+    subject arrays through ``hash_arrays``, on a realistic block of each (rate in bytes/s)."""
+    from brainlike._hash import ContentHasher, hash_arrays
+    from brainlike.features import LayerFeatures
+
+    layers, rois, n_train, _ = sizes(small)
+    n_rows = n_train + N_TEST
+    rng = np.random.default_rng(0)
+    n_units = max(1, (16 << 20 if small else 512 << 20) // (4 * n_rows))
+    block = LayerFeatures(rng.standard_normal((n_rows, n_units), dtype=np.float32), range(n_rows), (n_units,))
+    subject = brain(n_train, rois).responses
+    ContentHasher().handle(block)  # warm-up (page faults, first import)
+    t0 = time.perf_counter()
+    ContentHasher().handle(block)
+    feat_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    hash_arrays(subject)
+    subj_s = time.perf_counter() - t0
+    return {"feature_bytes": 4 * n_rows * n_units, "feature_seconds": feat_s,
+            "subject_bytes": int(subject.nbytes), "subject_seconds": subj_s}
 
 
 def row_fastl2lir(units: int, small: bool) -> dict:
@@ -178,8 +207,11 @@ def main(argv=None) -> int:
     ap.add_argument("--units", type=int, default=100, help="units per layer and ROI in the measured fraction")
     ap.add_argument("--chunk", type=int, default=1000, help="units per fit (job) in the extrapolated full run")
     ap.add_argument("--small", action="store_true", help="tiny shapes (smoke test)")
-    ap.add_argument("--row", choices=["pipeline", "fastl2lir"], help=argparse.SUPPRESS)
+    ap.add_argument("--row", choices=["pipeline", "fastl2lir", "hashing"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.row == "hashing":
+        print("RESULT " + json.dumps(row_hashing(args.small)))
+        return 0
     if args.row:
         print("RESULT " + json.dumps(row(args.row, args.units, args.small)))
         return 0
@@ -190,7 +222,7 @@ def main(argv=None) -> int:
     print(f"measured fraction: {args.units} units per layer and ROI, one fit per (ROI, layer)")
     rows = {}
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    for name in ("pipeline", "fastl2lir"):
+    for name in ("pipeline", "fastl2lir", "hashing"):
         cmd = [sys.executable, str(Path(__file__).resolve()), "--row", name, "--units", str(args.units)]
         if args.small:
             cmd.append("--small")
@@ -209,7 +241,7 @@ def main(argv=None) -> int:
     print(f"{'':28s}{'fraction (s)':>13s}{'per ROI (s)':>12s}{'per fit (s)':>12s}{'ms/unit':>9s}"
           f"{'all units (h)':>15s}{'ratio':>7s}{'peak MB':>9s}")
     full = {}
-    for name in rows:
+    for name in ("pipeline", "fastl2lir"):
         r = rows[name]
         full[name] = len(rois) * r["per_roi_s"] + n_fits * r["per_fit_s"] + total_units * r["per_unit_s"]
     for name, label in (("pipeline", "brainlike pipeline (jobs)"), ("fastl2lir", "FastL2LiR 0.11 (fit only)")):
@@ -229,6 +261,17 @@ def main(argv=None) -> int:
     p = rows["pipeline"]
     print(f"\npipeline end to end (prepare + jobs + tables + scores): {p['total_seconds']:.1f} s for {p['jobs']} jobs "
           f"({layers_all:,} units per ROI in the network); ratio = FastL2LiR time / time (higher is better)")
+    # integrity: the result keys hash every byte of the given features and of the subject arrays
+    h = rows["hashing"]
+    feat_bytes = 4.0 * (n_train + N_TEST) * layers_all
+    subj_bytes = float(h["subject_bytes"])
+    feat_rate, subj_rate = h["feature_bytes"] / h["feature_seconds"], subj_bytes / h["subject_seconds"]
+    hash_s = feat_bytes / feat_rate + subj_bytes / subj_rate
+    print(f"\nfull-content hashing (xxh3-128): features {feat_bytes / 1e9:.2f} GB at {feat_rate / 1e9:.2f} GB/s "
+          f"(unit chunks via .read), subject arrays {subj_bytes / 1e9:.2f} GB at {subj_rate / 1e9:.2f} GB/s: "
+          f"{hash_s:.1f} s = {100 * hash_s / full['pipeline']:.3f} % of the whole-network pipeline run "
+          f"({full['pipeline'] / 3600:.2f} h extrapolated; goal < 2 %). Memory-bound floor: "
+          f"{(feat_bytes + subj_bytes) / 24e9:.1f} s at the ~24 GB/s copy rate.")
     return 0
 
 
