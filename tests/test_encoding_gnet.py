@@ -105,6 +105,19 @@ def test_interrupted_fit_resumes_to_identical_result(prefilter, planted, tmp_pat
     np.testing.assert_array_equal(again.predict(pre), full.predict(pre))
     with pytest.raises(ValueError, match="other data or settings"):
         _gnet(prefilter, max_epochs=4, patience=4, checkpoint_dir=tmp_path).fit(pre, Y[:80, :2])
+    # the key covers every value: two responses swapped (same shape, same sum) are other data
+    swapped = np.array(Y[:80, :3])
+    swapped[[60, 61], 1] = swapped[[61, 60], 1]
+    with pytest.raises(ValueError, match="other data or settings"):
+        _gnet(prefilter, max_epochs=4, patience=4, checkpoint_dir=tmp_path).fit(pre, swapped)
+    # the checkpoint holds only tensors and a JSON string: it loads with weights_only=True
+    import json
+
+    import torch
+
+    saved = torch.load(tmp_path / "all.pt", weights_only=True)
+    assert json.loads(saved["meta"])["done"] is True and set(saved["trunk"]) == set(resumed.groups_["all"]["trunk"]
+                                                                                      .state_dict())
 
 
 def test_multi_subject_joint_and_roi_modes(prefilter, planted):

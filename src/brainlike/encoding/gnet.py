@@ -16,6 +16,7 @@ it stopped and gives the same result as an uninterrupted one (seeded per epoch).
 from __future__ import annotations
 
 import copy
+import json
 import math
 import sys
 import time
@@ -267,6 +268,46 @@ def _normalise_responses(responses, image_index, n_images):
 
 
 # ---------------------------------------------------------------------------------------------
+# checkpoints: state dicts + JSON metadata, loaded with weights_only=True
+# ---------------------------------------------------------------------------------------------
+CHECKPOINT_FORMAT = 2
+
+
+def _save_checkpoint(path, trunk, readouts, opt, state: dict, key: str) -> None:
+    """One file, written atomically: tensors as state dicts, everything else as a JSON string, so that
+    it loads with ``torch.load(weights_only=True)`` (no pickled objects, no code run on load)."""
+    torch = _torch()
+    meta = {"format": CHECKPOINT_FORMAT, "config": key, "epoch": state["epoch"], "best_score": state["best_score"],
+            "best_epoch": state["best_epoch"], "history": state["history"], "done": state["done"],
+            "has_best": state["best"] is not None}
+    best = state["best"] or {"trunk": {}, "readouts": {}}
+    snapshot = {"trunk": trunk.state_dict(), "readouts": readouts.state_dict(), "optimizer": opt.state_dict(),
+                "best_trunk": best["trunk"], "best_readouts": best["readouts"], "meta": json.dumps(meta)}
+    atomic_write(path, lambda tmp: torch.save(snapshot, tmp), suffix=".pt")
+
+
+def _load_checkpoint(path, device) -> tuple[dict, dict]:
+    """(tensors, state) of a checkpoint written by ``_save_checkpoint``; anything else (another format,
+    a damaged file, a pickle holding objects) is refused with an error naming the file."""
+    import pickle
+
+    torch = _torch()
+    try:
+        saved = torch.load(path, map_location=device, weights_only=True)
+        meta = json.loads(saved["meta"])
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT}")
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError) as err:
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise ValueError(f"checkpoint {path} is not a GNet checkpoint of this version (state dicts + JSON "
+                         f"metadata, loaded with weights_only=True) or is damaged ({type(err).__name__}: "
+                         f"{first}); remove it to train afresh") from None
+    state = {k: meta[k] for k in ("config", "epoch", "best_score", "best_epoch", "history", "done", "has_best")}
+    state["best"] = None
+    return saved, state
+
+
+# ---------------------------------------------------------------------------------------------
 # the estimator
 # ---------------------------------------------------------------------------------------------
 class GNet:
@@ -487,16 +528,18 @@ class GNet:
         if self.checkpoint_dir is not None:
             Path(self.checkpoint_dir).mkdir(parents=True, exist_ok=True)
             ckpt = Path(self.checkpoint_dir) / f"{gname}{'' if train_trunk else '-readouts'}.pt"
+            key = self._config_key(pre, resp, idx, None if train_trunk else trunk)
             if ckpt.exists():
-                saved = torch.load(ckpt, map_location=dev, weights_only=False)
-                if saved.get("config") != self._config_key(resp, idx):
+                saved, state = _load_checkpoint(ckpt, dev)
+                if state.pop("config") != key:
                     raise ValueError(
                         f"checkpoint {ckpt} was written for other data or settings; remove it or use another checkpoint_dir"
                     )
                 trunk.load_state_dict(saved["trunk"])
                 readouts.load_state_dict(saved["readouts"])
                 opt.load_state_dict(saved["optimizer"])
-                state = saved["state"]
+                if state.pop("has_best"):
+                    state["best"] = {"trunk": saved["best_trunk"], "readouts": saved["best_readouts"]}
         order_subjects = sorted(resp)
         t_start = time.time()
         epoch = state["epoch"] + 1
@@ -540,9 +583,7 @@ class GNet:
                       f"holdout median r {score:.3f} (best {state['best_score']:.3f} @ {state['best_epoch'] + 1}), "
                       f"{time.time() - t0:.1f}s", file=sys.stderr, flush=True)
             if ckpt is not None:
-                snapshot = {"trunk": trunk.state_dict(), "readouts": readouts.state_dict(),
-                            "optimizer": opt.state_dict(), "state": state, "config": self._config_key(resp, idx)}
-                atomic_write(ckpt, lambda tmp: torch.save(snapshot, tmp), suffix=".pt")
+                _save_checkpoint(ckpt, trunk, readouts, opt, state, key)
             if self._stop_after_epoch is not None and epoch >= self._stop_after_epoch and not state["done"]:
                 raise KeyboardInterrupt(f"stopped after epoch {epoch} (simulated interruption)")
             epoch += 1
@@ -556,9 +597,20 @@ class GNet:
         return {"trunk": trunk, "readouts": readouts, "stats": stats, "holdout_r": r_ho, "best_epoch": state["best_epoch"],
                 "train_seconds": time.time() - t_start}
 
-    def _config_key(self, resp, idx):
-        h = [self.get_params(), {s: (r.shape, float(np.float64(r).sum()), idx[s].tolist()[:50]) for s, r in resp.items()}]
-        return repr(h)
+    def _config_key(self, pre, resp, idx, frozen_trunk=None) -> str:
+        """Content key of a training run: settings, every prefiltered image, response and row index,
+        and the frozen trunk's weights when only readouts are trained (``brainlike._hash``)."""
+        from brainlike._hash import ContentHasher
+
+        params = {k: v for k, v in self.get_params().items() if k not in ("progress", "checkpoint_dir", "device",
+                                                                          "num_threads")}
+        h = ContentHasher().json(repr(params)).array(pre.maps.detach().cpu().numpy())
+        for s in sorted(resp):
+            h.json(str(s)).array(np.asarray(resp[s])).array(np.asarray(idx[s]))
+        if frozen_trunk is not None:
+            for name, t in frozen_trunk.state_dict().items():
+                h.json(name).array(t.detach().cpu().numpy())
+        return h.hexdigest()
 
     def _forward_rows(self, *args, **kw):
         with self._threads():

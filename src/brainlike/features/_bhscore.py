@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from brainlike._io import atomic_write
+from brainlike._validate import check_inside, check_relpath
 
 from ._store import FeatureSet, LayerFeatures
 
@@ -51,14 +52,22 @@ def export_bhscore(features, root, image_set: str, framework: str, network: str,
     if format not in ("v5", "v7.3"):
         raise ValueError(f"format must be one of ['v5', 'v7.3']; got {format!r}")
     for label, val in (("image_set", image_set), ("framework", framework), ("network", network)):
-        if not isinstance(val, str) or not val or "/" in val:
-            raise ValueError(f"{label} must be a non-empty folder name without '/'; got {val!r}")
+        if not isinstance(val, str):
+            raise ValueError(f"{label} must be a non-empty folder name; got {val!r}")
+        check_relpath(val, label, subfolders=False)
     names = list(features) if layers is None else list(layers)
     out = Path(root) / image_set / framework / network
+    # every name that becomes a file is checked before anything is written: an image id is one file
+    # name in its layer folder (no '/', '..', absolute path or drive letter: no write outside ``root``)
+    for name in names:
+        check_relpath(_layer_dir(name), "layer folder name", subfolders=False)
+        for sid in features[name].ids:
+            check_relpath(sid, f"image id of layer {name!r}", subfolders=False)
     for name in names:
         lf = features[name]
         d = out / _layer_dir(name)
         d.mkdir(parents=True, exist_ok=True)
+        check_inside(d, root, "layer folder")
         n = len(lf.ids)
         for start in range(0, n, rows_per_read):  # a block of rows per read: each chunk is read once
             block = np.asarray(lf.read(slice(None), np.arange(start, min(n, start + rows_per_read))), np.float32)

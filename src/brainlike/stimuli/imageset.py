@@ -17,6 +17,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from brainlike._validate import check_inside, check_relpath
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".ppm", ".pgm", ".pbm")
 BACKGROUND = 128  # gray level that RGBA images are composited over
 
@@ -109,6 +111,11 @@ def _id_from_relpath(rel: str) -> str:
     return str(PurePosixPath(rel).with_suffix(""))
 
 
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    """A zip member stored as a Unix symbolic link (S_IFLNK in the external attributes)."""
+    return (info.external_attr >> 16) & 0o170000 == 0o120000
+
+
 def _is_image_name(name: str) -> bool:
     p = PurePosixPath(name)
     if any(part.startswith(".") or part == "__MACOSX" for part in p.parts):
@@ -133,13 +140,18 @@ class ImageSet:
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_folder(cls, path, name: str | None = None, recursive: bool = True) -> ImageSet:
-        """Images under ``path`` (sub-folders included); ids are the relative paths without extension."""
+        """Images under ``path`` (sub-folders included); ids are the relative paths without extension.
+
+        A file that resolves outside ``path`` (a symbolic link out of the folder) is refused, naming it."""
         root = Path(path)
         if not root.is_dir():
             raise FileNotFoundError(f"path must be an existing folder of images; got {str(path)!r}")
         pattern = "**/*" if recursive else "*"
         rels = [p.relative_to(root).as_posix() for p in root.glob(pattern) if p.is_file()]
         rels = [r for r in rels if _is_image_name(r)]
+        for r in rels:  # an id names a file: it must stay inside the folder, symlinks resolved
+            check_relpath(r, f"image file of {root}")
+            check_inside(root / r, root, f"image file of {root}")
         if not rels:
             raise ValueError(f"image set from {root} is empty: no files ending in {', '.join(IMAGE_EXTENSIONS)}")
         ids = [_id_from_relpath(r) for r in rels]
@@ -152,15 +164,23 @@ class ImageSet:
 
     @classmethod
     def from_zip(cls, path, name: str | None = None) -> ImageSet:
-        """Images in a zip archive, members in any order, with or without one top folder."""
+        """Images in a zip archive, members in any order, with or without one top folder.
+
+        Member names become ids, and ids name files (``export_bhscore``): an absolute name, a drive
+        letter, a backslash, a ``..`` component or a symbolic link is refused, naming the member."""
         zpath = Path(path)
         if not zpath.is_file():
             raise FileNotFoundError(f"path must be an existing .zip file; got {str(path)!r}")
         try:
             with zipfile.ZipFile(zpath) as zf:
-                members = [m.filename for m in zf.infolist() if not m.is_dir() and _is_image_name(m.filename)]
+                infos = zf.infolist()
         except zipfile.BadZipFile as err:
             raise ValueError(f"cannot read zip archive {zpath}: {err}") from err
+        for m in infos:  # zip slip: a member name becomes an id, and ids name files (export_bhscore)
+            check_relpath(m.filename.rstrip("/") if m.is_dir() else m.filename, f"member of {zpath}")
+            if _is_symlink(m):
+                raise ValueError(f"member of {zpath} {m.filename!r} is a symbolic link; image zips must hold files")
+        members = [m.filename for m in infos if not m.is_dir() and _is_image_name(m.filename)]
         if not members:
             raise ValueError(f"image set from {zpath} is empty: no image members ({', '.join(IMAGE_EXTENSIONS)})")
         ids = [_id_from_relpath(r) for r in _strip_common_top(members)]
