@@ -373,16 +373,22 @@ def test_pipeline_dnn_entries_take_a_seed_that_keys_the_features(tmp_path):
     from brainlike.pipeline import load_config
     from brainlike.pipeline.inputs import feature_store_name
 
+    from brainlike.stimuli import ImageSet
+
     def cfg(**dnn):
         return {"name": "t", "out": str(tmp_path), "dataset": "cowley2023_v4", "rois": ["V1", "V2"],
-                "dnns": {"r": {"model": "torchvision:alexnet", "layers": ["conv1", "fc8"], **dnn}}}
+                "dnns": {"r": {"model": "efficientnet_lite0", "layers": ["block1", "block4"], **dnn}}}
 
+    def store(exp):  # the feature cache folder, keyed by the weights the seed gives (as feature_handles)
+        d = exp.dnns["r"]
+        return feature_store_name(d, models.load(d.model, pretrained=d.pretrained, seed=d.seed), images)
+
+    images = ImageSet.from_array(np.zeros((2, 8, 8), np.uint8), ids=["i1", "i2"])
     a, b = load_config(cfg(pretrained=False, seed=3)), load_config(cfg(pretrained=False))
     assert a.dnns["r"].seed == 3 and b.dnns["r"].seed == 0 and a.to_dict()["dnns"]["r"]["seed"] == 3
-    ids = ["i1", "i2"]
-    assert feature_store_name(a.dnns["r"], ids) != feature_store_name(b.dnns["r"], ids)
+    assert store(a) != store(b) and store(a) == store(load_config(cfg(pretrained=False, seed=3)))
     pre = load_config(cfg(pretrained=True, seed=3))
-    assert feature_store_name(pre.dnns["r"], ids) == feature_store_name(load_config(cfg()).dnns["r"], ids)
+    assert store(pre) == store(load_config(cfg()))
     for bad in (-1, 1.5, True, "3"):
         with pytest.raises(ValueError, match=r"'dnns\.r\.seed'"):
             load_config(cfg(pretrained=False, seed=bad))
