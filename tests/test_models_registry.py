@@ -456,6 +456,11 @@ def test_onnx_torchscript_and_plugin_networks_are_extracted_decoded_and_scored(t
     scores = res.scores
     assert set(scores["dnn"]) == {"onnx_net", "ts_net", "plugin_net"}
     assert (scores["n_units"] > 0).all()  # every network's units were decoded and scored
+    import json
+
+    prov = json.loads((res.results_dir / "provenance.json").read_text())
+    assert prov["inputs"]["features"]["plugin_net"]["seed"] == 4 and prov["config"]["dnns"]["plugin_net"]["seed"] == 4
+    assert prov["inputs"]["features"]["onnx_net"]["seed"] is None  # the file's own weights
     dec = pd.read_parquet(res.results_dir / "decoding_accuracy.parquet")
     assert set(dec["dnn"]) == {"onnx_net", "ts_net", "plugin_net"}
     assert np.isfinite(dec["accuracy"]).mean() > 0.5  # dead ReLU units give NaN

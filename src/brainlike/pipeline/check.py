@@ -77,7 +77,7 @@ def _model(dnn):
 
     key = f"dnns.{dnn.name}.model"
     try:
-        model = models.load(dnn.model, pretrained=dnn.pretrained)
+        model = models.load(dnn.model, pretrained=dnn.pretrained, seed=dnn.seed)
     except models.WeightsUnavailableError as err:
         raise ValueError(f"config key '{key}': weights of {dnn.model!r} are not available: {err}") from None
     except ValueError as err:
