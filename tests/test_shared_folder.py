@@ -116,6 +116,7 @@ def test_two_processes_on_one_folder_compute_each_job_once(tmp_path):
     for p, (so, se) in zip(procs, done):
         assert p.returncode == 0, se[-3000:]
     counts = [_jobs_run(se) for _, se in done]
+    print("jobs computed by each process:", [n for n, _ in counts], "of", n_jobs)
     # every job computed exactly once: the two processes' counts add up to the job count (a job
     # computed twice would need another computed never, and then it would be missing)
     assert all(total == n_jobs for _, total in counts)

@@ -10,10 +10,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "report",
         help="write the HTML report and figures of a results folder",
-        description="Read the results tables (decoding/encoding accuracies, BH scores, provenance) and write a "
-        "self-contained index.html plus figures/*.png and *.svg.",
+        description="Read the results tables (decoding/encoding accuracies, BH scores, data quality, provenance) of "
+        "the current results generation of a run (brainlike.pipeline.load_results: checked against its manifest) and "
+        "write a self-contained index.html plus figures/*.png and *.svg.",
     )
-    p.add_argument("results_dir", type=Path, help="results folder (<out> or <out>/results)")
+    p.add_argument("results_dir", type=Path, help="a run's output folder (<out> or <out>/results), or a folder of tables")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: report/ beside results/)")
     p.add_argument("--roi", default=None, help="ROI of the decodability figures (default: most decodable ROI)")
     p.add_argument("--dnn", default=None, help="network of the two-subject figures (default: top BH score)")

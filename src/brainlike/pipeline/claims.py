@@ -131,9 +131,9 @@ class Claims:
         except FileExistsError:
             return False
         try:
+            # no fsync: a claim lost with a machine's power only lets its job run again
             os.write(fd, json.dumps({**self.me, "token": token, "job": key,
                                      "claimed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode())
-            os.fsync(fd)
         finally:
             os.close(fd)
         with self._lock:
