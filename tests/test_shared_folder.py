@@ -126,3 +126,76 @@ def test_two_processes_on_one_folder_compute_each_job_once(tmp_path):
     for name in a.tables:
         pd.testing.assert_frame_equal(a.tables[name], b.tables[name], check_exact=True)
     assert not list((out / "work" / "claims").glob("*.claim"))
+
+
+# ------------------------------------------------------------------------------ the executor's waits
+def _claimed_elsewhere(out, victim: Path, lease_s: float):
+    """Plant another machine's claim on the job of result file ``victim`` (its key from the planner)."""
+    from brainlike.pipeline.jobs import load_context, plan
+
+    work = out / "work"
+    ctx = load_context(sorted(work.glob("context-*.pkl"))[0])
+    jobs = plan(ctx, {"net": ["layer1", "layer2", "layer3", "layer4"]}, ["decoding", "encoding"])
+    job = next(j for j in jobs if j.path(work) == victim)
+    claims = Claims(work / "claims", lease_s=lease_s)
+    path = Path(claims.path(job.key + "|" + job.sig))
+    path.write_text(json.dumps({"host": "elsewhere", "boot": "b", "pid": 1, "token": "theirs"}))
+    return path
+
+
+@pytest.mark.parametrize("scheduler", ["synchronous", "client"])
+def test_a_job_claimed_elsewhere_is_waited_for_then_counted_as_theirs(tmp_path, rng, scheduler):
+    import threading
+
+    from brainlike.pipeline import run_experiment
+    from test_pipeline import make_experiment
+
+    feats, brains = make_experiment(rng)
+    cfg = small_config(tmp_path / "o", execution={"scheduler": "synchronous", "lease_s": 30.0})
+    run_experiment(cfg, brain=brains, features={"net": feats}, progress=False)
+    files = result_files(tmp_path / "o")
+    victim, free = sorted((tmp_path / "o" / "work").rglob("chunk-*.npz"))[3:5]
+    saved = victim.read_bytes()
+    victim.unlink()
+    free.unlink()
+    claim = _claimed_elsewhere(tmp_path / "o", victim, 30.0)
+
+    def the_other_machine_finishes():
+        # once this run is computing (the free job is done again), write the result, release the claim
+        deadline = time.time() + 120
+        while not free.exists() and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        tmp = victim.with_name(victim.name + ".tmp-x")
+        tmp.write_bytes(saved)
+        os.replace(tmp, victim)
+        claim.unlink()
+
+    other = threading.Thread(target=the_other_machine_finishes)
+    other.start()
+    if scheduler == "client":
+        distributed = pytest.importorskip("distributed")
+        with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as c, \
+                distributed.Client(c) as client:
+            res = run_experiment(cfg, brain=brains, features={"net": feats}, progress=False, client=client)
+    else:
+        res = run_experiment(cfg, brain=brains, features={"net": feats}, progress=False)
+    other.join()
+    assert res.summary["n_run"] == 1 and res.summary["n_by_others"] == 1
+    assert result_files(tmp_path / "o") == files
+
+
+def test_an_expired_claim_of_another_machine_is_taken_over(tmp_path, rng):
+    from brainlike.pipeline import run_experiment
+    from test_pipeline import make_experiment
+
+    feats, brains = make_experiment(rng)
+    cfg = small_config(tmp_path / "o", execution={"scheduler": "synchronous", "lease_s": 0.5})
+    run_experiment(cfg, brain=brains, features={"net": feats}, progress=False)
+    files = result_files(tmp_path / "o")
+    victim = sorted((tmp_path / "o" / "work").rglob("chunk-*.npz"))[3]
+    victim.unlink()
+    _claimed_elsewhere(tmp_path / "o", victim, 0.5)  # never renewed: its machine is gone
+    res = run_experiment(cfg, brain=brains, features={"net": feats}, progress=False)
+    assert res.summary["n_run"] == 1 and res.summary["claims_taken_over"] == 1
+    assert result_files(tmp_path / "o") == files
