@@ -80,7 +80,7 @@ def _model(dnn):
         model = models.load(dnn.model, pretrained=dnn.pretrained, seed=dnn.seed)
     except models.WeightsUnavailableError as err:
         raise ValueError(f"config key '{key}': weights of {dnn.model!r} are not available: {err}") from None
-    except ValueError as err:
+    except (ValueError, ImportError, FileNotFoundError) as err:  # ImportError: its package is not installed
         raise ValueError(f"config key '{key}': {err}") from None
     if dnn.input_size is not None:
         import dataclasses
