@@ -208,10 +208,16 @@ def test_damaged_checksum_record_means_verify_from_scratch(home, server, damage,
     assert not (home / ".verify").exists() or not any((home / ".verify").iterdir())
 
 
-def test_damaged_record_offline_refuses_rather_than_trusts(home, server):
+def test_damaged_record_offline_refuses_rather_than_trusts(home, server, tmp_path, monkeypatch):
     rf = RemoteFile("y/data.bin", server.url + "/data.bin", None)
     _fetch.resolve_file(rf, progress=False)
     (home / ".brainlike-checksums.json").write_text('{"y/data.bin": "')
+    monkeypatch.setenv("BRAINLIKE_DATA_MIRROR", str(tmp_path / "empty-mirror"))  # the mirror forbids downloads
+    n = len(server.requests)
+    with pytest.raises(DataNotAvailableError, match=r"no recorded checksum.*may not be downloaded here"):
+        _fetch.resolve_file(rf, progress=False)
+    assert len(server.requests) == n
+    monkeypatch.delenv("BRAINLIKE_DATA_MIRROR")
     server.close()
     with pytest.raises(DataNotAvailableError, match=r"data\.bin has no recorded checksum.*cannot be verified"):
         _fetch.resolve_file(rf, progress=False)

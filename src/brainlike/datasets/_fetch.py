@@ -255,8 +255,8 @@ def resolve_file(rf: RemoteFile, *, download: bool = True, progress: bool = True
     cand = home / rf.path
     if cand.is_file():
         expected = rf.sha256 or _recorded(home).get(rf.path)
-        if expected is None:
-            expected = _verify_from_scratch(rf, cand, home, download=download, progress=progress)
+        if expected is None:  # never downloads while the offline mirror is set
+            expected = _verify_from_scratch(rf, cand, home, download=download and mirror is None, progress=progress)
         verify(cand, expected, rf.path)
         return cand
     where = f"mirror {mirror} nor data home {home}" if mirror is not None else f"data home {home}"
@@ -293,7 +293,8 @@ def _verify_from_scratch(rf: RemoteFile, local: Path, home: Path, *, download: b
         return digest
     if not download:
         raise DataNotAvailableError(f"{local} has no recorded checksum (the record {_recorded_path(home)} is "
-                                    "missing or was damaged) and may not be downloaded to verify it")
+                                    "missing or was damaged) and may not be downloaded here to verify it "
+                                    "(offline mirror set, or download=False)")
     scratch = home / ".verify" / f"{os.getpid()}-{threading.get_ident()}"
     try:
         try:
