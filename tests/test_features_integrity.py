@@ -203,6 +203,13 @@ def test_damaged_top_metadata_and_old_format_are_named(clean, tmp_path, images):
         features.verify(store)
     with pytest.raises(ValueError, match="format 1"):
         features.extract(tiny(), images, LAYERS, store=store, batch_size=4, progress=False)
+    meta["attributes"]["brainlike_features"]["format"] = 2
+    meta["attributes"]["brainlike_features"]["ids"][3] = "im99"  # parses, but is not what was written
+    (store / "zarr.json").write_text(json.dumps(meta))
+    for call in (lambda: FeatureSet.open(store), lambda: features.verify(store),
+                 lambda: features.extract(tiny(), images, LAYERS, store=store, batch_size=4, progress=False)):
+        with pytest.raises(DamagedStoreError, match="zarr.json: store metadata .* damaged.*delete the store"):
+            call()
     (store / "zarr.json").write_text("{")
     with pytest.raises(ValueError, match="zarr.json is missing or damaged"):
         FeatureSet.open(store)

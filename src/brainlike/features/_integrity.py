@@ -48,7 +48,7 @@ class Problem:
 
     def __str__(self) -> str:
         where = [f"layer {self.layer!r}"] * (self.layer is not None) + [f"batch {self.batch}"] * (self.batch is not None)
-        return f"{self.file} ({', '.join(where)}): {self.what}"
+        return f"{self.file} ({', '.join(where)}): {self.what}" if where else f"{self.file}: {self.what}"
 
 
 class DamagedStoreError(ValueError):
@@ -62,7 +62,7 @@ class DamagedStoreError(ValueError):
         fix = ("Run extract again with the same request (`brainlike extract ...` or features.extract) to recompute "
                "the damaged batches")
         if any(p.batch is None for p in self.problems):
-            fix = "Array metadata cannot be recomputed batch by batch: delete the store folder and extract again"
+            fix = "Metadata cannot be recomputed batch by batch: delete the store folder and extract again"
         super().__init__(f"feature store {self.store} is damaged: {shown}{more}. {fix}")
 
 

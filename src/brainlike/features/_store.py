@@ -34,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .._hash import hash_file
+from .._hash import hash_file, hash_json
 from ._integrity import (
     DONE,
     CheckedStore,
     DamagedStoreError,
+    Problem,
     RecordingStore,
     StoreState,
     check_store,
@@ -224,7 +225,14 @@ def _store_meta(path: Path) -> dict:
         raise ValueError(f"store {str(path)!r} has format {meta.get('format')!r}, written by another version of "
                          f"brainlike (this one reads format {FORMAT_VERSION}, with chunk checksums); extract "
                          "into another folder (or delete that one)")
+    if meta.get("check") != _meta_check(meta):
+        raise DamagedStoreError(path, [Problem("zarr.json", None, None, "store metadata (ids, layers, request) "
+                                                                        "damaged: its checksum does not match")])
     return meta
+
+
+def _meta_check(meta: dict) -> str:
+    return hash_json({k: v for k, v in meta.items() if k != "check"})
 
 
 def _featureset_from_meta(path: Path, meta: dict, state: StoreState, keepalive=None) -> FeatureSet:
@@ -488,6 +496,7 @@ def _create_store(path: Path, meta: dict, n: int, batch_size: int, dtype) -> Non
             group.create_array(spec["array"], shape=(n, n_units), chunks=(batch_size, spec["unit_chunk"]),
                                dtype=np.dtype(dtype).name, compressors=codec, fill_value=0, config=_ZARR_WRITE)
         meta["array_meta"] = {spec["array"]: hash_file(tmp / spec["array"] / "zarr.json") for spec in meta["layers"]}
+        meta["check"] = _meta_check(meta)
         group.attrs[ATTR] = meta
         (tmp / DONE).mkdir()
         if path.exists():  # an empty folder given by the user
@@ -567,9 +576,7 @@ def extract(model, stimuli, layers, store=None, batch_size: int = 32, device="cp
         }
         _create_store(path, meta, n, bs, dtype)
         created = True
-    elif meta.get("format") != FORMAT_VERSION:
-        _store_meta(path)  # the error naming the format
-    elif meta.get("key") != key:
+    elif _store_meta(path) and meta.get("key") != key:  # (_store_meta: format and metadata checksum)
         old = meta.get("request", {})
         raise ValueError(
             f"store {str(path)!r} was written for another request (model {old.get('model')!r}, layers "
