@@ -512,10 +512,16 @@ def test_bhscore_settings_with_a_feature_tree(tmp_path, rng):
                                r.sort_values(["roi", "layer", "unit"])["accuracy"].to_numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_subject_names_map_to_loader_numbers():
+def test_subject_names_are_passed_as_they_are_unless_the_loader_numbers_subjects():
     from brainlike.pipeline.inputs import subject_value
 
-    assert [subject_value(s) for s in ("sub-01", "sub-3", "S02", "1", "WE")] == [1, 3, 2, 1, "WE"]
+    # loaders named by string keep the names (shen2019_deeprecon wants 'sub-01')
+    assert [subject_value(s, "shen2019_deeprecon") for s in ("sub-01", "sub-3", "WE")] == ["sub-01", "sub-3", "WE"]
+    assert subject_value("sub-01") == "sub-01"  # no dataset: never coerced
+    # loaders that number subjects (declared default 1) get the number
+    assert [subject_value(s, "horikawa2017_god") for s in ("sub-01", "sub-3", "S02", "1")] == [1, 3, 2, 1]
+    with pytest.raises(ValueError, match="numbers its subjects"):
+        subject_value("WE", "horikawa2017_god")
 
 
 # ------------------------------------------------------------------------------------------- CLI

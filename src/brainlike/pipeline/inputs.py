@@ -33,7 +33,7 @@ def load_brain(exp: Experiment, brain=None) -> dict[str, object]:
             key = exp.dataset["subject_option"]
             out = {}
             for s in exp.subjects:
-                out[s] = datasets.load_brain(name, **{**opts, key: subject_value(s)})
+                out[s] = datasets.load_brain(name, **{**opts, key: subject_value(s, name, key)})
                 if hasattr(out[s], "subject"):
                     out[s].subject = s
             return out
@@ -57,12 +57,29 @@ def load_brain(exp: Experiment, brain=None) -> dict[str, object]:
     return items
 
 
-def subject_value(name: str):
-    """'sub-01' / '01' / '1' -> 1 (loaders number subjects); other names are passed as they are."""
+def subject_value(name: str, dataset: str | None = None, option: str = "subject"):
+    """The value given to a dataset loader's subject option for the config's subject ``name``.
+
+    Names are passed as they are (``sub-01`` stays ``sub-01``), except for a registered dataset
+    whose loader numbers its subjects (its declared default for ``option`` is an integer, e.g.
+    ``horikawa2017_god``, ``nsd``): there ``sub-01`` / ``S1`` / ``1`` give ``1``. A name without a
+    number for such a loader is an error naming the dataset.
+    """
     import re
 
-    m = re.fullmatch(r"(?:sub-?|subject-?|s)?0*(\d+)", str(name), flags=re.I)
-    return int(m.group(1)) if m else name
+    default = None
+    if dataset is not None:
+        from brainlike import datasets
+
+        if dataset in datasets.list_datasets():
+            default = datasets.info(dataset).options.get(option, (None, ""))[0]
+    if isinstance(default, bool) or not isinstance(default, int):
+        return name
+    m = re.fullmatch(r"(?:sub-?|subject-?|subj|s)?0*(\d+)", str(name), flags=re.I)
+    if m is None:
+        raise ValueError(f"config key 'subjects': dataset {dataset!r} numbers its subjects ({option}=1, 2, ...); "
+                         f"got {name!r}")
+    return int(m.group(1))
 
 
 class NpyLayer:
