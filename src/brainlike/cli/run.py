@@ -24,6 +24,10 @@ def register(subparsers) -> None:
     p.add_argument("--dataset", default=None, help="dataset name (for configs without one, e.g. settings.json)")
     p.add_argument("--features", default=None, metavar="ROOT",
                    help="BHscore feature tree (features/<image set>): each DNN's 'dir' is read below ROOT")
+    p.add_argument("--bhscore-data", default=None, metavar="DATA",
+                   help="BHscore's data/ folder as its scripts lay it out: fMRI from DATA/fmri, features of each "
+                   "DNN 'dir' from DATA/features/ImageNetTraining and DATA/features/ImageNetTest; accuracies are "
+                   "also written in BHscore's trees under --out")
     p.add_argument("--check", action="store_true",
                    help="validate the config and resolve its dataset, subjects, ROIs, stimuli, models, layers and "
                    "scheduler as the run would (brainlike.pipeline.check_experiment); print what would run; "
@@ -44,6 +48,8 @@ def run(args) -> int:
     overrides = {"out": args.out}
     if args.dataset:
         overrides["dataset"] = args.dataset
+    if args.bhscore_data is not None:
+        overrides["bhscore_data"] = args.bhscore_data
     if args.scheduler or args.workers:
         overrides["execution"] = {k: v for k, v in (("scheduler", args.scheduler), ("n_workers", args.workers)) if v}
     if args.check:

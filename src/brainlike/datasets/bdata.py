@@ -63,6 +63,17 @@ def _labels_from_column(values: np.ndarray, vmap: dict | None) -> np.ndarray:
     return np.array([float_label_to_id(v) for v in vals])
 
 
+def _labels_from_index(values: np.ndarray, labels, key: str, path) -> np.ndarray:
+    """1-based indices -> labels (bdpy ``Features.index = arange(len(labels)) + 1``, features.py l.255)."""
+    labels = np.asarray([str(x) for x in labels])
+    vals = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(vals) | (np.mod(vals, 1) != 0) | (vals < 1) | (vals > labels.size)
+    if bad.any():
+        raise ValueError(f"{path}: {int(bad.sum())} '{key}' value(s) are not indices 1..{labels.size} of the "
+                         f"{labels.size} feature files, e.g. {vals[bad][:5].tolist()}")
+    return labels[vals.astype(np.int64) - 1]
+
+
 def load_bdata(
     path,
     roi=None,
@@ -72,6 +83,8 @@ def load_bdata(
     subject: str = "",
     nan: str = "warn",
     dtype=np.float32,
+    index_labels=None,
+    extra_labels=(),
 ) -> BrainData:
     """Read a BData HDF5 file into ``BrainData``.
 
@@ -80,6 +93,12 @@ def load_bdata(
     ``stimulus_name``, ``stimulus_id``, ``Label``, ``image_index`` present). ``split``: the split of
     every sample (default: from a ``DataType`` column, 1/2/3 = train/test/imagery, if present).
     Runs go to ``sample_info["run"]``.
+
+    ``index_labels``: the label column holds 1-based indices into this list (BHscore's
+    ``image_index`` into bdpy ``Features.labels``, see :mod:`brainlike.datasets.bhscore_data`);
+    the stimulus ids are its entries. ``extra_labels``: further metadata keys read into
+    ``sample_info[key]`` as labels (through the file's vmap when it has one), e.g. to check
+    ``stimulus_name`` against the ids.
     """
     p = Path(path)
     with open_hdf5(p) as f:
@@ -124,7 +143,11 @@ def load_bdata(
                 raise ValueError(f"{p}: no stimulus label column among {LABEL_KEYS}; pass label_key (keys: {keys})")
         elif label_key not in cols:
             raise ValueError(f"label_key must be one of the metadata keys {keys}; got {label_key!r}")
-        meta_keys = [k for k in (label_key, "Run", "Block", "Session", "DataType") if k in cols]
+        for key in extra_labels:
+            if key not in cols:
+                raise ValueError(f"extra_labels: {key!r} is not a metadata key of {p}; keys are {keys}")
+        meta_keys = list(dict.fromkeys(
+            [k for k in (label_key, "Run", "Block", "Session", "DataType") if k in cols] + list(extra_labels)))
         meta_idx = {}
         for key in meta_keys:
             idx = np.flatnonzero(cols[key])
@@ -137,8 +160,11 @@ def load_bdata(
         def column(key):
             return meta_cols[key]
 
-        ids = _labels_from_column(column(label_key), vmaps.get(label_key))
-        sample_info = {}
+        if index_labels is None:
+            ids = _labels_from_column(column(label_key), vmaps.get(label_key))
+        else:
+            ids = _labels_from_index(column(label_key), index_labels, label_key, p)
+        sample_info = {k: _labels_from_column(column(k), vmaps.get(k)) for k in extra_labels}
         for k, out in (("Run", "run"), ("Block", "block"), ("Session", "session")):
             if k in cols:
                 sample_info[out] = column(k).astype(np.int64)

@@ -42,6 +42,7 @@ __all__ = [
     "read_accuracy_file",
     "read_accuracy_tree",
     "write_accuracy_tree",
+    "write_accuracy_file",
     "find_tree_root",
     "decoding_arrays",
     "encoding_arrays",
@@ -165,6 +166,24 @@ def read_accuracy_tree(root, settings: dict, dnns=None, kind: str | None = None)
     return tree
 
 
+def write_accuracy_file(path, accuracy, *, dtype=np.float32, python_metadata: bool = True) -> Path:
+    """Write one ``accuracy.mat`` as BHscore's scripts do (atomically).
+
+    ``decoding/feature_decoding_predict.py`` l.229-230 and ``encoding/featenc_fastl2lir_predict.py``
+    l.222-223 call bdpy's ``save_array(file, accuracy, key='accuracy', dtype=np.float32)``, i.e.
+    ``hdf5storage.savemat(..., format='7.3', oned_as='column', store_python_metadata=True)``
+    (``bdpy/dataform/sparse.py`` ``save_array``), with ``accuracy`` of shape ``(1,) + unit shape``.
+    """
+    import hdf5storage
+
+    arr = np.asarray(accuracy).astype(dtype)
+    mdict = {"accuracy": arr}
+    # truncate: the temporary file exists (empty); recreating it writes the MATLAB 7.3 header
+    return atomic_write(Path(path), lambda tmp: hdf5storage.savemat(
+        tmp, mdict, format="7.3", oned_as="column", store_python_metadata=python_metadata, truncate_existing=True),
+        suffix=".mat")
+
+
 def write_accuracy_tree(root, settings: dict, tree: dict) -> list[Path]:
     """Write ``tree[dnn][layer][subject][roi]`` arrays as ``accuracy.mat`` files (hdf5storage).
 
@@ -172,8 +191,6 @@ def write_accuracy_tree(root, settings: dict, tree: dict) -> list[Path]:
     results to code that reads BHscore's files). Each file is written to a temporary name then
     renamed. Returns the paths written.
     """
-    import hdf5storage
-
     if not isinstance(settings, dict):
         settings = read_settings(settings)
     out = []
@@ -183,11 +200,8 @@ def write_accuracy_tree(root, settings: dict, tree: dict) -> list[Path]:
             for sub, rois in subs.items():
                 for roi, acc in rois.items():
                     p = Path(root) / d / layer / sub / roi / "accuracy.mat"
-                    mdict = {"accuracy": np.asarray(acc, dtype=np.float64)[None, :]}
-                    # truncate: the temporary file exists (empty); recreating it writes the MATLAB 7.3 header
-                    atomic_write(p, lambda tmp, m=mdict: hdf5storage.savemat(
-                        tmp, m, format="7.3", oned_as="row", store_python_metadata=False, truncate_existing=True),
-                        suffix=".mat")
+                    write_accuracy_file(p, np.asarray(acc, dtype=np.float64)[None, :], dtype=np.float64,
+                                        python_metadata=False)
                     out.append(p)
     return out
 

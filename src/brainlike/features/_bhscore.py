@@ -96,39 +96,65 @@ def _load_feat(path: Path) -> np.ndarray:
 
 
 def import_bhscore(root, image_set: str | None = None, framework: str | None = None, network: str | None = None,
-                   layers=None, ids=None) -> FeatureSet:
+                   layers=None, ids=None, feature_index=None) -> FeatureSet:
     """Read BHscore-layout features into an in-memory ``FeatureSet`` (ids natural-sorted or as given).
 
     ``root`` is the ``features`` folder (with ``image_set/framework/network`` below it) or, when those
-    are None, the network folder itself. Every layer must hold the same image ids.
+    are None, the network folder itself, or a list of network folders (BHscore keeps training and
+    test images in two trees, ``features/ImageNetTraining/<dir>`` and ``features/ImageNetTest/<dir>``):
+    each id is read from the one folder that holds it. Every layer must hold the same image ids.
+    ``feature_index``: a bdpy ``feature_index`` file (``index_random1000.mat``): only those units
+    of each layer, after C-order flattening, as bdpy's ``Features`` selects them.
     """
     from ..stimuli import natural_key
 
-    base = Path(root)
-    if image_set is not None:
-        base = base / image_set / (framework or "") / (network or "")
-    if not base.is_dir():
-        raise FileNotFoundError(f"BHscore feature folder not found: {base}")
-    avail = sorted((p.name for p in base.iterdir() if p.is_dir()), key=natural_key)
+    roots = list(root) if isinstance(root, (list, tuple)) else [root]
+    if not roots:
+        raise ValueError("root must name at least one feature folder")
+    bases = []
+    for r in roots:
+        base = Path(r)
+        if image_set is not None:
+            base = base / image_set / (framework or "") / (network or "")
+        if not base.is_dir():
+            raise FileNotFoundError(f"BHscore feature folder not found: {base}")
+        bases.append(base)
+    avail = sorted((p.name for p in bases[0].iterdir() if p.is_dir()), key=natural_key)
     if not avail:
-        raise ValueError(f"no layer folders under {base}")
+        raise ValueError(f"no layer folders under {bases[0]}")
+    for b in bases[1:]:
+        other = sorted((p.name for p in b.iterdir() if p.is_dir()), key=natural_key)
+        if other != avail:
+            raise ValueError(f"feature folders {bases[0]} and {b} hold different layers: {avail} vs {other}")
     if layers is None:
         chosen = avail
     else:
         chosen = [_layer_dir(n) for n in ([layers] if isinstance(layers, str) else layers)]
         unknown = [c for c in chosen if c not in avail]
         if unknown:
-            raise ValueError(f"layers {unknown} not found under {base}; available: {avail}")
+            raise ValueError(f"layers {unknown} not found under {bases[0]}; available: {avail}")
+    index = None
+    if feature_index is not None:
+        from ..datasets.bhscore_data import read_feature_index
+
+        index = read_feature_index(feature_index, chosen)
+    where = " and ".join(str(b) for b in bases)
     out = {}
     ref_ids = None
     for lname in chosen:
-        files = {p.stem: p for p in (base / lname).glob("*.mat")}
+        files = {}
+        for b in bases:
+            for p in (b / lname).glob("*.mat"):
+                if p.stem in files:
+                    raise ValueError(f"image {p.stem!r} of layer {lname!r} is in two feature folders: "
+                                     f"{files[p.stem]} and {p}")
+                files[p.stem] = p
         if not files:
-            raise ValueError(f"layer folder {base / lname} holds no .mat files")
+            raise ValueError(f"layer folder {lname!r} holds no .mat files in {where}")
         layer_ids = sorted(files, key=natural_key) if ids is None else [str(i) for i in ids]
         missing = [i for i in layer_ids if i not in files]
         if missing:
-            raise ValueError(f"layer {lname!r}: no file for ids {missing[:5]} ({len(missing)} in all) in {base / lname}")
+            raise ValueError(f"layer {lname!r}: no file for ids {missing[:5]} ({len(missing)} in all) in {where}")
         if ref_ids is None:
             ref_ids = layer_ids
         elif set(layer_ids) != set(ref_ids):
@@ -146,6 +172,13 @@ def import_bhscore(root, image_set: str | None = None, framework: str | None = N
             elif shape != unit_shape:
                 raise ValueError(f"{files[sid]}: feat shape {f.shape} differs from the layer's (1, {unit_shape})")
             rows.append(f.reshape(-1).astype(np.float32))
+        arr = np.stack(rows)
+        if index is not None:
+            sel = index[lname]
+            if sel.max() >= arr.shape[1]:
+                raise ValueError(f"{feature_index}: the index of layer {lname!r} goes up to {int(sel.max())}, but the "
+                                 f"layer has {arr.shape[1]} units")
+            arr, unit_shape = np.ascontiguousarray(arr[:, sel]), (sel.size,)
         name = lname.replace(":", "/")
-        out[name] = LayerFeatures(np.stack(rows), ref_ids, unit_shape, name=name)
-    return FeatureSet(out, ref_ids, path=str(base))
+        out[name] = LayerFeatures(arr, ref_ids, unit_shape, name=name)
+    return FeatureSet(out, ref_ids, path=str(bases[0]) if len(bases) == 1 else where)

@@ -71,9 +71,16 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _DNN_KEYS = {"model", "layers", "pretrained", "seed", "features", "dir", "layer_labels", "batch_size", "control",
-             "input_size"}
+             "input_size", "feature_index"}
 CONTROLS = ("layer_shuffled",)
 _DATASET_KEYS = {"name", "options", "subject_option"}
+# local files instead of a registered name: {format: ..., path: ..., <format options>}
+DATASET_FORMATS = {
+    "bhscore": {"path"},  # BHscore's data/ folder (fmri/ and features/), see datasets.bhscore_data
+    "bdata": {"path", "splits", "label"},  # BData HDF5 file(s); path may hold {subject} and {split}
+    "npz": {"path", "splits"},  # .npz per subject: responses, stimulus_ids, split, roi_<NAME> masks
+    "bids": {"path", "options"},  # a BIDS folder read by datasets.load_horikawa_bids(path, subject, **options)
+}
 _STIMULI_KEYS = {"folder", "zip", "npz", "hdf5", "key", "dataset"}
 
 
@@ -86,12 +93,13 @@ class DNN:
     model: str | None = None  # brainlike.models.load name
     pretrained: bool = True
     seed: int = 0  # random weights (pretrained: false) are drawn from this seed
-    features: str | None = None  # a BHscore-layout feature tree (features/<image set>/...)
+    features: str | list[str] | None = None  # BHscore-layout network folder(s) (features/<image set>/<dir>)
     dir: str | None = None  # BHscore settings' "dir" (framework/network inside the feature tree)
     layer_labels: list[str] | None = None  # display names (default: the layer names)
     batch_size: int = 32
     control: str | None = None  # "layer_shuffled": units dealt out to the layers at random (no hierarchy)
     input_size: int | None = None  # images resized to this instead of the model's own input size
+    feature_index: str | None = None  # bdpy feature_index file (BHscore's index_random1000.mat): units kept per layer
 
 
 @dataclass
@@ -130,7 +138,7 @@ class Experiment:
                 k: {"model": d.model, "layers": d.layers, "pretrained": d.pretrained, "seed": d.seed,
                     "features": d.features,
                     "dir": d.dir, "layer_labels": d.layer_labels, "batch_size": d.batch_size,
-                    "control": d.control, "input_size": d.input_size}
+                    "control": d.control, "input_size": d.input_size, "feature_index": d.feature_index}
                 for k, d in self.dnns.items()
             },
             "decoding": self.decoding,
@@ -225,8 +233,10 @@ def from_bhscore_settings(raw: dict) -> dict:
             raise ValueError(f"config key 'dnns.{name}.{unknown[0]}' is not known in BHscore settings; "
                              f"expected 'dir' and 'layers'")
         dnns[name] = {"dir": d["dir"], "layers": d.get("layers")}
+    # BHscore decodes every unit of its feature files (feature_decoding_train.py l.164: the whole
+    # layer; its published features already hold the 1000 random units per layer)
     return {"name": "bhscore", "subjects": raw["subjects"], "rois": raw["rois"], "dnns": dnns,
-            "analyses": ["decoding"], "encoding": {"method": "recipe"}}
+            "analyses": ["decoding"], "decoding": {"units_per_layer": None}, "encoding": {"method": "recipe"}}
 
 
 def read_config_file(path) -> dict:
@@ -319,6 +329,7 @@ def load_config(config, **overrides) -> Experiment:
     config file's folder.
     """
     features_root = overrides.pop("features_root", None)
+    bhscore_data = overrides.pop("bhscore_data", None)
     if isinstance(config, Experiment):
         raw, source = copy.deepcopy(config.raw), config.source
     elif isinstance(config, (str, Path)):
@@ -343,7 +354,34 @@ def load_config(config, **overrides) -> Experiment:
         for name, d in (raw.get("dnns") or {}).items():
             if isinstance(d, dict) and d.get("dir") and not d.get("model") and not d.get("features"):
                 d["features"] = str(Path(features_root) / d["dir"])
+    if bhscore_data is not None:
+        apply_bhscore_data(raw, bhscore_data)
     return validate(raw, source=source)
+
+
+def apply_bhscore_data(raw: dict, data) -> dict:
+    """Point a config at BHscore's ``data/`` folder: its fMRI files and its two feature trees.
+
+    The dataset becomes ``{format: bhscore, path: DATA}`` (unless the config names one); each DNN
+    with a ``dir`` and no ``model``/``features`` reads ``DATA/features/ImageNetTraining/<dir>`` and
+    ``DATA/features/ImageNetTest/<dir>``, with ``index_random1000.mat`` of the training tree's
+    network folder when it is there (see :mod:`brainlike.datasets.bhscore_data`).
+    """
+    from brainlike.datasets.bhscore_data import FEATURE_TREES, INDEX_FILE
+
+    data = Path(data)
+    if not data.is_dir():
+        raise FileNotFoundError(f"--bhscore-data: folder not found: {data} (BHscore's data/ folder, with fmri/ "
+                                "and features/ inside)")
+    if raw.get("dataset") is None:
+        raw["dataset"] = {"format": "bhscore", "path": str(data)}
+    for d in (raw.get("dnns") or {}).values():
+        if isinstance(d, dict) and d.get("dir") and not d.get("model") and not d.get("features"):
+            d["features"] = [str(data / FEATURE_TREES[s] / d["dir"]) for s in ("train", "test")]
+            index = data / FEATURE_TREES["train"] / d["dir"] / INDEX_FILE
+            if d.get("feature_index") is None and index.is_file():
+                d["feature_index"] = str(index)
+    return raw
 
 
 def _resolve_paths(raw: dict, base: Path) -> dict:
@@ -362,7 +400,37 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
         for d in raw["dnns"].values():
             if isinstance(d, dict) and isinstance(d.get("features"), str):
                 d["features"] = fix(d["features"])
+            elif isinstance(d, dict) and isinstance(d.get("features"), list):
+                d["features"] = [fix(f) if isinstance(f, str) else f for f in d["features"]]
+            if isinstance(d, dict) and isinstance(d.get("feature_index"), str):
+                d["feature_index"] = fix(d["feature_index"])
+    if isinstance(raw.get("dataset"), dict) and isinstance(raw["dataset"].get("path"), str):
+        raw["dataset"]["path"] = fix(raw["dataset"]["path"])
     return raw
+
+
+def _local_dataset(spec: dict) -> dict:
+    """Check ``dataset: {format: ..., path: ..., ...}`` (local files, no registry entry)."""
+    fmt = spec["format"]
+    if fmt not in DATASET_FORMATS:
+        raise _err("dataset.format", f"one of {sorted(DATASET_FORMATS)}", fmt)
+    allowed = DATASET_FORMATS[fmt] | {"format"}
+    bad = sorted(set(spec) - allowed)
+    if bad:
+        raise ValueError(f"config key 'dataset.{bad[0]}' is not known for format {fmt!r}; expected one of {sorted(allowed)}")
+    path = spec.get("path")
+    if not isinstance(path, str) or not path:
+        raise _err("dataset.path", "a file or folder path (may hold {subject} / {split})", path)
+    splits = spec.get("splits")
+    if splits is not None and not (isinstance(splits, dict) and splits and set(splits) <= {"train", "test"}
+                                   and all(isinstance(v, str) for v in splits.values())):
+        raise _err("dataset.splits", "{train: VALUE, test: VALUE} (substituted for {split} in path)", splits)
+    for key in ("label",):
+        if spec.get(key) is not None and not isinstance(spec[key], str):
+            raise _err(f"dataset.{key}", "a metadata key name", spec[key])
+    if spec.get("options") is not None and not isinstance(spec["options"], dict):
+        raise _err("dataset.options", "a mapping of loader options", spec["options"])
+    return {k: copy.deepcopy(v) for k, v in spec.items()}
 
 
 def validate(raw: dict, source: str = "<dict>") -> Experiment:
@@ -419,8 +487,12 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
         if model is not None and not isinstance(model, str):
             raise _err(f"{key}.model", "a model name such as 'torchvision:alexnet'", model)
         features = d.get("features")
-        if features is not None and not isinstance(features, str):
-            raise _err(f"{key}.features", "a folder path", features)
+        if features is not None and not (isinstance(features, str) or (
+                isinstance(features, list) and features and all(isinstance(f, str) and f for f in features))):
+            raise _err(f"{key}.features", "a folder path or a list of folder paths", features)
+        feature_index = d.get("feature_index")
+        if feature_index is not None and not isinstance(feature_index, str):
+            raise _err(f"{key}.feature_index", "null or the path of a bdpy feature_index file", feature_index)
         if model is None and features is None and d.get("dir") is None:
             raise _err(key, "'model' (a brainlike.models name) or 'features' (a feature tree)", d)
         pretrained = d.get("pretrained", True)
@@ -444,7 +516,7 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
             raise _err(f"{key}.control", f"null or one of {list(CONTROLS)}", control)
         dnns[dname] = DNN(name=dname, layers=layers, model=model, pretrained=pretrained, seed=dseed, features=features,
                           dir=d.get("dir"), layer_labels=labels, batch_size=bs, control=control,
-                          input_size=input_size)
+                          input_size=input_size, feature_index=feature_index)
 
     subjects = _str_list(cfg["subjects"], "subjects")
     rois = _str_list(cfg["rois"], "rois")
@@ -457,16 +529,20 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
             dataset = {"name": dataset}
         if not isinstance(dataset, dict):
             raise _err("dataset", "a dataset name or {name: ..., options: {...}}", dataset)
-        bad = sorted(set(dataset) - _DATASET_KEYS)
-        if bad:
-            raise ValueError(f"config key 'dataset.{bad[0]}' is not known; expected one of {sorted(_DATASET_KEYS)}")
-        if not isinstance(dataset.get("name"), str):
-            raise _err("dataset.name", "a registered dataset name (brainlike.datasets.list_datasets())",
-                       dataset.get("name"))
-        if not isinstance(dataset.get("options", {}), dict):
-            raise _err("dataset.options", "a mapping of loader options", dataset.get("options"))
-        dataset = {"name": dataset["name"], "options": dict(dataset.get("options") or {}),
-                   "subject_option": dataset.get("subject_option", "subject")}
+        if "format" in dataset:
+            dataset = _local_dataset(dataset)
+        else:
+            bad = sorted(set(dataset) - _DATASET_KEYS)
+            if bad:
+                raise ValueError(f"config key 'dataset.{bad[0]}' is not known; expected one of "
+                                 f"{sorted(_DATASET_KEYS)}, or 'format' and 'path' for local files")
+            if not isinstance(dataset.get("name"), str):
+                raise _err("dataset.name", "a registered dataset name (brainlike.datasets.list_datasets())",
+                           dataset.get("name"))
+            if not isinstance(dataset.get("options", {}), dict):
+                raise _err("dataset.options", "a mapping of loader options", dataset.get("options"))
+            dataset = {"name": dataset["name"], "options": dict(dataset.get("options") or {}),
+                       "subject_option": dataset.get("subject_option", "subject")}
     stimuli = cfg["stimuli"]
     if stimuli is not None:
         if not isinstance(stimuli, dict) or not (set(stimuli) & {"folder", "zip", "npz", "hdf5"}):

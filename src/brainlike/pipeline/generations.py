@@ -37,8 +37,9 @@ log = logging.getLogger("brainlike")
 INCOMPLETE = ".incomplete"
 MANIFEST = "MANIFEST.json"
 TABLES = ("decoding_accuracy", "encoding_accuracy", "bh_scores", "data_quality")
-LINKED = ("results", "report", "decodability")  # OUT/<name> -> current/<name>
-CHECKED = ("results", "decodability")  # folders whose files the manifest lists
+# OUT/<name> -> current/<name>; decoding_accuracy / encoding_accuracy: BHscore's trees (pipeline.bhscore_tree)
+LINKED = ("results", "report", "decodability", "decoding_accuracy", "encoding_accuracy")
+CHECKED = ("results", "decodability", "decoding_accuracy", "encoding_accuracy")  # folders the manifest lists
 
 
 class ResultsError(ValueError):

@@ -28,6 +28,14 @@ def load_brain(exp: Experiment, brain=None) -> dict[str, object]:
                              "or pass brain data to run_experiment(brain=...)")
         from brainlike import datasets
 
+        if "format" in exp.dataset:  # local files: {format, path, ...}
+            from brainlike.datasets.local import load_local
+
+            if not exp.subjects:
+                raise ValueError(f"config key 'subjects': list the subjects of the {exp.dataset['format']} files "
+                                 f"at {exp.dataset['path']!r}")
+            dirs = list(dict.fromkeys(d.dir for d in exp.dnns.values() if d.dir))
+            return {s: load_local(exp.dataset, s, exp.rois, dnn_dirs=dirs) for s in exp.subjects}
         name, opts = exp.dataset["name"], dict(exp.dataset["options"])
         if exp.subjects:
             key = exp.dataset["subject_option"]
@@ -361,7 +369,7 @@ def feature_handles(exp: Experiment, dnn: DNN, stimuli, ids: list[str], store, p
             raise ValueError(f"config key 'dnns.{dnn.name}': give 'model' or 'features' (a BHscore feature tree)")
         from brainlike._hash import ContentHasher
 
-        fs = F.import_bhscore(dnn.features, layers=dnn.layers, ids=ids)
+        fs = F.import_bhscore(dnn.features, layers=dnn.layers, ids=ids, feature_index=dnn.feature_index)
         arrays = [np.asarray(fs[layer], dtype=np.float32) for layer in dnn.layers]
         hasher = ContentHasher().json([list(dnn.layers), list(ids)])
         for arr in arrays:
@@ -370,7 +378,8 @@ def feature_handles(exp: Experiment, dnn: DNN, stimuli, ids: list[str], store, p
         folder = Path(store) / f"bhscore-{h[:16]}"
         handles = {layer: to_npy_layer(arr, folder / f"{k:03d}.npy")
                    for k, (layer, arr) in enumerate(zip(dnn.layers, arrays))}
-        return handles, {"source": str(dnn.features), "content": h}
+        return handles, {"source": dnn.features, "feature_index": dnn.feature_index, "content": h,
+                         "unit_shapes": {layer: list(fs[layer].unit_shape) for layer in dnn.layers}}
     if stimuli is None:
         raise ValueError(f"DNN {dnn.name!r} needs stimulus images: set config key 'stimuli' or give "
                          "brain data with .stimuli")

@@ -89,7 +89,8 @@ def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progres
     # features: one extraction per (model, pretrained); controls reuse their network's features
     handles, fingerprints, cache = {}, {}, {}
     for name, dnn in exp.dnns.items():
-        key = (dnn.model, dnn.pretrained, dnn.seed, dnn.input_size, dnn.features, tuple(dnn.layers))
+        key = (dnn.model, dnn.pretrained, dnn.seed, dnn.input_size, json.dumps(dnn.features), dnn.feature_index,
+               tuple(dnn.layers))
         given = None if features is None else features.get(name)
         if given is None and key in cache:
             h, fp = cache[key]
@@ -166,7 +167,8 @@ def sample_voxels(arrays: dict, rois: list[str], per_roi, seed: int, subject: st
 
 
 def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None, features_root=None,
-                   scheduler=None, n_workers=None, client=None, progress=True, report=None) -> RunResult:
+                   bhscore_data=None, scheduler=None, n_workers=None, client=None, progress=True,
+                   report=None) -> RunResult:
     """Run an experiment end to end; rerunning after a crash does only the missing jobs.
 
     config: a YAML/JSON path (BHscore's settings.json accepted), a dict or an Experiment.
@@ -177,11 +179,15 @@ def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None,
     stimuli allowed). Plain arrays carry no ids: wrap them as ``FeatureSet({layer: array}, ids=...)``.
     features_root: BHscore feature tree (``features/<image set>``) for DNNs given by a ``dir``
     (BHscore's settings.json): layer files are read from ``features_root/<dir>/<layer>/<id>.mat``.
+    bhscore_data: BHscore's ``data/`` folder (fMRI and both feature trees, see
+    :func:`brainlike.pipeline.config.apply_bhscore_data`); accuracies of the networks given by a
+    ``dir`` are then also written in BHscore's trees (``<out>/decoding_accuracy/ImageNetTest/...``).
     scheduler: "local", "synchronous" or a Dask scheduler address (overrides the config).
     """
     t0 = time.perf_counter()
     ex = {"scheduler": scheduler, "n_workers": n_workers}
     exp = load_config(config, out=str(out) if out is not None else None, features_root=features_root,
+                      bhscore_data=bhscore_data,
                       execution={k: v for k, v in ex.items() if v is not None} or None)
     if client is None:
         exp.execution["scheduler"] = check_spawn_safe(exp.execution["scheduler"])
@@ -237,6 +243,11 @@ def _write_generation(exp, ctx, jobs, collected, stage, prov_inputs, summary, ti
         from .decodability import write_decodability
 
         write_decodability(ctx, jobs, collected["tables"]["decoding_accuracy"], stage / "decodability")
+    # networks given by a BHscore 'dir': the accuracies also in BHscore's own trees (OUT/decoding_accuracy, ...)
+    from .bhscore_tree import write_bhscore_trees
+
+    unit_shapes = {d: fp.get("unit_shapes", {}) for d, fp in prov_inputs["features"].items()}
+    write_bhscore_trees(exp, collected["tables"], unit_shapes, out=stage)
     timings["tables_s"] = time.perf_counter() - t2
     t3 = time.perf_counter()
     scores_df = compute_scores(exp, collected)
