@@ -187,9 +187,10 @@ def test_decode_units_matches_fastl2lir(rng):
     y = x[:, :5] @ rng.standard_normal((5, 7)) + 0.5 * rng.standard_normal((80, 7))
     xtr, xte, ytr, yte = x[:60], x[60:], y[:60], y[60:]
     acc, pred, truth = compute.decode_units(xtr, ytr, xte, yte, alpha=10.0, n_feat=12, dtype="float64")
-    # reference: BHscore's recipe — z-score with training statistics, FastL2LiR, Pearson per unit
-    mx, sx = xtr.mean(0), xtr.std(0)
-    my, sy = ytr.mean(0), ytr.std(0)
+    # reference: BHscore's recipe — z-score with training statistics (std ddof=1, feature_decoding_train.py
+    # l.174-179), FastL2LiR, Pearson per unit
+    mx, sx = xtr.mean(0), xtr.std(0, ddof=1)
+    my, sy = ytr.mean(0), ytr.std(0, ddof=1)
     model = fastl2lir.FastL2LiR()
     model.fit((xtr - mx) / sx, (ytr - my) / sy, alpha=10.0, n_feat=12)
     ref = model.predict((xte - mx) / sx)
@@ -546,8 +547,8 @@ def test_cli_run_check_and_bad_config(tmp_path, capsys, mirror, rng):
 
 
 def test_zscore_train_matches_scipy_and_uses_training_statistics():
-    """Columns z-scored with the training mean/std (ddof 0, as scipy.stats.zscore); a constant
-    column gets std 1; other arrays are scaled with the training statistics, in the asked dtype."""
+    """Columns z-scored with the training mean/std (ddof 1, as BHscore; scipy.stats.zscore(ddof=1)); a
+    constant column gets std 1; other arrays are scaled with the training statistics, in the asked dtype."""
     from scipy import stats
 
     from brainlike.pipeline.compute import zscore_train
@@ -557,9 +558,9 @@ def test_zscore_train_matches_scipy_and_uses_training_statistics():
     train[:, 5] = 2.5
     test = rng.standard_normal((9, 30)).astype(np.float32)
     t64 = train.astype(np.float64)
-    ref = stats.zscore(t64, axis=0)
+    ref = stats.zscore(t64, axis=0, ddof=1)
     ref[:, 5] = 0.0
-    sd = t64.std(0)
+    sd = t64.std(0, ddof=1)
     sd[5] = 1.0
     z_tr, z_te = zscore_train(train, test, dtype=np.float64)
     assert z_tr.dtype == np.float64 and z_te.dtype == np.float64

@@ -111,8 +111,8 @@ def _float_label(name: str) -> float:
     return float(f"{int(syn)}.{int(num):06d}")
 
 
-def bhscore_layout(root, *, subjects=None, n_train: int = 100, n_test: int = 20, train_reps: int = 2,
-                   test_reps: int = 3, voxels_per_roi: int = 60, noise: float = 1.0, feature_index: bool = False,
+def bhscore_layout(root, *, subjects=None, n_train: int = 100, n_test: int = 50, train_reps: int = 2,
+                   test_reps: int = 3, voxels_per_roi: int = 60, noise: float = 2.0, feature_index: bool = False,
                    seed: int = 0) -> dict:
     """Write a miniature KamitaniLab/BHscore checkout under ``root``; return its paths.
 
