@@ -111,20 +111,25 @@ def _check_feature_tree(dnn, ids) -> dict:
     if dnn.features is None:
         raise ValueError(f"config key 'dnns.{dnn.name}': give 'model', 'features' (a BHscore feature tree) or "
                          f"--features ROOT for its dir {dnn.dir!r}")
-    base = Path(dnn.features)
-    if not base.is_dir():
-        raise FileNotFoundError(f"config key 'dnns.{dnn.name}.features': feature folder not found: {base}")
+    # one folder, or several (BHscore's training and test trees): each id in one of them
+    bases = [Path(f) for f in (dnn.features if isinstance(dnn.features, list) else [dnn.features])]
+    for base in bases:
+        if not base.is_dir():
+            raise FileNotFoundError(f"config key 'dnns.{dnn.name}.features': feature folder not found: {base}")
+    if dnn.feature_index is not None and not Path(dnn.feature_index).is_file():
+        raise FileNotFoundError(f"config key 'dnns.{dnn.name}.feature_index': file not found: {dnn.feature_index}")
     out = {}
     for layer in dnn.layers:
-        d = base / _layer_dir(layer)
-        if not d.is_dir():
-            raise FileNotFoundError(f"config key 'dnns.{dnn.name}.layers': no folder for layer {layer!r}: {d}")
+        dirs = [base / _layer_dir(layer) for base in bases]
+        for d in dirs:
+            if not d.is_dir():
+                raise FileNotFoundError(f"config key 'dnns.{dnn.name}.layers': no folder for layer {layer!r}: {d}")
         if ids is not None:
-            have = {p.stem for p in d.glob("*.mat")}
+            have = {p.stem for d in dirs for p in d.glob("*.mat")}
             missing = [i for i in ids if i not in have]
             if missing:
                 raise FileNotFoundError(f"dnns.{dnn.name} layer {layer!r}: no feature file for {len(missing)} "
-                                        f"stimulus id(s) in {d}, e.g. {missing[:5]}")
+                                        f"stimulus id(s) in {' or '.join(map(str, dirs))}, e.g. {missing[:5]}")
         out[layer] = None
     return out
 
@@ -163,7 +168,12 @@ def check_experiment(config, *, brain=None, stimuli=None, features=None, feature
         needed.update(arr["test_ids"].tolist())
         rep.subjects[s] = {"n_train": int(arr["train_x"].shape[0]), "n_test": int(arr["test_x"].shape[0]),
                            "n_voxels": {r: int(arr[f"roi_{r}"].sum()) for r in rois}}
-    name = exp.dataset["name"] if exp.dataset else "(given in Python)"
+    if not exp.dataset:
+        name = "(given in Python)"
+    elif "format" in exp.dataset:
+        name = f"{exp.dataset['format']} files at {exp.dataset['path']}"
+    else:
+        name = exp.dataset["name"]
     lines.append(f"  dataset: {name}")
     for s, info in rep.subjects.items():
         vox = ", ".join(f"{r} {n}" for r, n in info["n_voxels"].items())
@@ -197,7 +207,7 @@ def check_experiment(config, *, brain=None, stimuli=None, features=None, feature
             src = dnn.model
         else:
             units = _check_feature_tree(dnn, ids)
-            src = dnn.features
+            src = " + ".join(dnn.features) if isinstance(dnn.features, list) else dnn.features
         rep.layers[dname] = units
         sizes = ", ".join(f"{k} {v}" if v is not None else k for k, v in units.items())
         lines.append(f"    {dname}: {len(dnn.layers)} layers from {src}" + (f" [{dnn.control}]" if dnn.control else "")
