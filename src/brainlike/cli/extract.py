@@ -22,6 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--random-weights", action="store_true", help="same architecture, random weights (control)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random weights with --random-weights (default 0: the same weights every run)")
     p.add_argument("--export-bhscore", metavar="DIR", default=None,
                    help="also write BHscore's DIR/<image set>/pytorch/<model>/<layer>/<id>.mat layout")
     p.add_argument("--verify", action="store_true",
@@ -67,7 +69,7 @@ def run(args) -> int:
     else:
         raise FileNotFoundError(f"--images must be a folder or a .zip file of images; got {args.images!r}")
     try:
-        model = load(args.model, pretrained=not args.random_weights)
+        model = load(args.model, pretrained=not args.random_weights, seed=args.seed)
         fs = extract(model, images, args.layers, store=args.out, batch_size=args.batch_size, device=args.device,
                      progress=not args.no_progress)
     except (ImportError, RuntimeError, OSError) as err:

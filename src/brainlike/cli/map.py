@@ -43,7 +43,8 @@ def register(subparsers) -> None:
                    help="features from retina-warped images: off (plain), on (warped only), both (compare)")
     p.add_argument("--fovea", type=float, default=0.25, help="retina warp fovea size (fraction of half-width)")
     p.add_argument("--n-images", type=int, default=None, help="use a random subset of this many images")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the random choices (images, folds) and of the random weights with --random-weights")
     p.add_argument("--store", default=None, help="feature store folder (reused between runs)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--out", default="map-output", help="output folder (tables, figures)")
@@ -67,11 +68,11 @@ def run(args) -> int:
     from brainlike.mapping.run import RETINA_WARP, run_study
 
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
-    data = datasets.load(args.dataset, data_dir=args.data_dir, **_options(args.option))
+    data = datasets.load_brain(args.dataset, data_dir=args.data_dir, **_options(args.option))
     if not hasattr(data, "roi_names"):
         raise ValueError(f"--dataset {args.dataset!r} holds no voxel/neuron responses with ROIs")
     try:
-        model = models.load(args.model, pretrained=not args.random_weights)
+        model = models.load(args.model, pretrained=not args.random_weights, seed=args.seed)
     except models.WeightsUnavailableError as err:
         raise ValueError(f"--model {args.model}: {err} From the command line: --random-weights.") from None
     variants = RETINA_WARP[args.retina_warp]
@@ -82,7 +83,8 @@ def run(args) -> int:
         retina_warp=args.retina_warp, fovea=args.fovea, n_images=args.n_images, seed=args.seed,
         store=args.store, batch_size=args.batch_size, progress=say,
     )
-    result.info.update(dataset=args.dataset, options=_options(args.option), pretrained=not args.random_weights)
+    result.info.update(dataset=args.dataset, options=_options(args.option), pretrained=not args.random_weights,
+                       weights_seed=None if not args.random_weights else args.seed)
     splits = result.splits
     out = Path(args.out)
     result.save(out)
