@@ -70,6 +70,10 @@ def test_register_a_family_and_refuse_clashes():
         assert m.name == "tiny:a" and m.seed == 0 and not m.pretrained
         assert models.layers(m) == ["0", "1"] and models.layer_shapes(m)["0"] == (6, 14, 14)
         assert models.prefixes()["tiny"] == "register"
+        with pytest.raises(ValueError, match=r"options for 'tiny' models must be among \['width'\]; got \['depth'\]"):
+            models.load("tiny:a", depth=3)
+        with pytest.raises(ValueError, match=r"options for 'torchvision' models must be among \[\]"):
+            models.load("torchvision:alexnet", pretrained=False, input_size=3)
         with pytest.raises(ValueError, match="already registered"):
             models.register("tiny", tiny)
         with pytest.raises(ValueError, match="already registered"):
@@ -474,3 +478,24 @@ def test_onnx_torchscript_and_plugin_networks_are_extracted_decoded_and_scored(t
     assert np.isfinite(on) and on == pytest.approx(ts, abs=1e-6)
     best = enc[enc["dnn"] == "onnx_net"].groupby(["roi", "layer"], observed=True)["accuracy"].mean().unstack()
     assert [best.loc[f"R{k + 1}"].idxmax() for k in range(3)] == layers  # the planted layer predicts its ROI best
+
+
+@_skip_without("transformers", "transformers")
+def test_hugging_face_clip_like_model_gives_its_image_tower(tmp_path):
+    from transformers import CLIPConfig, CLIPModel
+
+    vision = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "image_size": 32, "patch_size": 8}
+    text = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+            "vocab_size": 50, "max_position_embeddings": 8}
+    torch.manual_seed(0)
+    src = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=8)).eval()
+    src.save_pretrained(tmp_path / "clip")
+    m = models.load(f"hf:{tmp_path / 'clip'}")
+    assert m.input_size == (32, 32) and type(m.module).__name__ == type(src.vision_model).__name__
+    order = models.layers(m)
+    layer = [n for n in order if n.endswith("layers.1")][0]
+    imgs = _images(2, size=32)
+    ref = _source_activations(src.vision_model, m.preprocess(imgs), [layer])[layer]
+    np.testing.assert_allclose(np.asarray(extract(m, imgs, [layer], progress=False)[layer]), ref, rtol=1e-5,
+                               atol=1e-6)

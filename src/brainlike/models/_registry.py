@@ -135,6 +135,22 @@ def _check_seed(seed) -> int:
     return int(seed)
 
 
+def _check_options(prefix: str, loader: Callable, rest: str, pretrained: bool, options: dict) -> None:
+    """Options the loader does not take fail before anything is built, naming those it takes."""
+    import inspect
+
+    try:
+        sig = inspect.signature(loader)
+    except (TypeError, ValueError):  # a builtin or C callable: let the call decide
+        return
+    try:
+        sig.bind(rest, pretrained=pretrained, **options)
+    except TypeError:
+        takes = [n for n, p in list(sig.parameters.items())[1:]
+                 if n != "pretrained" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        raise ValueError(f"options for {prefix!r} models must be among {takes}; got {sorted(options)}") from None
+
+
 def wrap(module, preprocess: Callable | None = None, name: str | None = None, *, input_size: int = 224,
          aliases: dict | None = None, pretrained: bool = False, seed: int | None = None) -> Model:
     """Any ``torch.nn.Module`` as a ``Model``; ``preprocess`` defaults to resize + ImageNet normalisation."""
@@ -181,6 +197,7 @@ def load(name, pretrained: bool = True, seed: int = 0, **options) -> Model:
             f"prefixes: {', '.join(prefixes())}) or 'efficientnet_lite0'..'efficientnet_lite4'; got {name!r}"
         )
     loader = loader_for(prefix)
+    _check_options(prefix, loader, rest, pretrained, options)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = loader(rest, pretrained=pretrained, **options)
