@@ -254,9 +254,13 @@ def test_cli_list_info_fetch(mirror, capsys):
     assert cli_main(["datasets", "list"]) == 0
     out = capsys.readouterr().out
     assert "cowley2023_v4" in out and "kriegeskorte2008_92" in out
+    assert cli_main(["datasets", "list", "--kind", "rdms"]) == 0
+    assert capsys.readouterr().out.split()[:2] == ["kriegeskorte2008_92", "rdms"]
+    assert cli_main(["datasets", "list", "--kind", "fmri"]) == 2
+    assert "kind must be one of" in capsys.readouterr().err
     assert cli_main(["datasets", "info", "cowley2023_v4", "-o", "session=210325"]) == 0
     out = capsys.readouterr().out
-    assert "555e67037182611969ab90da291dcc39601de4411f651a64ad60e90572cf59d3" in out
+    assert "555e67037182611969ab90da291dcc39601de4411f651a64ad60e90572cf59d3" in out and "kind:     brain" in out
     assert cli_main(["datasets", "fetch", "bhscore_settings"]) == 0
     assert "verified" in capsys.readouterr().out
     assert cli_main(["datasets", "info", "nope"]) == 2
