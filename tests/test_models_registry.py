@@ -103,6 +103,13 @@ def test_random_weights_are_seeded_bitwise_and_leave_the_global_rng_alone():
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
     assert a.seed == 0 and c.seed == 1
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+    # and in another process: the weights depend on the seed alone
+    code = ("from brainlike import models; "
+            "print(models.weights_fingerprint(models.load('torchvision:squeezenet1_1', pretrained=False).module))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={"PYTHONPATH": ":".join(p for p in sys.path if p), "PATH": ""})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == models.weights_fingerprint(a.module)
     for bad in (-1, 1.5, True, "0"):
         with pytest.raises(ValueError, match="seed must be a non-negative integer"):
             models.load("torchvision:squeezenet1_1", pretrained=False, seed=bad)
