@@ -103,7 +103,7 @@ def main(argv=None):
           f"float32 GEMM here: {rate / 1e9:.0f} GFLOP/s", flush=True)
 
     def run(nvox, backend="numpy", device=None):
-        model = FWRF(cand, lambdas=lambdas, holdout=0.1, backend=backend, device=device, candidate_batch_size=8,
+        model = FWRF(cand, alphas=lambdas, holdout=0.1, backend=backend, device=device, candidate_batch_size=8,
                      voxel_batch_size=1024)
         t = time.perf_counter()
         model.fit(maps, Y[:, :nvox])

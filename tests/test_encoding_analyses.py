@@ -30,14 +30,14 @@ def roi_setup():
     pf = alexnet_prefilter(pretrained=False)
     rng = np.random.default_rng(2)
     images = rng.integers(0, 256, size=(160, 40, 40, 3), dtype=np.uint8)
-    g = GNet(pf, device="cpu", num_threads=1, progress=False)
+    g = GNet(pf, device="cpu", n_threads=1, progress=False)
     pre = g.prefilter_images(images)
     m = pre.maps.numpy()
     Y = np.stack([m[:, c : c + 3].mean((1, 2, 3)) for c in (0, 20, 40, 100, 120, 140)], 1)
     Y = (Y - Y.mean(0)) / Y.std(0) + 0.3 * rng.standard_normal(Y.shape)
     rois = {"s0": {"A": np.array([1, 1, 1, 0, 0, 0], bool), "B": np.array([0, 0, 0, 1, 1, 1], bool)}}
     model = GNet(pf, width=8, batch_size=16, max_epochs=4, patience=4, lr=1e-2, dropout=0.0, mode="roi", device="cpu",
-                 num_threads=1, progress=False).fit(_sub(pre, 120), Y[:120], rois=rois)
+                 n_threads=1, progress=False).fit(_sub(pre, 120), Y[:120], rois=rois)
     return model, pre, Y.astype(np.float32), rois
 
 
@@ -91,7 +91,7 @@ def test_tuning_analysis_on_planted_fwrf(rng):
     f2 = np.einsum("nchw,hw->nc", maps[1], g2)
     Y = np.concatenate([f1 @ rng.standard_normal((5, 3)), f2 @ rng.standard_normal((5, 2))], 1)
     Y = Y / Y.std(0) + 0.2 * rng.standard_normal(Y.shape)
-    model = FWRF(cand, lambdas=[1.0, 10.0], dtype="float64").fit(maps, Y)
+    model = FWRF(cand, alphas=[1.0, 10.0], dtype="float64").fit(maps, Y)
     parts = layer_partitions(model)
     res = tuning_analysis(lambda m: model.predict(maps, feature_mask=m), Y, parts, n_readout_features(model))
     np.testing.assert_array_equal(res.preferred, [0, 0, 0, 1, 1])
@@ -101,7 +101,7 @@ def test_tuning_analysis_on_planted_fwrf(rng):
     # inclusion r by hand: prediction with the other layer's weights zeroed
     coef = model.coef_.copy()
     coef[5:] = 0
-    manual = FWRF(cand, lambdas=[1.0], dtype="float64").fit(maps, Y)
+    manual = FWRF(cand, alphas=[1.0], dtype="float64").fit(maps, Y)
     manual.__dict__.update({k: v for k, v in model.__dict__.items() if k.endswith("_") or k.startswith("_cand")})
     manual.coef_ = coef
     p = manual.predict(maps)
@@ -150,11 +150,11 @@ def test_compare_fwrf_gnet8j_gnet8r(roi_setup, tmp_path):
         with torch.no_grad():
             return [prefilter(prefilter.preprocess(batch))]
 
-    fw = FWRF(rf_grid(n_sizes=2, min_size=0.15, max_size=0.4), lambdas=np.logspace(0, 4, 5), extractor=alexnet_maps)
+    fw = FWRF(rf_grid(n_sizes=2, min_size=0.15, max_size=0.4), alphas=np.logspace(0, 4, 5), extractor=alexnet_maps)
 
     def make(mode):
         return GNet(prefilter, width=8, batch_size=16, max_epochs=4, patience=4, lr=1e-2, dropout=0.0, mode=mode,
-                    device="cpu", num_threads=1, progress=False)
+                    device="cpu", n_threads=1, progress=False)
 
     table, acc = compare_encoding_models(images[:120], Y[:120], images[120:], Y[120:], rois=rois, fwrf=fw,
                                          make_gnet=make, out_dir=tmp_path)

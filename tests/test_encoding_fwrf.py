@@ -82,12 +82,12 @@ def test_identical_to_per_voxel_reference(rng, backend):
     maps, Y = _data(rng)
     cand = rf_grid(n_sizes=2, min_size=0.1, max_size=0.3)
     lambdas = np.array([0.1, 3.0, 100.0])
-    model = FWRF(cand, lambdas=lambdas, holdout=0.25, dtype="float64", backend=backend, device="cpu",
+    model = FWRF(cand, alphas=lambdas, holdout=0.25, dtype="float64", backend=backend, device="cpu",
                  candidate_batch_size=5, voxel_batch_size=2, sample_batch_size=17)
     model.fit(maps, Y)
     c, li, loss, w = reference_fwrf(maps, Y, cand, lambdas, model.train_index_, model.holdout_index_)
     np.testing.assert_array_equal(model.candidate_index_, c)
-    np.testing.assert_array_equal(model.lambda_, lambdas[li])
+    np.testing.assert_array_equal(model.alpha_, lambdas[li])
     np.testing.assert_allclose(model.holdout_loss_, loss, rtol=1e-9)
     np.testing.assert_allclose(model.coef_, w, rtol=1e-7, atol=1e-10)
     np.testing.assert_allclose(model.rf_x_, cand[c, 0])
@@ -99,8 +99,8 @@ def test_identical_to_per_voxel_reference(rng, backend):
 def test_float32_close_to_float64(rng):
     maps, Y = _data(rng, n=80, nv=4)
     cand = rf_grid(n_sizes=2, min_size=0.1, max_size=0.3)
-    m64 = FWRF(cand, lambdas=[1.0, 30.0], dtype="float64").fit(maps, Y)
-    m32 = FWRF(cand, lambdas=[1.0, 30.0]).fit([m.astype(np.float32) for m in maps], Y)
+    m64 = FWRF(cand, alphas=[1.0, 30.0], dtype="float64").fit(maps, Y)
+    m32 = FWRF(cand, alphas=[1.0, 30.0]).fit([m.astype(np.float32) for m in maps], Y)
     assert m32.coef_.dtype == np.float32
     np.testing.assert_allclose(m32.holdout_loss_, m64.holdout_loss_, rtol=1e-3)
 
@@ -108,16 +108,16 @@ def test_float32_close_to_float64(rng):
 def test_refit_matches_sklearn_ridge(rng):
     maps, Y = _data(rng, n=70, nv=3)
     cand = rf_grid(n_sizes=2, min_size=0.1, max_size=0.3)
-    model = FWRF(cand, lambdas=[1.0, 10.0], refit=True, dtype="float64").fit(maps, Y)
+    model = FWRF(cand, alphas=[1.0, 10.0], refit=True, dtype="float64").fit(maps, Y)
     for v in range(Y.shape[1]):
         x, y, s = cand[model.candidate_index_[v]]
         F = np.concatenate([np.einsum("nchw,hw->nc", m, _ref_field(x, y, s, m.shape[2])) for m in maps], 1)
         Z = (F - F.mean(0)) / (F.std(0) + 1e-6)
-        r = Ridge(alpha=model.lambda_[v]).fit(Z, Y[:, v])
+        r = Ridge(alpha=model.alpha_[v]).fit(Z, Y[:, v])
         np.testing.assert_allclose(model.coef_[:, v], r.coef_, rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(model.intercept_[v], r.intercept_, rtol=1e-9)
     Z0 = _z_for(maps, cand[model.candidate_index_[0]])
-    expected = Ridge(alpha=model.lambda_[0]).fit(Z0, Y[:, 0]).predict(Z0)
+    expected = Ridge(alpha=model.alpha_[0]).fit(Z0, Y[:, 0]).predict(Z0)
     np.testing.assert_allclose(model.predict(maps)[:, 0], expected, rtol=1e-6)
 
 
@@ -138,7 +138,7 @@ def test_planted_fields_are_recovered(rng):
         F = np.concatenate([np.einsum("nchw,hw->nc", m, _ref_field(x, y, s, m.shape[2])) for m in maps], 1)
         F = (F - F.mean(0)) / F.std(0)
         Y[:, v] = F @ rng.standard_normal(F.shape[1]) + 0.3 * rng.standard_normal(n)
-    model = FWRF(cand, lambdas=np.logspace(-1, 3, 5), holdout=0.2, nonlinearity=None).fit(maps, Y)
+    model = FWRF(cand, alphas=np.logspace(-1, 3, 5), holdout=0.2, nonlinearity=None).fit(maps, Y)
     np.testing.assert_array_equal(model.candidate_index_, truth)
     np.testing.assert_allclose(model.rf_sigma_, cand[truth, 2])
     assert np.all(model.holdout_score_ > 0.8)
@@ -150,10 +150,13 @@ def test_nonlinearity_and_voxel_subset(rng):
     maps, Y = _data(rng, n=50, nv=3)
     maps = [np.abs(m) for m in maps]
     cand = rf_grid(n_sizes=1, min_size=0.2, max_size=0.2)
-    model = FWRF(cand, lambdas=[1.0], nonlinearity="log1p", dtype="float64").fit(maps, Y)
+    model = FWRF(cand, alphas=[1.0], nonlinearity="log1p", dtype="float64").fit(maps, Y)
     full = model.predict(maps)
     np.testing.assert_allclose(model.predict(maps, voxels=[2, 0]), full[:, [2, 0]])
-    assert model.score(maps, Y, metric="pearson", multioutput="raw_values").shape == (3,)
+    r = model.score_targets(maps, Y, scoring="pearson")
+    assert r.shape == (3,)
+    with pytest.warns(DeprecationWarning, match="score_targets"):
+        np.testing.assert_allclose(model.score(maps, Y, metric="pearson", multioutput="raw_values"), r)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,7 +184,7 @@ def test_shape_mismatches(rng):
         FWRF(rf_grid(n_sizes=1)).fit([rng.standard_normal((20, 2, 4, 4))], rng.standard_normal((19, 1)))
     with pytest.raises(ValueError, match="nonlinearity must be one of"):
         FWRF(rf_grid(n_sizes=1), nonlinearity="cube").fit([rng.standard_normal((20, 2, 4, 4))], rng.standard_normal((20, 1)))
-    m = FWRF(rf_grid(n_sizes=1), lambdas=[1.0]).fit([rng.standard_normal((20, 2, 4, 4))], rng.standard_normal((20, 1)))
+    m = FWRF(rf_grid(n_sizes=1), alphas=[1.0]).fit([rng.standard_normal((20, 2, 4, 4))], rng.standard_normal((20, 1)))
     with pytest.raises(ValueError, match="layers seen in fit"):
         m.predict([rng.standard_normal((3, 3, 4, 4))])
     with pytest.raises(ValueError, match="not fitted"):
@@ -222,9 +225,9 @@ def test_images_through_an_extractor(rng):
     images = rng.integers(0, 256, (40, 17, 17, 3), dtype=np.uint8)
     Y = rng.standard_normal((40, 3))
     cand = rf_grid(n_sizes=1, min_size=0.2, max_size=0.2)
-    a = FWRF(cand, lambdas=[1.0, 10.0], dtype="float64", extractor=extractor, extractor_batch_size=16).fit(images, Y)
+    a = FWRF(cand, alphas=[1.0, 10.0], dtype="float64", extractor=extractor, extractor_batch_size=16).fit(images, Y)
     maps = [m.numpy() for m in extractor(images)]
-    b = FWRF(cand, lambdas=[1.0, 10.0], dtype="float64").fit(maps, Y)
+    b = FWRF(cand, alphas=[1.0, 10.0], dtype="float64").fit(maps, Y)
     np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-10)
     np.testing.assert_allclose(a.predict(images[:5]), b.predict([m[:5] for m in maps]), rtol=1e-10)
     with pytest.raises(ValueError, match="extractor must be callable"):
@@ -236,7 +239,7 @@ def test_thread_scope_restores_settings(rng):
 
     before = [p["num_threads"] for p in threadpool_info()]
     maps, Y = _data(rng, n=30, nv=2)
-    a = FWRF(rf_grid(n_sizes=1), lambdas=[1.0], dtype="float64", n_threads=1).fit(maps, Y).predict(maps)
-    b = FWRF(rf_grid(n_sizes=1), lambdas=[1.0], dtype="float64").fit(maps, Y).predict(maps)
+    a = FWRF(rf_grid(n_sizes=1), alphas=[1.0], dtype="float64", n_threads=1).fit(maps, Y).predict(maps)
+    b = FWRF(rf_grid(n_sizes=1), alphas=[1.0], dtype="float64").fit(maps, Y).predict(maps)
     np.testing.assert_allclose(a, b, rtol=1e-10)
     assert [p["num_threads"] for p in threadpool_info()] == before

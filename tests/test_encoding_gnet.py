@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import r2_score
 
 from brainlike.encoding import GNet, alexnet_prefilter, cross_validate_gnet
 from brainlike.encoding.gnet import PrefilteredImages, _modules, logtanh_np
@@ -23,7 +24,7 @@ def planted(prefilter):
     """Images and voxels that respond to the mean activity of a few pre-filter channels (plus noise)."""
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, size=(N_IMG, 40, 40, 3), dtype=np.uint8)
-    model = GNet(prefilter, device="cpu", num_threads=1)
+    model = GNet(prefilter, device="cpu", n_threads=1)
     pre = model.prefilter_images(images).maps.numpy()  # (N, 192, 5, 5)
     nv = 6
     Y = np.zeros((N_IMG, nv), np.float32)
@@ -36,8 +37,8 @@ def planted(prefilter):
 
 
 def _gnet(prefilter, **kw):
-    opts = dict(width=8, batch_size=16, max_epochs=20, patience=20, lr=1e-2, device="cpu", seed=0, progress=False,
-                num_threads=1, dropout=0.0)
+    opts = dict(width=8, batch_size=16, max_epochs=20, patience=20, lr=1e-2, device="cpu", random_state=0, progress=False,
+                n_threads=1, dropout=0.0)
     opts.update(kw)
     return GNet(prefilter, **opts)
 
@@ -68,12 +69,16 @@ def test_readout_matches_numpy_reference():
 def test_learns_planted_voxels_and_not_noise(prefilter, planted):
     images, Y = planted
     model = _gnet(prefilter).fit(images[:240], Y[:240])
-    r = model.score(images[240:], Y[240:])
+    r = model.score_targets(images[240:], Y[240:], scoring="pearson")
     assert np.median(r) > 0.6, r
     shuffled = np.random.default_rng(0).permutation(Y[:240])
-    control = _gnet(prefilter).fit(images[:240], shuffled).score(images[240:], Y[240:])
+    control = _gnet(prefilter).fit(images[:240], shuffled).score_targets(images[240:], Y[240:], scoring="pearson")
     assert np.median(control) < 0.3, control
     assert np.median(r) > np.median(control) + 0.3
+    r2 = model.score_targets(images[240:], Y[240:])
+    ref = r2_score(Y[240:].astype(np.float64), model.predict(images[240:]).astype(np.float64), multioutput="raw_values")
+    np.testing.assert_allclose(r2, ref, rtol=1e-12)
+    assert model.score(images[240:], Y[240:]) == pytest.approx(r2.mean()) and r2.mean() > 0.3
     fields = model.pooling_fields()
     assert fields[0].shape[0] == Y.shape[1]
     np.testing.assert_allclose(fields[0].reshape(Y.shape[1], -1).sum(1), 1.0, rtol=1e-5)
@@ -83,7 +88,7 @@ def test_seeded_reproducibility(prefilter, planted):
     images, Y = planted
     a = _gnet(prefilter, max_epochs=2).fit(images[:64], Y[:64, :2]).predict(images[:10])
     b = _gnet(prefilter, max_epochs=2).fit(images[:64], Y[:64, :2]).predict(images[:10])
-    c = _gnet(prefilter, max_epochs=2, seed=1).fit(images[:64], Y[:64, :2]).predict(images[:10])
+    c = _gnet(prefilter, max_epochs=2, random_state=1).fit(images[:64], Y[:64, :2]).predict(images[:10])
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
 
@@ -160,3 +165,36 @@ def test_bad_input(prefilter, planted):
     with pytest.raises(ValueError, match="images must be uint8"):
         _gnet(prefilter).prefilter_images(np.zeros((4, 8, 8)))
     assert isinstance(_gnet(prefilter).prefilter_images(images[:3]), PrefilteredImages)
+
+
+def test_typed_subject_inputs_match_the_dict_form(prefilter, planted):
+    """SubjectResponses and BrainData (paired with an ImageSet by stimulus id) train the same network
+    as the dict form of arrays, index arrays and ROI masks."""
+    from brainlike.datasets import BrainData
+    from brainlike.encoding import SubjectResponses
+    from brainlike.stimuli import ImageSet
+
+    images, Y = planted
+    imgs = ImageSet.from_array(images[:60], ids=[f"im{i:03d}" for i in range(60)])
+    rows = {"A": np.arange(40), "B": np.arange(20, 60)[::-1]}  # B answers the images in reverse order
+    resp = {"A": Y[rows["A"], :3], "B": Y[rows["B"], 1:5]}
+    rois = {"A": {"r1": np.array([1, 1, 0], bool), "r2": np.array([0, 0, 1], bool)},
+            "B": {"r1": np.array([1, 0, 0, 1], bool), "r2": np.array([0, 1, 1, 0], bool)}}
+    kw = dict(max_epochs=2, patience=2, mode="roi")
+    ref = _gnet(prefilter, **kw).fit(imgs, resp, image_index=rows, rois=rois)
+    typed = _gnet(prefilter, **kw).fit(
+        imgs, {s: SubjectResponses(resp[s], rows[s], rois[s]) for s in resp})
+    brains = [BrainData(resp[s], [f"im{i:03d}" for i in rows[s]], rois=rois[s], subject=s) for s in resp]
+    from_brain = _gnet(prefilter, **kw).fit(imgs, brains)
+    assert from_brain.subjects_ == ["A", "B"] and set(from_brain.groups_) == {"r1", "r2"}
+    for s in resp:
+        want = ref.predict(images[:60], subject=s)
+        np.testing.assert_array_equal(typed.predict(images[:60], subject=s), want)
+        np.testing.assert_array_equal(from_brain.predict(images[:60], subject=s), want)
+    with pytest.raises(ValueError, match="ImageSet"):  # BrainData needs image ids to be paired
+        _gnet(prefilter, **kw).fit(images[:60], brains)
+    with pytest.raises(ValueError, match="missing"):  # a stimulus id that is not among the images
+        bad = BrainData(resp["A"], ["nope"] + [f"im{i:03d}" for i in rows["A"][1:]], rois=rois["A"], subject="A")
+        _gnet(prefilter, **kw).fit(imgs, bad)
+    with pytest.raises(ValueError, match="do not also pass image_index"):
+        _gnet(prefilter).fit(imgs, {"A": SubjectResponses(resp["A"], rows["A"])}, image_index={"A": rows["A"]})

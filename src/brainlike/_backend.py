@@ -1,9 +1,16 @@
-"""Array backends for the regression engine: numpy (always) or torch (CPU or CUDA).
+"""Array backends of every estimator: numpy (always) or torch (CPU or CUDA).
 
 An estimator builds its own backend from its ``backend``/``device``/``dtype`` parameters at fit
 time; nothing is registered process-wide, so two estimators in one process can use different
 backends. Only the few operations whose spelling differs between numpy and torch live here; plain
 arithmetic, ``@`` and ``.T`` work on both array types.
+
+One rule for every estimator (``brainlike.linear``, ``FWRF``, ``GNet``):
+
+- ``dtype``: float32 unless float64 is asked for; :func:`resolve_dtype` returns a ``numpy.dtype``.
+- ``device`` (:func:`resolve_device`): with ``backend="numpy"`` only ``None`` or ``"cpu"``; with
+  torch, ``None`` means CUDA when ``torch.cuda.is_available()``, else the CPU, and an explicit
+  ``"cuda[:i]"`` without CUDA is an error (never a silent fall-back to the CPU).
 """
 
 from __future__ import annotations
@@ -24,14 +31,36 @@ def resolve_dtype(dtype) -> np.dtype:
     return dt
 
 
+def resolve_device(device, backend: str = "torch"):
+    """The device an estimator runs on: ``"cpu"`` for numpy; for torch a ``torch.device``
+    (``None`` -> CUDA when available, else CPU; a CUDA request without CUDA is an error)."""
+    if backend == "numpy":
+        if device not in (None, "cpu"):
+            raise ValueError(f"device must be None or 'cpu' with backend='numpy'; got {device!r}")
+        return "cpu"
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device must be None, 'cpu' or 'cuda[:i]'; got {device!r}") from err
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be None, 'cpu' or 'cuda[:i]'; got {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available on this machine "
+                         "(torch.cuda.is_available() is False); use device='cpu'")
+    return dev
+
+
 def get_backend(name: str = "numpy", device=None, dtype=None) -> "NumpyBackend | TorchBackend":
     """Return a backend object; fail now (before any heavy work) if it cannot run here."""
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {list(BACKENDS)}; got {name!r}")
     dt = resolve_dtype(dtype)
     if name == "numpy":
-        if device not in (None, "cpu"):
-            raise ValueError(f"device must be None or 'cpu' with backend='numpy'; got {device!r}")
+        resolve_device(device, "numpy")
         return NumpyBackend(dt)
     try:
         import torch  # noqa: F401
@@ -64,13 +93,19 @@ def _n_threads() -> int:
 class NumpyBackend:
     name = "numpy"
     device = "cpu"
+    xp = np  # the array namespace (element-wise functions such as log1p, tanh, sign)
 
     def __init__(self, dtype: np.dtype):
         self.dtype = dtype
 
     # conversions
     def asarray(self, x):
+        if hasattr(x, "detach"):  # a torch tensor, possibly on a GPU
+            x = x.detach().cpu().numpy()
         return np.asarray(x, dtype=self.dtype)
+
+    def sync(self):
+        """Wait for queued device work (nothing to wait for on numpy)."""
 
     def to_numpy(self, a) -> np.ndarray:
         return np.asarray(a)
@@ -118,6 +153,34 @@ class NumpyBackend:
         import scipy.linalg
 
         return scipy.linalg.eigh(a, driver="evd", check_finite=False, overwrite_a=overwrite)
+
+    # batched (..., m, n) operations along named axes
+    def batched_eigh(self, a):
+        """Eigendecomposition of a stack of symmetric matrices (..., m, m)."""
+        return np.linalg.eigh(a)
+
+    def T(self, a):
+        """Swap the last two axes."""
+        return a.swapaxes(-1, -2)
+
+    def sum(self, a, axis, keepdims=False):
+        return a.sum(axis=axis, keepdims=keepdims)
+
+    def mean(self, a, axis, keepdims=False):
+        return a.mean(axis=axis, keepdims=keepdims)
+
+    def std(self, a, axis, keepdims=False):
+        return a.std(axis=axis, keepdims=keepdims)
+
+    def concat(self, arrays, axis):
+        return np.concatenate(arrays, axis=axis)
+
+    def maximum_scalar(self, a, value):
+        return np.maximum(a, value)
+
+    def permute(self, a, axes):
+        """Axes reordered, in contiguous memory."""
+        return np.ascontiguousarray(a.transpose(axes))
 
     def spd_solver(self, a):
         """Factor one symmetric positive (semi)definite ``a`` once; return ``solve(b)`` for many right-hand
@@ -269,15 +332,15 @@ class TorchBackend:
     def __init__(self, dtype: np.dtype, device=None):
         import torch
 
-        self.torch = torch
+        self.torch = self.xp = torch
         self.dtype = dtype
         self.tdtype = torch.float32 if dtype == np.float32 else torch.float64
-        dev = torch.device("cpu" if device is None else device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} asked for CUDA, but torch.cuda.is_available() is False here")
-        if dev.type not in ("cpu", "cuda"):
-            raise ValueError(f"device must be None, 'cpu' or 'cuda[:i]'; got {device!r}")
-        self.device = dev
+        self.device = resolve_device(device, "torch")
+
+    def sync(self):
+        """Wait for queued device work (timing on CUDA)."""
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
 
     def asarray(self, x):
         t = self.torch
@@ -327,6 +390,30 @@ class TorchBackend:
 
     def eigh(self, a, overwrite=False):
         return self.torch.linalg.eigh(a)
+
+    def batched_eigh(self, a):
+        return self.torch.linalg.eigh(a)
+
+    def T(self, a):
+        return a.transpose(-1, -2)
+
+    def sum(self, a, axis, keepdims=False):
+        return a.sum(dim=axis, keepdim=keepdims)
+
+    def mean(self, a, axis, keepdims=False):
+        return a.mean(dim=axis, keepdim=keepdims)
+
+    def std(self, a, axis, keepdims=False):
+        return a.std(dim=axis, keepdim=keepdims, correction=0)
+
+    def concat(self, arrays, axis):
+        return self.torch.cat(arrays, dim=axis)
+
+    def maximum_scalar(self, a, value):
+        return self.torch.clamp(a, min=value)
+
+    def permute(self, a, axes):
+        return a.permute(*axes).contiguous()
 
     def spd_solver(self, a):
         t = self.torch

@@ -17,7 +17,9 @@ from brainlike.encoding.analyses import (
 from brainlike.encoding.fwrf import FWRF, column_score, gaussian_fields, rf_grid
 from brainlike.encoding.gnet import (
     GNet,
+    ImagePreprocess,
     PrefilteredImages,
+    SubjectResponses,
     alexnet_prefilter,
     cross_validate_gnet,
     efficientnet_prefilter,
@@ -38,7 +40,9 @@ __all__ = [
     "tuning_analysis",
     "FWRF",
     "GNet",
+    "ImagePreprocess",
     "PrefilteredImages",
+    "SubjectResponses",
     "alexnet_prefilter",
     "column_score",
     "cross_validate_gnet",

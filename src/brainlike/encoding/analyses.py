@@ -121,9 +121,8 @@ def synthetic_transfer(teacher: GNet, train_images, val_images, *, noise: float 
             for s in subjects}
     student = copy.copy(teacher)
     student.checkpoint_dir = None
-    student.seed = teacher.seed + 1
-    for k, v in (student_params or {}).items():
-        setattr(student, k, v)
+    student.random_state = teacher.random_state + 1
+    student.set_params(**(student_params or {}))
     student.fit(pre_tr, tr, rois=rois)
     result = transfer_matrix(student, pre_tr, tr, pre_val, va)
     result.models["student"] = student

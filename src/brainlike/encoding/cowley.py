@@ -110,7 +110,7 @@ def cowley_v4_comparison(
                 pred = np.zeros_like(Y)
                 for k, test in enumerate(folds):
                     train = np.setdiff1d(np.arange(len(Y)), test)
-                    model = FWRF(cand, lambdas=lambdas, holdout=0.1, random_state=seed + k)
+                    model = FWRF(cand, alphas=lambdas, holdout=0.1, random_state=seed + k)
                     model.fit([m[train] for m in maps], Y[train])
                     pred[test] = model.predict([m[test] for m in maps])
                 r = column_score(Y, pred, "pearson")
@@ -131,8 +131,8 @@ def cowley_v4_comparison(
     if "gnet" in run:
         t0 = time.time()
         prefilter = efficientnet_prefilter(n_blocks=prefilter_blocks, pretrained=pretrained, image_size=image_size)
-        opts = dict(width=8, batch_size=32, max_epochs=30, patience=5, lr=3e-3, l1=1e-4, dropout=0.25, device=None,
-                    seed=seed, progress=progress, num_threads=1)
+        opts = dict(width=8, batch_size=32, max_epochs=30, patience=5, lr=3e-3, alpha=1e-4, dropout=0.25, device=None,
+                    random_state=seed, progress=progress, n_threads=1)
         opts.update(gnet_params or {})
         images = np.concatenate([stim.array() for _, stim in data.values()])
         offsets = np.cumsum([0] + [len(stim) for _, stim in data.values()])

@@ -20,11 +20,30 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.special import erf
 from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
+from brainlike._backend import get_backend
+from brainlike._estimator import RenamedParams, TargetScoreMixin, accepts_renamed, renamed_attribute
 from brainlike._validate import as_2d_float, check_choice, check_positive
-from brainlike.encoding._backend import NONLINEARITIES, Backend, apply_nonlinearity
 
-DEFAULT_LAMBDAS = np.logspace(0, 6, 9)
+DEFAULT_ALPHAS = tuple(np.logspace(0, 6, 9))
+NONLINEARITIES = (None, "log1p", "sqrt", "logtanh")
+
+
+def apply_nonlinearity(be, x, nonlinearity):
+    """Compressive nonlinearity on pooled features (sign-preserving); ``be``: a ``brainlike._backend`` backend."""
+    if nonlinearity is None:
+        return x
+    if callable(nonlinearity):
+        return nonlinearity(x)
+    m = be.xp
+    if nonlinearity == "log1p":
+        return m.sign(x) * m.log1p(m.abs(x))
+    if nonlinearity == "sqrt":
+        return m.sign(x) * m.sqrt(m.abs(x))
+    if nonlinearity == "logtanh":  # the GNet readout nonlinearity: log(1+|x|) tanh(x)
+        return m.log1p(m.abs(x)) * m.tanh(x)
+    raise ValueError(f"nonlinearity must be None, 'log1p', 'sqrt', 'logtanh' or a callable; got {nonlinearity!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,33 +181,44 @@ class _Maps:
 # --------------------------------------------------------------------------------------------
 # the estimator
 # --------------------------------------------------------------------------------------------
-class FWRF(BaseEstimator):
+class FWRF(RenamedParams, TargetScoreMixin, BaseEstimator):
     """fwRF encoding model: per-voxel Gaussian pooling field + ridge over pooled features.
 
     Parameters
     ----------
     candidates : (n, 3) array of (x, y, sigma), default ``rf_grid()`` (875 fields).
     aperture : image width in the units of the candidates.
-    lambdas : ridge penalties tried per voxel.
+    alphas : ridge penalties tried per voxel (formerly ``lambdas``).
     holdout : fraction (0-1) or number of training samples held out to choose field and penalty.
     nonlinearity : None, "log1p", "sqrt", "logtanh" or a callable on pooled features.
     zscore : z-score pooled features with training statistics (per candidate).
     fit_intercept : unpenalised intercept (features and responses centred on the training part).
     refit : refit the chosen (field, penalty) on all samples (the paper keeps the training-part fit).
-    backend, device, dtype : "numpy" or "torch" (device "cuda" when present), float32 by default.
+    backend, device, dtype : "numpy" or "torch"; device None = CUDA when present (``brainlike._backend``);
+        float32 by default.
     n_threads : BLAS/torch CPU threads during fit/predict (restored afterwards); 1 is fastest on a
         machine whose cores are already busy (threads then spin-wait).
     extractor : optional callable images -> list of feature maps (one (b, C, H, W) per layer); when
         set, ``fit``/``predict``/``score`` take images (uint8 (N, H, W, 3) or an ImageSet) instead of maps.
     candidate_batch_size, sample_batch_size, voxel_batch_size : bound the memory.
+    random_state : seed of the random holdout split.
+
+    ``score(X, Y)`` is the mean R² over voxels; ``score_targets(X, Y, scoring="r2"|"pearson")``
+    one score per voxel. After fit: ``alpha_`` (per voxel), ``alphas_``, ``rf_x_``/``rf_y_``/
+    ``rf_sigma_``, ``holdout_score_`` (R² on the holdout split), ``coef_``, ``intercept_``.
     """
 
+    _renamed = {"lambdas": "alphas"}
+    lambda_ = renamed_attribute("lambda_", "alpha_")
+    lambdas_ = renamed_attribute("lambdas_", "alphas_")
+
+    @accepts_renamed
     def __init__(
         self,
         candidates=None,
         *,
         aperture: float = 1.0,
-        lambdas=DEFAULT_LAMBDAS,
+        alphas=DEFAULT_ALPHAS,
         holdout=0.1,
         nonlinearity=None,
         zscore: bool = True,
@@ -209,7 +239,7 @@ class FWRF(BaseEstimator):
     ):
         self.candidates = candidates
         self.aperture = aperture
-        self.lambdas = lambdas
+        self.alphas = alphas
         self.holdout = holdout
         self.nonlinearity = nonlinearity
         self.zscore = zscore
@@ -247,10 +277,10 @@ class FWRF(BaseEstimator):
 
     def _check_params(self):
         check_positive(self.aperture, "aperture")
-        lam = np.atleast_1d(np.asarray(self.lambdas, dtype=np.float64))
+        lam = np.atleast_1d(np.asarray(self.alphas, dtype=np.float64))
         if lam.ndim != 1 or lam.size == 0:
-            raise ValueError(f"lambdas must be a non-empty 1-D sequence; got {self.lambdas!r}")
-        check_positive(lam, "lambdas", allow_zero=True)
+            raise ValueError(f"alphas must be a non-empty 1-D sequence; got {self.alphas!r}")
+        check_positive(lam, "alphas", allow_zero=True)
         if not callable(self.nonlinearity):
             check_choice(self.nonlinearity, "nonlinearity", NONLINEARITIES)
         for name in ("candidate_batch_size", "sample_batch_size", "voxel_batch_size"):
@@ -296,15 +326,13 @@ class FWRF(BaseEstimator):
             for m, g in zip(maps.batch(idx), fields):
                 m = be.asarray(m)
                 b, c = m.shape[0], m.shape[1]
-                p = be.reshape(m, (b * c, -1)) @ g  # (b*C, k)
-                parts.append(be.T(be.reshape(p, (b, c, k))))  # (b, k, C)
+                p = m.reshape((b * c, -1)) @ g  # (b*C, k)
+                parts.append(be.T(p.reshape((b, c, k))))  # (b, k, C)
             feats = be.concat(parts, axis=2)  # (b, k, F)
             out.append(feats)
         pooled = be.concat(out, axis=0)  # (n, k, F)
         pooled = apply_nonlinearity(be, pooled, self.nonlinearity)
-        if be.name == "numpy":
-            return np.ascontiguousarray(pooled.transpose(1, 0, 2))
-        return pooled.permute(1, 0, 2).contiguous()
+        return be.permute(pooled, (1, 0, 2))
 
     def _fields(self, be, cand_rows, maps: _Maps):
         return [
@@ -359,9 +387,9 @@ class FWRF(BaseEstimator):
     def _fit(self, X, Y, holdout_mask=None):
         """See ``fit``."""
         cand, lam = self._check_params()
-        be = Backend(self.backend, self.device, self.dtype)
+        be = get_backend(self.backend, self.device, self.dtype)
         maps = self._inputs(X)
-        Y = as_2d_float(Y, "Y", dtype=be.np_dtype)
+        Y = as_2d_float(Y, "Y", dtype=be.dtype)
         if Y.shape[0] != maps.n:
             raise ValueError(f"X and Y must have the same number of samples; got {maps.n} and {Y.shape[0]}")
         n, nv = Y.shape
@@ -379,9 +407,9 @@ class FWRF(BaseEstimator):
         best_loss = np.full(nv, np.inf)
         best_cand = np.full(nv, -1, dtype=np.int64)
         best_lam = np.full(nv, -1, dtype=np.int64)
-        coef = np.zeros((nf, nv), dtype=be.np_dtype)
-        cand_mean = np.zeros((k_all, nf), dtype=be.np_dtype)
-        cand_scale = np.ones((k_all, nf), dtype=be.np_dtype)
+        coef = np.zeros((nf, nv), dtype=be.dtype)
+        cand_mean = np.zeros((k_all, nf), dtype=be.dtype)
+        cand_scale = np.ones((k_all, nf), dtype=be.dtype)
         all_idx = np.arange(n)
 
         batches = list(range(0, k_all, self.candidate_batch_size))
@@ -402,7 +430,7 @@ class FWRF(BaseEstimator):
             cand_scale[c0 : c0 + kb] = be.to_numpy(sd)
             Xtr, Xho = Z[:, tr_t, :], Z[:, ho_t, :]
             K = be.T(Xtr) @ Xtr  # (kb, F, F)
-            s, V = be.eigh(K)
+            s, V = be.batched_eigh(K)
             s = be.maximum_scalar(s, 0.0)
             A = Xho @ V  # (kb, n_ho, F)
             be.sync()
@@ -437,7 +465,7 @@ class FWRF(BaseEstimator):
                     sel = ci == c
                     cols = local[sel]
                     d = 1.0 / (sn[c][:, None] + lam[li[sel]][None, :])
-                    coef[:, vox[sel]] = (Vn[c] @ (Bn[c][:, cols] * d)).astype(be.np_dtype)
+                    coef[:, vox[sel]] = (Vn[c] @ (Bn[c][:, cols] * d)).astype(be.dtype)
             be.sync()
             t_voxels += time.perf_counter() - t1
         yho_np = be.to_numpy(Yho).astype(np.float64)
@@ -448,7 +476,7 @@ class FWRF(BaseEstimator):
         self.candidates_ = cand
         # seconds in the voxel-independent part (pooling, Gram, eigh) and in the per-voxel part
         self.fit_timing_ = {"shared_s": t_shared, "voxels_s": t_voxels, "n_voxels": nv}
-        self.lambdas_ = lam
+        self.alphas_ = lam
         self.n_features_in_ = nf
         self.layer_channels_ = list(maps.channels)
         self.layer_resolutions_ = list(maps.n_pix)
@@ -456,7 +484,7 @@ class FWRF(BaseEstimator):
         self.rf_x_ = cand[best_cand, 0]
         self.rf_y_ = cand[best_cand, 1]
         self.rf_sigma_ = cand[best_cand, 2]
-        self.lambda_ = lam[best_lam]
+        self.alpha_ = lam[best_lam]
         self.holdout_loss_ = best_loss
         self.holdout_score_ = score
         self.train_index_ = tr
@@ -464,7 +492,7 @@ class FWRF(BaseEstimator):
         self._cand_mean = cand_mean
         self._cand_scale = cand_scale
         self.coef_ = coef
-        self.intercept_ = be.to_numpy(ymean).astype(be.np_dtype)
+        self.intercept_ = be.to_numpy(ymean).astype(be.dtype)
         if self.refit:
             self._refit_all(be, maps, Yt)
         return self
@@ -481,11 +509,11 @@ class FWRF(BaseEstimator):
             P = self._pool(be, maps, self._fields(be, rows, maps), all_idx)
             Z, mu, sd = self._standardise(be, P, None)
             X = Z[0]
-            s, V = be.eigh(be.T(X) @ X)
+            s, V = be.batched_eigh(be.T(X) @ X)
             s = be.maximum_scalar(s, 0.0)
             vt = be.index(vox)
             B = be.to_numpy(be.T(V) @ (be.T(X) @ Yc[:, vt]))
-            d = 1.0 / (be.to_numpy(s)[:, None] + self.lambda_[vox][None, :])
+            d = 1.0 / (be.to_numpy(s)[:, None] + self.alpha_[vox][None, :])
             self.coef_[:, vox] = (be.to_numpy(V) @ (B * d)).astype(self.coef_.dtype)
             self._cand_mean[c] = be.to_numpy(mu)[0]
             self._cand_scale[c] = be.to_numpy(sd)[0]
@@ -493,8 +521,7 @@ class FWRF(BaseEstimator):
 
     # -- predict / score ------------------------------------------------------------------
     def _check_fitted(self):
-        if not hasattr(self, "coef_"):
-            raise ValueError("this FWRF is not fitted yet; call fit(X, Y) first")
+        check_is_fitted(self, "coef_")
 
     def predict(self, X, voxels=None, feature_mask=None):
         """Predicted responses (n_samples, n_voxels) for feature maps ``X`` (images with an ``extractor``).
@@ -509,7 +536,7 @@ class FWRF(BaseEstimator):
     def _predict(self, X, voxels=None, feature_mask=None):
         """See ``predict``."""
         self._check_fitted()
-        be = Backend(self.backend, self.device, self.dtype)
+        be = get_backend(self.backend, self.device, self.dtype)
         maps = self._inputs(X)
         if list(maps.channels) != self.layer_channels_ or list(maps.n_pix) != self.layer_resolutions_:
             raise ValueError(
@@ -539,15 +566,20 @@ class FWRF(BaseEstimator):
                 out[:, cols] = be.to_numpy(Z[j] @ w) + self.intercept_[vox_all[cols]]
         return out
 
-    def score(self, X, Y, metric: str = "r2", multioutput: str = "uniform_average"):
-        """Mean R² (default) or Pearson r over voxels; ``multioutput="raw_values"`` gives one per voxel."""
-        check_choice(metric, "metric", ("r2", "pearson"))
-        check_choice(multioutput, "multioutput", ("uniform_average", "raw_values"))
-        Y = as_2d_float(Y, "Y", dtype=np.float64)
-        pred = self.predict(X).astype(np.float64)
-        if pred.shape != Y.shape:
-            raise ValueError(f"Y must have shape {pred.shape} (samples, voxels); got {Y.shape}")
-        vals = column_score(Y, pred, metric)
+    def score(self, X, Y, sample_weight=None, metric=None, multioutput=None):
+        """Mean R² over voxels (scikit-learn's ``score``); ``score_targets`` gives one score per voxel.
+
+        ``metric`` and ``multioutput`` are deprecated: use ``score_targets(X, Y, scoring=...)``.
+        """
+        if metric is None and multioutput is None:
+            return super().score(X, Y, sample_weight)
+        import warnings
+
+        warnings.warn("FWRF.score(metric=, multioutput=) is deprecated: score() is the mean R² over voxels; use "
+                      "score_targets(X, Y, scoring='r2'|'pearson') for one score per voxel", DeprecationWarning,
+                      stacklevel=2)
+        check_choice(multioutput or "uniform_average", "multioutput", ("uniform_average", "raw_values"))
+        vals = self.score_targets(X, Y, scoring=metric or "r2")
         return vals if multioutput == "raw_values" else float(np.nanmean(vals))
 
     def feature_slices(self):

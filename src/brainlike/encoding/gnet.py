@@ -20,11 +20,16 @@ import json
 import math
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
+from brainlike._backend import resolve_device
+from brainlike._estimator import RenamedParams, TargetScoreMixin, accepts_renamed
 from brainlike._io import atomic_write
 from brainlike._validate import as_2d_float, check_choice, check_positive
 from brainlike.encoding.fwrf import column_score
@@ -34,20 +39,6 @@ def _torch():
     import torch
 
     return torch
-
-
-def resolve_device(device):
-    """``None`` -> CUDA when present, else CPU; a CUDA request without CUDA is an error."""
-    torch = _torch()
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was requested but CUDA is not available on this machine "
-            "(torch.cuda.is_available() is False); use device='cpu'"
-        )
-    return dev
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,11 +223,16 @@ def logtanh_np(x):
 # input handling
 # ---------------------------------------------------------------------------------------------
 class PrefilteredImages:
-    """Pre-filter outputs (N, C, H, W) of an image set, computed once (the pre-filter is frozen)."""
+    """Pre-filter outputs (N, C, H, W) of an image set, computed once (the pre-filter is frozen).
 
-    def __init__(self, maps, name=""):
+    ``ids``: the images' stimulus ids when they came from an ``ImageSet`` (None otherwise); responses
+    given as ``BrainData`` are paired with the images through them.
+    """
+
+    def __init__(self, maps, name="", ids=None):
         self.maps = maps
         self.name = name
+        self.ids = None if ids is None else np.asarray(ids).astype(str)
 
     def __len__(self):
         return int(self.maps.shape[0])
@@ -248,15 +244,76 @@ def _images_array(images):
     return images
 
 
-def _normalise_responses(responses, image_index, n_images):
-    if not isinstance(responses, Mapping):
-        responses = {"s0": responses}
-        if image_index is not None and not isinstance(image_index, Mapping):
-            image_index = {"s0": image_index}
+@dataclass(frozen=True)
+class SubjectResponses:
+    """One subject's responses for :class:`GNet`: ``responses`` (n_rows, n_voxels), ``image_index``
+    (n_rows,) the image each row answers (None: row i <-> image i), ``rois`` {name: bool mask
+    (n_voxels,)} for ``mode="roi"``."""
+
+    responses: np.ndarray
+    image_index: np.ndarray | None = None
+    rois: Mapping[str, np.ndarray] | None = None
+
+
+def _is_brain(x) -> bool:
+    return hasattr(x, "responses") and hasattr(x, "stimulus_ids") and hasattr(x, "rois")
+
+
+def _subjects(responses) -> dict:
+    """{subject: array | SubjectResponses | BrainData} from any accepted form of ``responses``."""
+    if isinstance(responses, Mapping):
+        return dict(responses)
+    if _is_brain(responses) or isinstance(responses, SubjectResponses):
+        name = getattr(responses, "subject", "") or "s0"
+        return {name: responses}
+    if isinstance(responses, Sequence) and responses and all(
+            _is_brain(r) or isinstance(r, SubjectResponses) for r in responses):
+        out = {}
+        for i, r in enumerate(responses):
+            name = getattr(r, "subject", "") or f"s{i}"
+            if name in out:
+                raise ValueError(f"responses: subject {name!r} appears twice; give each BrainData its own subject")
+            out[name] = r
+        return out
+    return {"s0": responses}
+
+
+def _subject_rois(responses) -> dict | None:
+    """{subject: {roi: mask}} carried by SubjectResponses / BrainData inputs (None when none carries ROIs)."""
+    out = {s: dict(r.rois) for s, r in _subjects(responses).items()
+           if (isinstance(r, SubjectResponses) or _is_brain(r)) and r.rois}
+    return out or None
+
+
+def _normalise_responses(responses, image_index, n_images, image_ids=None):
+    """({subject: float32 (n_rows, n_voxels)}, {subject: image row per response row}) from an array, a
+    ``SubjectResponses``, a ``BrainData`` (rows paired with the images by stimulus id), a list of
+    them or a dict {subject: any of these}."""
+    from brainlike.ids import align
+
+    subjects = _subjects(responses)
+    if image_index is not None and not isinstance(image_index, Mapping):
+        if len(subjects) != 1:
+            raise ValueError("image_index must be a dict {subject: indices} when there are several subjects")
+        image_index = {next(iter(subjects)): image_index}
     out_r, out_i = {}, {}
-    for s, r in responses.items():
+    for s, r in subjects.items():
+        given = None if image_index is None or s not in image_index else image_index[s]
+        if isinstance(r, SubjectResponses):
+            if r.image_index is not None and given is not None:
+                raise ValueError(f"responses[{s!r}] carries an image_index; do not also pass image_index for it")
+            r, given = r.responses, r.image_index if given is None else given
+        elif _is_brain(r):
+            if given is not None:
+                raise ValueError(f"responses[{s!r}] is BrainData: its rows are paired with the images by "
+                                 "stimulus id; do not pass image_index for it")
+            if image_ids is None:
+                raise ValueError(f"responses[{s!r}] is BrainData: give the images as an ImageSet (or "
+                                 "PrefilteredImages with ids) so its stimulus ids can be paired with them")
+            given = align(image_ids, r.stimulus_ids, source="images", wanted=f"responses[{s!r}]")
+            r = r.responses
         r = as_2d_float(r, f"responses[{s!r}]", dtype=np.float32, min_rows=4)
-        idx = np.arange(r.shape[0]) if image_index is None or s not in image_index else np.asarray(image_index[s])
+        idx = np.arange(r.shape[0]) if given is None else np.asarray(given)
         if idx.shape != (r.shape[0],):
             raise ValueError(
                 f"image_index[{s!r}] must have one image index per response row ({r.shape[0]},); got shape {idx.shape}"
@@ -310,28 +367,38 @@ def _load_checkpoint(path, device) -> tuple[dict, dict]:
 # ---------------------------------------------------------------------------------------------
 # the estimator
 # ---------------------------------------------------------------------------------------------
-class GNet:
+class GNet(RenamedParams, TargetScoreMixin, BaseEstimator):
     """GNet encoding model (GNet8j with ``mode="joint"``, GNet8r with ``mode="roi"``).
 
     Parameters
     ----------
-    prefilter : a ``Prefilter`` (``alexnet_prefilter()``, ``efficientnet_prefilter()``, ``make_prefilter``).
+    prefilter : a ``Prefilter`` (``alexnet_prefilter()``, ``efficientnet_prefilter()``, ``make_prefilter``);
+        None: ``alexnet_prefilter()`` (pretrained AlexNet conv1-conv2, the paper's) built at first use.
     width : trunk width (channels each trunk layer passes on; 64 in the paper).
-    l1 : L1 penalty on readout weights. lr, batch_size, max_epochs, patience : optimisation.
+    alpha : L1 penalty on readout weights (formerly ``l1``). lr, batch_size, max_epochs, patience : optimisation.
     holdout : fraction of each subject's training rows used for early stopping.
-    mode : "joint" (one network for all voxels) or "roi" (one network per ROI; needs ``rois`` in fit).
-    device : None (CUDA when present, else CPU), "cpu", "cuda".
-    seed : everything (initialisation, shuffling, dropout) derives from it.
+    mode : "joint" (one network for all voxels) or "roi" (one network per ROI; needs ROIs in fit).
+    device : None (CUDA when present, else CPU), "cpu", "cuda" (``brainlike._backend.resolve_device``).
+    random_state : everything (initialisation, shuffling, dropout) derives from it (formerly ``seed``).
     checkpoint_dir : folder for per-epoch checkpoints; a fit finds them and resumes.
+    n_threads : torch CPU threads during fit/predict (restored afterwards; formerly ``num_threads``).
+
+    Responses (``fit``): one array (n_rows, n_voxels), a :class:`SubjectResponses` (responses, image
+    index, ROI masks), a ``BrainData`` (rows paired with the images' ids), a list of ``BrainData``
+    (one per subject, named by ``.subject``), or a dict {subject: any of these}.
+    ``score`` is the mean R² over voxels; ``score_targets(..., scoring="r2"|"pearson")`` one score per voxel.
     """
 
+    _renamed = {"l1": "alpha", "seed": "random_state", "num_threads": "n_threads"}
+
+    @accepts_renamed
     def __init__(
         self,
-        prefilter,
+        prefilter=None,
         *,
         width: int = 64,
         dropout: float = 0.5,
-        l1: float = 1e-4,
+        alpha: float = 1e-4,
         lr: float = 1e-3,
         batch_size: int = 32,
         max_epochs: int = 30,
@@ -340,15 +407,15 @@ class GNet:
         mode: str = "joint",
         readout_nonlinearity: str | None = "logtanh",
         device=None,
-        seed: int = 0,
+        random_state: int = 0,
         checkpoint_dir=None,
         progress: bool = True,
-        num_threads: int | None = None,
+        n_threads: int | None = None,
     ):
         self.prefilter = prefilter
         self.width = width
         self.dropout = dropout
-        self.l1 = l1
+        self.alpha = alpha
         self.lr = lr
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -357,11 +424,10 @@ class GNet:
         self.mode = mode
         self.readout_nonlinearity = readout_nonlinearity
         self.device = device
-        self.seed = seed
+        self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
         self.progress = progress
-        self.num_threads = num_threads
-        self._stop_after_epoch = None  # testing hook: simulate an interruption after this epoch
+        self.n_threads = n_threads
 
     def _threads(self):
         """Scoped torch CPU thread count (restored afterwards): small nets train faster on one thread."""
@@ -371,18 +437,21 @@ class GNet:
         class _Scope:
             def __enter__(self):
                 self.old = torch.get_num_threads()
-                if outer.num_threads is not None:
-                    torch.set_num_threads(int(outer.num_threads))
+                if outer.n_threads is not None:
+                    torch.set_num_threads(int(outer.n_threads))
 
             def __exit__(self, *exc):
                 torch.set_num_threads(self.old)
 
         return _Scope()
 
-    def get_params(self):
-        keys = ("width", "dropout", "l1", "lr", "batch_size", "max_epochs", "patience", "holdout", "mode",
-                "readout_nonlinearity", "seed")
-        return {k: getattr(self, k) for k in keys}
+    def _prefilter(self):
+        """The pre-filter module (``alexnet_prefilter()`` when ``prefilter`` is None, built once)."""
+        if self.prefilter is not None:
+            return self.prefilter
+        if getattr(self, "_default_prefilter", None) is None:
+            self._default_prefilter = alexnet_prefilter()
+        return self._default_prefilter
 
     # -- pre-filter ------------------------------------------------------------------------
     def prefilter_images(self, images, batch_size: int = 64) -> PrefilteredImages:
@@ -395,7 +464,9 @@ class GNet:
     def _prefilter_impl(self, images, batch_size):
         torch = _torch()
         dev = resolve_device(self.device)
-        pf = self.prefilter.to(dev)
+        prefilter = self._prefilter()
+        pf = prefilter.to(dev)
+        ids = np.asarray(images.ids).astype(str) if hasattr(images, "array") and hasattr(images, "ids") else None
         images = _images_array(images)
         n = len(images)
         if n == 0:
@@ -410,16 +481,19 @@ class GNet:
                     arr = np.asarray(chunk)
                     if arr.ndim != 4 or arr.shape[-1] != 3:
                         raise ValueError(f"images must be uint8 (N, H, W, 3) or a float tensor (N, 3, H, W); got shape {arr.shape}")
-                    x = self.prefilter.preprocess(arr)
+                    x = prefilter.preprocess(arr)
                 outs.append(pf(x.to(dev)).float().cpu())
-        return PrefilteredImages(torch.cat(outs, 0))
+        return PrefilteredImages(torch.cat(outs, 0), ids=ids)
 
     # -- fit ---------------------------------------------------------------------------------
     def _check(self):
         check_choice(self.mode, "mode", ("joint", "roi"))
         check_choice(self.readout_nonlinearity, "readout_nonlinearity", (None, "logtanh"))
         check_positive(self.lr, "lr")
-        check_positive(self.l1, "l1", allow_zero=True)
+        check_positive(self.alpha, "alpha", allow_zero=True)
+        if not isinstance(self.random_state, (int, np.integer)) or isinstance(self.random_state, bool):
+            raise ValueError(f"random_state must be an integer (every random draw derives from it); "
+                             f"got {self.random_state!r}")
         for name in ("width", "batch_size", "max_epochs", "patience"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 1:
@@ -428,14 +502,19 @@ class GNet:
             raise ValueError(f"holdout must be a fraction in (0, 1); got {self.holdout!r}")
 
     def fit(self, images, responses, *, image_index=None, rois=None):
-        """Train on ``responses`` ({subject: (n_rows, n_voxels)} or one array) to ``images``.
+        """Train on ``responses`` to ``images`` (uint8 (N, H, W, 3), an ImageSet or PrefilteredImages).
 
-        image_index : {subject: (n_rows,) indices into images}; default row i <-> image i.
-        rois : for mode="roi", {subject: {roi: boolean mask (n_voxels,)}}.
+        responses : an array (n_rows, n_voxels), a :class:`SubjectResponses`, a ``BrainData``, a list of
+            ``BrainData`` or a dict {subject: any of these} (see the class docstring).
+        image_index : {subject: (n_rows,) indices into images} for array responses; default row i <-> image i.
+        rois : for mode="roi", {subject: {roi: boolean mask (n_voxels,)}}; default: the ROIs carried by
+            SubjectResponses / BrainData responses.
         """
         self._check()
         pre = self.prefilter_images(images)
-        resp, idx = _normalise_responses(responses, image_index, len(pre))
+        resp, idx = _normalise_responses(responses, image_index, len(pre), pre.ids)
+        if rois is None:
+            rois = _subject_rois(responses)
         self.subjects_ = list(resp)
         self.n_voxels_ = {s: r.shape[1] for s, r in resp.items()}
         groups = self._voxel_groups(rois)
@@ -443,7 +522,7 @@ class GNet:
         self.history_ = {}
         for gi, (gname, vox) in enumerate(groups.items()):
             sub_resp = {s: resp[s][:, v] for s, v in vox.items() if v.size}
-            net = self._train_group(gname, pre, sub_resp, idx, seed=self.seed + 7919 * gi)
+            net = self._train_group(gname, pre, sub_resp, idx, seed=int(self.random_state) + 7919 * gi)
             net["voxels"] = {s: v for s, v in vox.items() if v.size}
             self.groups_[gname] = net
         return self
@@ -452,7 +531,8 @@ class GNet:
         if self.mode == "joint":
             return {"all": {s: np.arange(n) for s, n in self.n_voxels_.items()}}
         if not isinstance(rois, Mapping) or not rois:
-            raise ValueError("mode='roi' needs rois={subject: {roi: boolean mask (n_voxels,)}}")
+            raise ValueError("mode='roi' needs rois={subject: {roi: boolean mask (n_voxels,)}} (or responses "
+                             "that carry ROIs: SubjectResponses, BrainData)")
         names = []
         for s in self.subjects_:
             if s not in rois:
@@ -562,7 +642,7 @@ class GNet:
                 y = torch.as_tensor((resp[s][rows] - mu) / sd, device=dev)
                 out = readouts[str(s)](trunk(x))
                 mse = ((out - y) ** 2).mean()
-                loss = mse + self.l1 * readouts[str(s)].weight.abs().mean()
+                loss = mse + self.alpha * readouts[str(s)].weight.abs().mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -584,7 +664,8 @@ class GNet:
                       f"{time.time() - t0:.1f}s", file=sys.stderr, flush=True)
             if ckpt is not None:
                 _save_checkpoint(ckpt, trunk, readouts, opt, state, key)
-            if self._stop_after_epoch is not None and epoch >= self._stop_after_epoch and not state["done"]:
+            stop_after = getattr(self, "_stop_after_epoch", None)  # testing hook: simulated interruption
+            if stop_after is not None and epoch >= stop_after and not state["done"]:
                 raise KeyboardInterrupt(f"stopped after epoch {epoch} (simulated interruption)")
             epoch += 1
         if state["best"] is not None:
@@ -602,8 +683,8 @@ class GNet:
         and the frozen trunk's weights when only readouts are trained (``brainlike._hash``)."""
         from brainlike._hash import ContentHasher
 
-        params = {k: v for k, v in self.get_params().items() if k not in ("progress", "checkpoint_dir", "device",
-                                                                          "num_threads")}
+        params = {k: v for k, v in self.get_params(deep=False).items()
+                  if k not in ("prefilter", "progress", "checkpoint_dir", "device", "n_threads")}
         h = ContentHasher().json(repr(params)).array(pre.maps.detach().cpu().numpy())
         for s in sorted(resp):
             h.json(str(s)).array(np.asarray(resp[s])).array(np.asarray(idx[s]))
@@ -644,21 +725,20 @@ class GNet:
         if not hasattr(source, "groups_") or trunk_group not in source.groups_:
             raise ValueError(f"trunk_group must be one of the fitted groups {list(getattr(source, 'groups_', {}))}; got {trunk_group!r}")
         pre = self.prefilter_images(images)
-        resp, idx = _normalise_responses(responses, image_index, len(pre))
+        resp, idx = _normalise_responses(responses, image_index, len(pre), pre.ids)
         self.subjects_ = list(resp)
         self.n_voxels_ = {s: r.shape[1] for s, r in resp.items()}
         self.history_ = {}
         trunk = source.groups_[trunk_group]["trunk"]
-        net = self._train_group(f"transfer-{trunk_group}", pre, resp, idx, seed=self.seed + 104729, trunk=trunk)
+        net = self._train_group(f"transfer-{trunk_group}", pre, resp, idx, seed=int(self.random_state) + 104729,
+                                trunk=trunk)
         net["voxels"] = {s: np.arange(n) for s, n in self.n_voxels_.items()}
-        self.groups_ = {"all": net}
-        self.mode = "joint"
+        self.groups_ = {"all": net}  # one network for all voxels, whatever ``mode`` says
         return self
 
     # -- predict -----------------------------------------------------------------------------
     def _check_fitted(self):
-        if not hasattr(self, "groups_"):
-            raise ValueError("this GNet is not fitted yet; call fit(images, responses) first")
+        check_is_fitted(self, "groups_")
 
     def predict(self, images, subject=None, feature_mask=None):
         """Predicted responses (n_images, n_voxels of ``subject``) for any images."""
@@ -685,13 +765,15 @@ class GNet:
             raise ValueError(f"subject must be one of {self.subjects_}; got {subject!r}")
         return subject
 
-    def score(self, images, responses, subject=None, metric="pearson"):
-        """Per-voxel Pearson r (or R²) of the predictions for ``images``."""
-        pred = self.predict(images, subject)
+    def score(self, images, responses, subject=None, sample_weight=None):
+        """Mean R² over the voxels of ``subject`` (scikit-learn's meaning of ``score``)."""
         y = as_2d_float(responses, "responses", dtype=np.float64)
-        if y.shape != pred.shape:
-            raise ValueError(f"responses must have shape {pred.shape}; got {y.shape}")
-        return column_score(y, pred, metric)
+        return super().score(images, y, sample_weight, subject=subject)
+
+    def score_targets(self, images, responses, subject=None, scoring="r2"):
+        """One score per voxel of ``subject``: R² (default) or Pearson r (``scoring="pearson"``)."""
+        y = as_2d_float(responses, "responses", dtype=np.float64)
+        return super().score_targets(images, y, scoring, subject=subject)
 
     @property
     def holdout_r_(self):
@@ -722,7 +804,8 @@ class GNet:
             return [torch.softmax(f, 1).reshape(-1, h, w).cpu().numpy() for f, (_, h, w) in zip(ro.fields, ro.group_shapes)]
 
 
-def cross_validate_gnet(make_model, images, responses, *, image_index=None, n_folds: int = 5, seed: int = 0, rois=None):
+def cross_validate_gnet(make_model, images, responses, *, image_index=None, n_folds: int = 5, seed: int = 0,
+                        rois=None):
     """Out-of-fold Pearson r per voxel ({subject: (n_voxels,)}) for GNets built by ``make_model()``.
 
     The folds split each subject's rows; every fold trains a fresh model (its own holdout for
@@ -732,7 +815,9 @@ def cross_validate_gnet(make_model, images, responses, *, image_index=None, n_fo
         raise ValueError(f"n_folds must be >= 2; got {n_folds}")
     model0 = make_model()
     pre = model0.prefilter_images(images)
-    resp, idx = _normalise_responses(responses, image_index, len(pre))
+    resp, idx = _normalise_responses(responses, image_index, len(pre), pre.ids)
+    if rois is None:
+        rois = _subject_rois(responses)
     preds = {s: np.zeros_like(r) for s, r in resp.items()}
     folds = {}
     for k, s in enumerate(sorted(resp)):

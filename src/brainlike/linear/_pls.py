@@ -8,7 +8,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from brainlike.linear._common import check_x_predict, check_xy, make_splits
 from brainlike.linear._ridge import _LinearBase, _score_columns
-from brainlike._backend import NumpyBackend
+from brainlike._backend import NumpyBackend, get_backend
+
+
+def _pls_backend(est):
+    """PLS is computed by scikit-learn's PLSRegression (numpy); the backend rule is checked all the same."""
+    if est.backend != "numpy":
+        raise ValueError(f"backend={est.backend!r}: {type(est).__name__} computes with scikit-learn's "
+                         "PLSRegression, on numpy only; use backend='numpy'")
+    return get_backend(est.backend, est.device, est.dtype)
 
 
 def _check_components(n_components, name="n_components"):
@@ -26,15 +34,15 @@ class PLS(_LinearBase):
     ``coef_`` is (n_features, n_targets) like the other estimators of ``brainlike.linear``.
     """
 
-    def __init__(self, n_components=2, scale=True, dtype=None):
+    def __init__(self, n_components=2, scale=True, backend="numpy", device=None, dtype=None):
         self.n_components = n_components
         self.scale = scale
+        self.backend = backend
+        self.device = device
         self.dtype = dtype
 
     def fit(self, X, Y):
-        from brainlike._backend import resolve_dtype
-
-        dt = resolve_dtype(self.dtype)
+        dt = _pls_backend(self).dtype
         X, Y, self._y1d = check_xy(X, Y, dt, self)
         (nc,) = _check_components(self.n_components)
         if nc > min(X.shape):
@@ -58,19 +66,21 @@ class PLSCV(_LinearBase):
     Grid values larger than a training fold allows are skipped.
     """
 
-    def __init__(self, n_components=(1, 2, 4, 8, 16), cv=5, scale=True, scoring="r2", dtype=None):
+    def __init__(self, n_components=(1, 2, 4, 8, 16), cv=5, scale=True, scoring="r2", backend="numpy", device=None,
+                 dtype=None):
         self.n_components = n_components
         self.cv = cv
         self.scale = scale
         self.scoring = scoring
+        self.backend = backend
+        self.device = device
         self.dtype = dtype
 
     def fit(self, X, Y, groups=None):
-        from brainlike._backend import resolve_dtype
         from brainlike._validate import check_choice
 
         check_choice(self.scoring, "scoring", ("r2", "pearson"))
-        dt = resolve_dtype(self.dtype)
+        dt = _pls_backend(self).dtype
         X, Y, self._y1d = check_xy(X, Y, dt, self)
         grid = _check_components(self.n_components)
         splits = make_splits(self.cv, X.shape[0], groups)

@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from brainlike._backend import get_backend
+from brainlike._estimator import TargetScoreMixin
 from brainlike._validate import check_choice
 from brainlike.linear._common import (
     batch_size,
@@ -38,7 +39,9 @@ def _solve(be, Xc, Yc, alpha):
     return sol if primal else Xc.T @ sol
 
 
-class _LinearBase(MultiOutputMixin, RegressorMixin, BaseEstimator):
+class _LinearBase(TargetScoreMixin, MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """``score`` = mean R² over targets (scikit-learn's); ``score_targets(X, Y, scoring="r2"|"pearson")``."""
+
     def _backend(self):
         return get_backend(self.backend, self.device, self.dtype)
 

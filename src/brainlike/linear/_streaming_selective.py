@@ -30,11 +30,24 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from brainlike._backend import _gil_free_cholesky, _n_threads, _single_threaded_blas, get_backend
-from brainlike.linear._common import check_alpha, check_y
+from brainlike.linear._common import _x_2d, check_alpha, check_y
 from brainlike.linear._ridge import _LinearBase
 from brainlike.linear._selective import _CONSTANT_VAR
 
 logger = logging.getLogger("brainlike")
+
+
+def _as_source(X):
+    """A column source (``.shape`` + ``.read``) as is; an ndarray checked without a copy; any other
+    array-like (a list, an object with ``__array__``) converted; sparse or non-2-D input refused."""
+    if hasattr(X, "read") and hasattr(X, "shape") and not isinstance(X, np.ndarray):
+        return X
+    X = _x_2d(X)
+    if X.shape[0] == 0:
+        raise ValueError(f"X has 0 sample(s) (shape={X.shape}) while a minimum of 1 is required")
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+        X = np.asarray(X, dtype=np.float64)
+    return X
 
 
 def _source_shape(X) -> tuple[int, int]:
@@ -142,6 +155,7 @@ class StreamingSelectiveRidge(_LinearBase):
     def fit(self, X, Y, rows=None, test_rows=None):
         dt = get_backend("numpy", None, self.dtype).dtype
         alpha = check_alpha(self.alpha, 1)
+        X = _as_source(X)
         n_src, p = _source_shape(X)
         Y, self._y1d = check_y(Y, dt, self)
         n, t = Y.shape
@@ -328,6 +342,7 @@ class StreamingSelectiveRidge(_LinearBase):
         import scipy.sparse
 
         check_is_fitted(self, "intercept_")
+        X = _as_source(X)
         n, p = _source_shape(X)
         if p != self.n_features_in_:
             raise ValueError(f"X has {p} features, but {type(self).__name__} is expecting "
