@@ -117,3 +117,22 @@ def test_config_rules_for_roi_and_layer_counts(study):
         load_config({**one_layer, "analyses": ["encoding"], "rois": ["V1", "V2"]})
     with pytest.raises(ValueError, match=r"config key 'analyses'.*'decodability'"):
         load_config({**cfg, "analyses": ["decodabilty"]})
+
+
+def test_decoded_files_equal_an_independent_decoder_on_the_features_scale(study):
+    from brainlike.pipeline.compute import decode_units
+
+    res, planted, _ = study
+    root = res.out.parent / "ds001246"
+    b = load_horikawa_bids(root, "sub-01", roi="VC")
+    train, test = b.select_split("train"), b.select_split("test").average_repetitions()
+    row = {i: k for k, i in enumerate(planted["ids"])}
+    feats = planted["features"]["fc8"]
+    y_train = feats[[row[i] for i in train.stimulus_ids]]
+    y_test = feats[[row[i] for i in test.stimulus_ids]]
+    _, pred, _ = decode_units(train.responses, y_train, test.responses, y_test, alpha=100.0, n_feat=500)
+    # back to the features' scale with the training mean and SD (ddof=1, as the decoder z-scores)
+    expect = pred * y_train.std(axis=0, ddof=1) + y_train.mean(axis=0)
+    ids, dec = read_decoded_features(res.out / "decodability", "AlexNet", "fc8", "sub-01")
+    order = [list(test.stimulus_ids).index(i) for i in ids]
+    np.testing.assert_allclose(dec, expect[order], rtol=1e-4, atol=1e-4)

@@ -37,6 +37,20 @@ def zscore_train(train: np.ndarray, *others: np.ndarray, dtype=np.float32):
     """
     dt = np.dtype(dtype)
     train = np.asarray(train)
+    mean, std = train_mean_std(train)
+    shift, scale = mean.astype(dt), (1.0 / std).astype(dt)
+    out = []
+    for a in (train, *others):
+        z = np.asarray(a, dtype=dt) - shift
+        z *= scale
+        out.append(z)
+    return out
+
+
+def train_mean_std(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean and std (``ddof=1``, 0 -> 1) of ``train`` in float64: the statistics of
+    :func:`zscore_train` (also used to return decoded features to their scale)."""
+    train = np.asarray(train)
     n = train.shape[0]
     mean = train.mean(axis=0, dtype=np.float64)
     ss = np.zeros(train.shape[1:], dtype=np.float64)
@@ -48,13 +62,7 @@ def zscore_train(train: np.ndarray, *others: np.ndarray, dtype=np.float32):
         ss += block.sum(0)
     std = np.sqrt(ss / max(n - 1, 1))
     std[std == 0] = 1.0
-    shift, scale = mean.astype(dt), (1.0 / std).astype(dt)
-    out = []
-    for a in (train, *others):
-        z = np.asarray(a, dtype=dt) - shift
-        z *= scale
-        out.append(z)
-    return out
+    return mean, std
 
 
 def column_pearson(pred: np.ndarray, true: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .compute import train_mean_std
 from .jobs import Context, Job, read_units
 from .store import load_npz
 
@@ -55,9 +56,7 @@ def write_decodability(ctx: Context, jobs: list[Job], table, out_dir) -> Path:
             for j in sjobs:
                 r = load_npz(j.path(ctx.workdir))
                 f = read_units(handle, r["units"]).astype(np.float64)
-                mean = f[train_rows].mean(axis=0)
-                std = f[train_rows].std(axis=0)  # the decoder's z-scoring (pipeline.compute.zscore_train)
-                std[std == 0] = 1.0
+                mean, std = train_mean_std(f[train_rows])  # the decoder's own z-scoring statistics
                 k = f.shape[1]
                 decoded[:, at:at + k] = r["prediction"] * std + mean
                 truth[:, at:at + k] = f[test_rows]

@@ -63,6 +63,11 @@ def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progres
     work.mkdir(parents=True, exist_ok=True)
     remove_stale_tmp(work)
     brains = I.load_brain(exp, brain)
+    for s, b in brains.items():
+        prov = getattr(b, "provenance", {}) or {}
+        runs = f", {prov['runs']} runs" if prov.get("runs") else ""  # BIDS: preprocessed or raw (asked for)
+        _log(f"brain data of {s}: {b.n_samples} samples x {b.n_voxels} voxels ({prov.get('dataset', 'given')}{runs})",
+             progress)
     rois = I.resolve_rois(exp, brains)
     subjects = {s: I.split_subject(b, rois, s) for s, b in brains.items()}
     # one row per stimulus used by any subject, in the order of the image set when there is one
