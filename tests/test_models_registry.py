@@ -403,6 +403,13 @@ def test_pipeline_dnn_entries_take_a_seed_that_keys_the_features(tmp_path):
     for bad in (-1, 1.5, True, "3"):
         with pytest.raises(ValueError, match=r"'dnns\.r\.seed'"):
             load_config(cfg(pretrained=False, seed=bad))
+    # network files in a config file are found relative to it, like its other paths
+    (tmp_path / "exp.yaml").write_text("name: t\nout: o\ndataset: cowley2023_v4\nrois: [V1, V2]\ndnns:\n"
+                                       "  a: {model: 'onnx:nets/a.onnx', layers: [x, y]}\n"
+                                       f"  b: {{model: 'torchscript:{tmp_path}/b.pt', layers: [x, y]}}\n")
+    exp = load_config(tmp_path / "exp.yaml")
+    assert exp.dnns["a"].model == f"onnx:{tmp_path / 'nets' / 'a.onnx'}"
+    assert exp.dnns["b"].model == f"torchscript:{tmp_path}/b.pt"
 
 
 def test_feature_store_records_the_seed(tmp_path):

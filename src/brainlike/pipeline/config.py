@@ -404,6 +404,10 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
                 d["features"] = [fix(f) if isinstance(f, str) else f for f in d["features"]]
             if isinstance(d, dict) and isinstance(d.get("feature_index"), str):
                 d["feature_index"] = fix(d["feature_index"])
+            model = d.get("model") if isinstance(d, dict) else None
+            if isinstance(model, str) and model.split(":", 1)[0] in ("onnx", "torchscript") and ":" in model:
+                kind, file = model.split(":", 1)  # a network file, like every other path of the config
+                d["model"] = f"{kind}:{fix(file)}"
     if isinstance(raw.get("dataset"), dict) and isinstance(raw["dataset"].get("path"), str):
         raw["dataset"]["path"] = fix(raw["dataset"]["path"])
     return raw
