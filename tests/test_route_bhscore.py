@@ -309,3 +309,55 @@ def test_local_dataset_config_errors():
         load_config({"dnns": net, "dataset": {"format": "bdata"}})
     with pytest.raises(ValueError, match="dataset.splits"):
         load_config({"dnns": net, "dataset": {"format": "bdata", "path": "{split}", "splits": {"val": "x"}}})
+
+
+def test_encoding_recipe_and_control_from_the_command_line(mini, tmp_path, capsys):
+    """--analyses decoding encoding runs BHscore's encoding recipe (the default for a settings.json);
+    --control layer_shuffled adds the control network; encoding accuracies go to BHscore's
+    encoding tree, one per voxel, read back by the reproduce reader."""
+    import hdf5storage
+
+    from brainlike.datasets import bhscore as bh
+
+    settings = json.loads(mini["settings"].read_text())
+    settings["subjects"] = ["sub-01"]
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
+    out = tmp_path / "out"
+    assert main(["run", str(tmp_path / "settings.json"), "--bhscore-data", str(mini["data"]), "--out", str(out),
+                 "--analyses", "decoding", "encoding", "--control", "layer_shuffled", "--scheduler", "synchronous",
+                 "--no-progress", "--no-report"]) == 0
+    s = pd.read_csv(out / "results" / "bh_scores.csv").set_index(["dnn", "kind"])["score"]
+    assert s[("AlexNet", "decoding")] > 0.5 and s[("AlexNet", "encoding")] > 0.5
+    assert abs(s[("AlexNet (layer-shuffled)", "decoding")]) < 0.3
+    assert s[("AlexNet (layer-shuffled)", "encoding")] < s[("AlexNet", "encoding")] - 0.5
+    prov = json.loads((out / "results" / "provenance.json").read_text())
+    assert prov["config"]["encoding"]["method"] == "recipe"
+    f = out / "encoding_accuracy" / "ImageNetTest" / "caffe" / "AlexNet" / "fc8" / "sub-01" / "HVC" / "accuracy.mat"
+    acc = hdf5storage.loadmat(str(f))["accuracy"]
+    assert acc.shape == (1, 60) and acc.dtype == np.float32
+    enc = pd.read_parquet(out / "results" / "encoding_accuracy.parquet")
+    g = enc[(enc.dnn == "AlexNet") & (enc.layer == "fc8") & (enc.roi == "HVC")].sort_values("voxel")
+    np.testing.assert_allclose(acc.ravel(), g["accuracy"].to_numpy(), atol=1e-7)
+    tree = bh.read_accuracy_tree(out, settings, kind="encoding")
+    assert sorted(tree["AlexNet"]) == sorted(settings["dnns"]["AlexNet"]["layers"])
+
+
+def test_features_all_folder(mini, tmp_path, capsys):
+    """--bhscore-features features_all reads data/features_all (BHscore's encoding scripts' folder)."""
+    import shutil
+
+    data = tmp_path / "data"
+    (data / "fmri").mkdir(parents=True)
+    for f in (mini["data"] / "fmri").glob("sub-01_*"):
+        shutil.copy(f, data / "fmri" / f.name)
+    shutil.copytree(mini["data"] / "features", data / "features_all")
+    settings = json.loads(mini["settings"].read_text())
+    settings["subjects"] = ["sub-01"]
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
+    assert main(["run", str(tmp_path / "settings.json"), "--bhscore-data", str(data), "--out", str(tmp_path / "o"),
+                 "--bhscore-features", "features_all", "--check"]) == 0
+    assert "features_all/ImageNetTraining/caffe/AlexNet" in capsys.readouterr().out
+    # without it, the decoding scripts' folder is looked for and its absence named
+    assert main(["run", str(tmp_path / "settings.json"), "--bhscore-data", str(data), "--out", str(tmp_path / "o"),
+                 "--check"]) == 2
+    assert "features/ImageNetTraining/caffe/AlexNet" in capsys.readouterr().err

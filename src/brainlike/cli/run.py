@@ -28,6 +28,15 @@ def register(subparsers) -> None:
                    help="BHscore's data/ folder as its scripts lay it out: fMRI from DATA/fmri, features of each "
                    "DNN 'dir' from DATA/features/ImageNetTraining and DATA/features/ImageNetTest; accuracies are "
                    "also written in BHscore's trees under --out")
+    p.add_argument("--bhscore-features", default="features", choices=["features", "features_all"],
+                   help="with --bhscore-data: the feature folder to read, 'features' (BHscore's decoding scripts) or "
+                   "'features_all' (all units, as its encoding scripts)")
+    p.add_argument("--analyses", nargs="+", default=None, metavar="ANALYSIS",
+                   help="analyses to run instead of the config's (e.g. 'decoding encoding'; a settings.json runs "
+                   "decoding only, encoding with BHscore's recipe)")
+    p.add_argument("--control", action="append", default=[], choices=["layer_shuffled"],
+                   help="add for each network a control copy, e.g. 'layer_shuffled' (its units dealt out to the "
+                   "layers at random): a network with no hierarchy, run through the same jobs")
     p.add_argument("--check", action="store_true",
                    help="validate the config and resolve its dataset, subjects, ROIs, stimuli, models, layers and "
                    "scheduler as the run would (brainlike.pipeline.check_experiment); print what would run; "
@@ -50,6 +59,11 @@ def run(args) -> int:
         overrides["dataset"] = args.dataset
     if args.bhscore_data is not None:
         overrides["bhscore_data"] = args.bhscore_data
+        overrides["bhscore_features"] = args.bhscore_features
+    if args.analyses:
+        overrides["analyses"] = list(args.analyses)
+    if args.control:
+        overrides["add_controls"] = list(args.control)
     if args.scheduler or args.workers:
         overrides["execution"] = {k: v for k, v in (("scheduler", args.scheduler), ("n_workers", args.workers)) if v}
     if args.check:

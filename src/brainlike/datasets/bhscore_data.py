@@ -30,13 +30,16 @@ import numpy as np
 
 from ._braindata import BrainData
 
-__all__ = ["FMRI_FILE", "FEATURE_TREES", "INDEX_FILE", "ROI_SELECTORS", "feature_labels", "bhscore_paths",
+__all__ = ["FMRI_FILE", "FEATURE_TREES", "FEATURE_FOLDERS", "INDEX_FILE", "ROI_SELECTORS", "feature_labels", "bhscore_paths",
            "load_bhscore_fmri", "read_feature_index"]
 
 # data/download_fmri.sh l.5-10
 FMRI_FILE = "fmri/{subject}_perceptionNaturalImage{part}_VC_v2.h5"
-# feature_decoding_train.py l.70 (training), feature_decoding_predict.py l.57 (test)
-FEATURE_TREES = {"train": "features/ImageNetTraining", "test": "features/ImageNetTest"}
+# feature_decoding_train.py l.70 (training), feature_decoding_predict.py l.57 (test): under data/features;
+# the encoding scripts read all units from data/features_all (encoding/bhscore_caffe_*_allunits.yaml
+# 'training feature dir' / 'test feature dir'; data/download_features_all.sh)
+FEATURE_TREES = {"train": "ImageNetTraining", "test": "ImageNetTest"}
+FEATURE_FOLDERS = ("features", "features_all")
 PARTS = {"train": "Training", "test": "Test"}
 # feature_decoding_train.py l.75
 INDEX_FILE = "index_random1000.mat"
@@ -54,11 +57,14 @@ def _check_data(data) -> Path:
     return data
 
 
-def bhscore_paths(data, subject: str, dnn_dir: str) -> dict:
-    """The files BHscore's scripts read for one subject and network ``dnn_dir`` (e.g. ``caffe/AlexNet``)."""
+def bhscore_paths(data, subject: str, dnn_dir: str, features: str = "features") -> dict:
+    """The files BHscore's scripts read for one subject and network ``dnn_dir`` (e.g. ``caffe/AlexNet``);
+    ``features``: ``features`` (decoding scripts) or ``features_all`` (encoding scripts)."""
+    if features not in FEATURE_FOLDERS:
+        raise ValueError(f"features must be one of {list(FEATURE_FOLDERS)}; got {features!r}")
     data = _check_data(data)
     out = {"fmri": {s: data / FMRI_FILE.format(subject=subject, part=PARTS[s]) for s in PARTS},
-           "features": {s: data / FEATURE_TREES[s] / dnn_dir for s in FEATURE_TREES}}
+           "features": {s: data / features / FEATURE_TREES[s] / dnn_dir for s in FEATURE_TREES}}
     out["feature_index"] = out["features"]["train"] / INDEX_FILE
     return out
 
@@ -117,14 +123,16 @@ def read_feature_index(path, layers) -> dict[str, np.ndarray]:
     return out
 
 
-def load_bhscore_fmri(data, subject: str, dnn_dirs, rois=None, *, nan: str = "warn", dtype=np.float32) -> BrainData:
+def load_bhscore_fmri(data, subject: str, dnn_dirs, rois=None, *, features: str = "features", nan: str = "warn",
+                      dtype=np.float32) -> BrainData:
     """One subject's training and test fMRI from BHscore's ``data/`` folder, with feature-file ids.
 
     ``image_index`` values are turned into the feature file stems of ``features/ImageNetTraining/<dir>``
     (training file) and ``features/ImageNetTest/<dir>`` (test file). ``dnn_dirs``: the settings'
     ``dir`` of every network; all must list the same images (the mapping is the same for each).
     When the files also hold ``stimulus_name`` with a label map, it must agree with the ids.
-    ``rois``: ROI names (``V1`` for ``ROI_V1``; default all of the file).
+    ``rois``: ROI names (``V1`` for ``ROI_V1``; default all of the file). ``features``: the feature
+    folder whose file names ``image_index`` points into (``features`` or ``features_all``: the same images).
     """
     from .bdata import load_bdata, stack_splits
 
@@ -134,7 +142,7 @@ def load_bhscore_fmri(data, subject: str, dnn_dirs, rois=None, *, nan: str = "wa
     data = _check_data(data)
     parts = []
     for split in ("train", "test"):
-        paths = [bhscore_paths(data, subject, d) for d in dirs]
+        paths = [bhscore_paths(data, subject, d, features) for d in dirs]
         labels = feature_labels(paths[0]["features"][split])
         for d, p in zip(dirs[1:], paths[1:]):
             other = feature_labels(p["features"][split])
@@ -166,6 +174,7 @@ def load_bhscore_fmri(data, subject: str, dnn_dirs, rois=None, *, nan: str = "wa
         parts.append(part)
     out = stack_splits(parts, dataset="bhscore-data")
     out.subject = subject
-    out.provenance = {"dataset": "bhscore-data", "path": str(data), "subject": subject, "dnn_dirs": dirs,
+    out.provenance = {"dataset": "bhscore-data", "path": str(data), "features": features, "subject": subject,
+                      "dnn_dirs": dirs,
                       "parts": [p.provenance for p in parts]}
     return out

@@ -13,7 +13,8 @@ The spec is what an experiment config's ``dataset`` key holds (``brainlike.pipel
   mask (voxels) per ROI.
 - ``format: bids``: a BIDS folder, read by :func:`brainlike.datasets.load_horikawa_bids`
   (``options`` are passed to it).
-- ``format: bhscore``: BHscore's ``data/`` folder (:mod:`brainlike.datasets.bhscore_data`).
+- ``format: bhscore``: BHscore's ``data/`` folder (:mod:`brainlike.datasets.bhscore_data`);
+  ``features: features_all`` matches ``image_index`` to ``features_all/`` instead of ``features/``.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def load_local(spec: dict, subject: str, rois=None, *, dnn_dirs=(), dtype=np.flo
         if not dnn_dirs:
             raise ValueError("dataset format 'bhscore' needs the networks' BHscore 'dir' (e.g. caffe/AlexNet) "
                              "to match image_index to the feature files: give each DNN a 'dir'")
-        return load_bhscore_fmri(spec["path"], subject, dnn_dirs, rois=rois, dtype=dtype)
+        return load_bhscore_fmri(spec["path"], subject, dnn_dirs, rois=rois, dtype=dtype,
+                                 features=spec.get("features", "features"))
     if fmt == "bids":
         from .horikawa import load_horikawa_bids
 

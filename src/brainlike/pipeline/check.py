@@ -217,7 +217,11 @@ def check_experiment(config, *, brain=None, stimuli=None, features=None, feature
         lines.append(f"  decoding: alpha={dec['alpha']} n_feat={dec['n_feat']} "
                      f"units_per_layer={dec['units_per_layer']} chunk_size={dec['chunk_size']}")
     if "encoding" in exp.analyses:
-        lines.append(f"  encoding: alphas={exp.encoding['alphas']} cv={exp.encoding['cv']}")
+        enc = exp.encoding
+        if enc.get("method") == "recipe":
+            lines.append(f"  encoding: BHscore's recipe, alpha={enc['alpha']} n_feat={enc['n_feat']}")
+        else:
+            lines.append(f"  encoding: alphas={enc['alphas']} cv={enc['cv']}")
     sched = exp.execution["scheduler"]
     if connect:
         check_scheduler_reachable(sched)

@@ -76,7 +76,7 @@ CONTROLS = ("layer_shuffled",)
 _DATASET_KEYS = {"name", "options", "subject_option"}
 # local files instead of a registered name: {format: ..., path: ..., <format options>}
 DATASET_FORMATS = {
-    "bhscore": {"path"},  # BHscore's data/ folder (fmri/ and features/), see datasets.bhscore_data
+    "bhscore": {"path", "features"},  # BHscore's data/ folder (fmri/, features/ or features_all/), datasets.bhscore_data
     "bdata": {"path", "splits", "label"},  # BData HDF5 file(s); path may hold {subject} and {split}
     "npz": {"path", "splits"},  # .npz per subject: responses, stimulus_ids, split, roi_<NAME> masks
     "bids": {"path", "options"},  # a BIDS folder read by datasets.load_horikawa_bids(path, subject, **options)
@@ -330,6 +330,8 @@ def load_config(config, **overrides) -> Experiment:
     """
     features_root = overrides.pop("features_root", None)
     bhscore_data = overrides.pop("bhscore_data", None)
+    bhscore_features = overrides.pop("bhscore_features", "features")
+    add_controls = overrides.pop("add_controls", ())
     if isinstance(config, Experiment):
         raw, source = copy.deepcopy(config.raw), config.source
     elif isinstance(config, (str, Path)):
@@ -355,30 +357,50 @@ def load_config(config, **overrides) -> Experiment:
             if isinstance(d, dict) and d.get("dir") and not d.get("model") and not d.get("features"):
                 d["features"] = str(Path(features_root) / d["dir"])
     if bhscore_data is not None:
-        apply_bhscore_data(raw, bhscore_data)
+        apply_bhscore_data(raw, bhscore_data, features=bhscore_features)
+    for control in add_controls:
+        add_control_networks(raw, control)
     return validate(raw, source=source)
 
 
-def apply_bhscore_data(raw: dict, data) -> dict:
+def add_control_networks(raw: dict, control: str = "layer_shuffled") -> dict:
+    """Add to the config, for each network without a control, a copy ``"<name> (<control>)"`` with
+    ``control`` set (``brainlike run --control layer_shuffled``)."""
+    if control not in CONTROLS:
+        raise ValueError(f"control must be one of {list(CONTROLS)}; got {control!r}")
+    dnns = raw.get("dnns")
+    if isinstance(dnns, dict):
+        for name, d in list(dnns.items()):
+            label = f"{name} ({control.replace('_', '-')})"
+            if isinstance(d, dict) and not d.get("control") and label not in dnns:
+                dnns[label] = {**copy.deepcopy(d), "control": control}
+    return raw
+
+
+def apply_bhscore_data(raw: dict, data, features: str = "features") -> dict:
     """Point a config at BHscore's ``data/`` folder: its fMRI files and its two feature trees.
 
     The dataset becomes ``{format: bhscore, path: DATA}`` (unless the config names one); each DNN
     with a ``dir`` and no ``model``/``features`` reads ``DATA/features/ImageNetTraining/<dir>`` and
     ``DATA/features/ImageNetTest/<dir>``, with ``index_random1000.mat`` of the training tree's
-    network folder when it is there (see :mod:`brainlike.datasets.bhscore_data`).
+    network folder when it is there (see :mod:`brainlike.datasets.bhscore_data`). ``features``:
+    ``features`` (BHscore's decoding scripts) or ``features_all`` (all units, as its encoding scripts).
     """
-    from brainlike.datasets.bhscore_data import FEATURE_TREES, INDEX_FILE
+    from brainlike.datasets.bhscore_data import FEATURE_FOLDERS, FEATURE_TREES, INDEX_FILE
+
+    if features not in FEATURE_FOLDERS:
+        raise ValueError(f"--bhscore-features must be one of {list(FEATURE_FOLDERS)}; got {features!r}")
 
     data = Path(data)
     if not data.is_dir():
         raise FileNotFoundError(f"--bhscore-data: folder not found: {data} (BHscore's data/ folder, with fmri/ "
                                 "and features/ inside)")
     if raw.get("dataset") is None:
-        raw["dataset"] = {"format": "bhscore", "path": str(data)}
+        raw["dataset"] = {"format": "bhscore", "path": str(data), "features": features}
     for d in (raw.get("dnns") or {}).values():
         if isinstance(d, dict) and d.get("dir") and not d.get("model") and not d.get("features"):
-            d["features"] = [str(data / FEATURE_TREES[s] / d["dir"]) for s in ("train", "test")]
-            index = data / FEATURE_TREES["train"] / d["dir"] / INDEX_FILE
+            d["features"] = [str(data / features / FEATURE_TREES[s] / d["dir"]) for s in ("train", "test")]
+            index = data / features / FEATURE_TREES["train"] / d["dir"] / INDEX_FILE
             if d.get("feature_index") is None and index.is_file():
                 d["feature_index"] = str(index)
     return raw
@@ -432,6 +454,8 @@ def _local_dataset(spec: dict) -> dict:
     for key in ("label",):
         if spec.get(key) is not None and not isinstance(spec[key], str):
             raise _err(f"dataset.{key}", "a metadata key name", spec[key])
+    if fmt == "bhscore" and spec.get("features", "features") not in ("features", "features_all"):
+        raise _err("dataset.features", "'features' or 'features_all' (BHscore's feature folders)", spec["features"])
     if spec.get("options") is not None and not isinstance(spec["options"], dict):
         raise _err("dataset.options", "a mapping of loader options", spec["options"])
     return {k: copy.deepcopy(v) for k, v in spec.items()}
