@@ -49,12 +49,15 @@ TABULAR = [
     PLSCV(n_components=(1,), cv=2, dtype=F64),
     Ridge(dtype=F64, backend="torch", device="cpu"), RidgeCV(dtype=F64, backend="torch", device="cpu"),
     SelectiveRidge(n_feat=1, dtype=F64, backend="torch", device="cpu"),
+    PLS(n_components=1, dtype=F64, backend="torch", device="cpu"),
+    PLSCV(n_components=(1,), cv=2, dtype=F64, backend="torch", device="cpu"),
     # float32, the default precision
     Ridge(), SelectiveRidge(n_feat=1), StreamingSelectiveRidge(n_feat=1),
 ]
 if CUDA:
     TABULAR += [Ridge(dtype=F64, backend="torch", device="cuda"), RidgeCV(dtype=F64, backend="torch", device="cuda"),
-                SelectiveRidge(n_feat=1, dtype=F64, backend="torch", device="cuda")]
+                SelectiveRidge(n_feat=1, dtype=F64, backend="torch", device="cuda"),
+                PLS(n_components=1, dtype=F64, backend="torch", device="cuda")]
 
 FLOAT32_BY_DESIGN = {
     "check_regressor_multioutput": "float32 predictions: float32 is the default precision (dtype=float64 passes)",
@@ -162,13 +165,11 @@ def case_streaming(backend):
 
 
 def case_pls(backend):
-    _numpy_only(backend, "PLS", "scikit-learn's PLSRegression")
-    return PLS(n_components=3), _tabular()
+    return PLS(n_components=3, backend=backend[0], device=backend[1]), _tabular()
 
 
 def case_plscv(backend):
-    _numpy_only(backend, "PLSCV", "scikit-learn's PLSRegression")
-    return PLSCV(n_components=(1, 3), cv=3), _tabular()
+    return PLSCV(n_components=(1, 3), cv=3, backend=backend[0], device=backend[1]), _tabular()
 
 
 def case_fwrf(backend):
@@ -328,14 +329,14 @@ def test_one_device_rule():
     for est in (Ridge(), SelectiveRidge(n_feat=2), PLS(n_components=1)):
         with pytest.raises(ValueError, match="device must be None or 'cpu' with backend='numpy'"):
             est.set_params(device="cuda").fit(Xtr, Ytr)
-    with pytest.raises(ValueError, match="PLSRegression, on numpy only"):
-        PLS(backend="torch").fit(Xtr, Ytr)
     if not CUDA:
         maps, Y, _, _, cand = _maps()
         images, Yi, _, _ = _images()
         for est, (X, y) in ((Ridge(backend="torch", device="cuda"), (Xtr, Ytr)),
                             (RidgeCV(backend="torch", device="cuda"), (Xtr, Ytr)),
                             (SelectiveRidge(n_feat=2, backend="torch", device="cuda"), (Xtr, Ytr)),
+                            (PLS(n_components=1, backend="torch", device="cuda"), (Xtr, Ytr)),
+                            (PLSCV(cv=2, backend="torch", device="cuda"), (Xtr, Ytr)),
                             (FWRF(cand, backend="torch", device="cuda"), (maps, Y)),
                             (GNet(_tiny_prefilter(), device="cuda", progress=False), (images, Yi))):
             with pytest.raises(ValueError, match="CUDA is not available on this machine"):

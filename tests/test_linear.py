@@ -399,6 +399,28 @@ def test_pls_matches_sklearn_and_plscv_finds_latent_rank(rng):
     assert cv.cv_scores_.shape == (5, t)
 
 
+@pytest.mark.parametrize("scale", [True, False])
+def test_torch_pls_equals_sklearn(rng, scale):
+    """The torch path (NIPALS written with the backend's operations) against scikit-learn's PLSRegression,
+    with more features than samples, one target, and a constant target column."""
+    for n, p, t in [(60, 12, 4), (30, 45, 3), (40, 8, 1)]:
+        X = rng.standard_normal((n, p))
+        Y = X[:, :3] @ rng.standard_normal((3, t)) + rng.standard_normal((n, t))
+        if t > 1:
+            Y[:, -1] = 2.5
+        for nc in (1, 3):
+            ref = PLSRegression(n_components=nc, scale=scale).fit(X, Y)
+            ours = PLS(n_components=nc, scale=scale, backend="torch", device="cpu", dtype=F64).fit(X, Y)
+            np.testing.assert_allclose(ours.predict(X), ref.predict(X).reshape(n, t), rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(ours.coef_, ref.coef_.T, rtol=1e-9, atol=1e-9)
+            f32 = PLS(n_components=nc, scale=scale, backend="torch", device="cpu").fit(X, Y)
+            assert rel_err(f32.predict(X), ours.predict(X)) < 1e-4
+    a = PLSCV(n_components=(1, 2, 4), cv=3, dtype=F64).fit(X, Y)
+    b = PLSCV(n_components=(1, 2, 4), cv=3, dtype=F64, backend="torch", device="cpu").fit(X, Y)
+    np.testing.assert_allclose(b.cv_scores_, a.cv_scores_, rtol=1e-9, atol=1e-9)
+    assert b.best_n_components_ == a.best_n_components_ and b.model_ is None
+
+
 # ---------------------------------------------------------------- estimator API and bad input
 
 ESTIMATORS = [Ridge(alpha=2.0), RidgeCV(alphas=(0.1, 10.0), cv=3), SelectiveRidge(alpha=2.0, n_feat=3),
