@@ -361,3 +361,29 @@ def test_features_all_folder(mini, tmp_path, capsys):
     assert main(["run", str(tmp_path / "settings.json"), "--bhscore-data", str(data), "--out", str(tmp_path / "o"),
                  "--check"]) == 2
     assert "features/ImageNetTraining/caffe/AlexNet" in capsys.readouterr().err
+
+
+def test_local_bids_and_single_file_bdata(tmp_path):
+    """{format: bids} reads a BIDS folder through load_horikawa_bids (options passed on); {format: bdata}
+    without splits takes the split of each sample from the file's DataType column (1 train, 2 test)."""
+    from brainlike.datasets import load_horikawa_bids
+    from brainlike.datasets.local import load_local
+    from brainlike.demo.horikawa import write_horikawa_bids
+    from brainlike.demo.layouts import write_bdata
+
+    root = tmp_path / "ds001246"
+    write_horikawa_bids(root, n_train=20, n_test=5, test_repeats=4, blocks_per_run=10, features=False)
+    got = load_local({"format": "bids", "path": str(root), "options": {"delay_s": 3.0}}, "sub-01", ["V1"])
+    ref = load_horikawa_bids(root, subject="sub-01", roi=["V1"], delay_s=3.0)
+    np.testing.assert_array_equal(got.responses, ref.responses)
+    assert list(got.stimulus_ids) == list(ref.stimulus_ids) and got.subject == "sub-01"
+
+    rng = np.random.default_rng(0)
+    datatype = np.array([1] * 6 + [2] * 4)
+    write_bdata(tmp_path / "sub-01.h5", [("VoxelData", rng.standard_normal((10, 4))), ("DataType", datatype),
+                                         ("image_index", np.arange(1.0, 11.0))],
+                {"V1": np.array([1, 1, 0, 0], bool), "V2": np.array([0, 0, 1, 1], bool)})
+    d = load_local({"format": "bdata", "path": str(tmp_path / "{subject}.h5"), "label": "image_index"}, "sub-01")
+    assert list(d.split) == ["train"] * 6 + ["test"] * 4 and list(d.stimulus_ids[:2]) == ["1", "2"]
+    with pytest.raises(FileNotFoundError, match="sub-02"):
+        load_local({"format": "bdata", "path": str(tmp_path / "{subject}.h5")}, "sub-02")
