@@ -191,3 +191,29 @@ def test_feature_store_name_keys_weights_and_pixels():
              for s in (plain, ImageSet.from_array(other, ids=["a", "b", "c"]),
                        ImageSet.from_array(imgs, ids=["a", "b", "d"]))}
     assert len(names) == 6 and all(n.startswith("torchvision_alexnet~") for n in names)
+
+
+def test_v4_benchmark_resumes_only_on_the_same_inputs():
+    """The V4 benchmark's partial.csv is reused per block only when the weights, the images and every
+    response are those of the finished rows (its options string alone would reuse stale rows)."""
+    from types import SimpleNamespace
+
+    from brainlike.stimuli import ImageSet
+    from brainlike.validation.cowley import _inputs_key
+
+    rng = np.random.default_rng(0)
+    data = BrainData(rng.standard_normal((4, 3)), ["a", "b", "c", "d"], subject="s")
+    imgs = np.zeros((4, 4, 4), np.uint8)
+    stim = ImageSet.from_array(imgs, ids=data.stimulus_ids)
+    net = SimpleNamespace(fingerprint=lambda: "weights-1")
+    key = _inputs_key(net, stim, data)
+    assert key == _inputs_key(net, ImageSet.from_array(imgs, ids=data.stimulus_ids), data)
+    resp = data.responses.copy()
+    resp[2, 1] += 1e-3  # one response
+    other_pixels = imgs.copy()
+    other_pixels[3, 1, 1] = 7  # one pixel
+    assert len({key,
+                _inputs_key(SimpleNamespace(fingerprint=lambda: "weights-2"), stim, data),
+                _inputs_key(net, ImageSet.from_array(other_pixels, ids=data.stimulus_ids), data),
+                _inputs_key(net, stim, BrainData(resp, data.stimulus_ids, subject="s")),
+                _inputs_key(net, stim, BrainData(data.responses, ["a", "b", "d", "c"], subject="s"))}) == 5

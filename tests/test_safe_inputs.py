@@ -158,3 +158,18 @@ def test_planted_gnet_checkpoint_runs_no_code(tmp_path):
     ckpt.write_bytes(ckpt.read_bytes()[:40])  # truncated
     with pytest.raises(ValueError, match=r"is damaged"):
         _load_checkpoint(ckpt, "cpu")
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"ids": ["ok", "/etc/x"]}, r"image id '/etc/x' is an absolute path"),
+    ({"ids": ["ok", "a\\b"]}, r"image id 'a\\\\b' contains a backslash"),
+    ({"net": "../net"}, r"net '../net' contains a path separator"),
+    ({"layer": ".."}, r"layer '..' contains a '..' component"),
+])
+def test_decodability_feature_files_refuse_unsafe_names(tmp_path, kw, match):
+    from brainlike.datasets.decodeddnn import write_features
+
+    args = {"net": "AlexNet", "layer": "conv1", "ids": ["ok", "ok2"], **kw}
+    with pytest.raises(ValueError, match=match):
+        write_features(tmp_path / "out", args["net"], args["layer"], args["ids"], np.zeros((2, 3)), subject="S1")
+    assert not (tmp_path / "out").exists()

@@ -210,8 +210,12 @@ def write_features(out_dir, net: str, layer: str, ids, features, subject: str | 
     if feats.ndim != 2 or feats.shape[0] != len(ids):
         raise ValueError(f"features must be (n_images, n_units) with one row per id ({len(ids)}); "
                          f"got shape {feats.shape}")
-    bad = [i for i in ids if "/" in i or not i]
-    if bad:
-        raise ValueError(f"image ids must be non-empty file names without '/'; got {bad[:3]}")
+    from brainlike._validate import check_relpath
+
+    for label, name in (("net", net), ("layer", layer), ("subject", subject)):
+        if name is not None:
+            check_relpath(name, label, subfolders=False)
+    for i in ids:  # each id names one file: no '/', '..', absolute path or drive letter
+        check_relpath(i, "image id", subfolders=False)
     return [_savemat(Path(out_dir) / feature_path(net, layer, i, subject), {"feat": f[None, :]})
             for i, f in zip(ids, feats)]

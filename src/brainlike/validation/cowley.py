@@ -95,6 +95,7 @@ def v4_cowley2023(
             if progress:
                 progress(f"{sess} {w}: features in {time.perf_counter() - t:.0f} s")
             sig = f"n_images={n_images};cv={cv};inner_cv={inner_cv};alphas={alphas};standardize={standardize};seed={seed}"
+            inputs = _inputs_key(model, stimuli, data)
             done = _read_partial(out_dir, sig)
             labels = list(feats)
             if blocks is not None:
@@ -103,8 +104,8 @@ def v4_cowley2023(
                 labels = check_names(list(blocks), labels, "blocks")
             for label in labels:
                 key = (str(sess), w, label)
-                if key in done:  # finished by an earlier, interrupted run with the same output folder
-                    rows.append(done[key])
+                if key in done and done[key].get("inputs") == inputs:  # finished by an earlier, interrupted
+                    rows.append(done[key])                                # run on the same data and weights
                     continue
                 res = map_layers({label: feats[label]}, data, methods=("ridge",), scheme="cv", cv=cv,
                                  inner_cv=inner_cv, alphas=alphas, standardize=standardize, seed=seed,
@@ -115,13 +116,13 @@ def v4_cowley2023(
                                  mean_r=r["mean_r"], sem_r=r["sem_r"], mean_r_norm=r["mean_r_norm"],
                                  median_ceiling_r=r["median_ceiling_r"], pop_avg_r=r["roi_avg_r"],
                                  reliability=float(np.mean(c2)) if np.isfinite(c2).all() else np.nan,
-                                 options=sig))
+                                 options=sig, inputs=inputs))
                 _write_partial(out_dir, rows, sig)
             if raw:
                 rel = [r["reliability"] for r in rows if r["session"] == str(sess) and r["weights"] == w]
                 reliab[sess] = float(rel[0]) if rel else np.nan
             timings[f"{sess}/{w}"] = round(time.perf_counter() - t, 1)
-    table = pd.DataFrame(rows).drop(columns=["options"], errors="ignore")
+    table = pd.DataFrame(rows).drop(columns=["options", "inputs"], errors="ignore")
     full = n_images is None and blocks is None
     exps = _cowley_expectations(table, session, full, reliab)
     figures = []
@@ -136,6 +137,15 @@ def v4_cowley2023(
     if out_dir is not None:
         result.save(out_dir)
     return result
+
+
+def _inputs_key(model, stimuli, data) -> str:
+    """Content key of a block's inputs: the network's weights and preprocessing, every image's
+    pixels and id (the feature store's own key), and every response with its stimulus id."""
+    from brainlike._hash import ContentHasher
+
+    h = ContentHasher().json([model.fingerprint(), stimuli.fingerprint()])
+    return h.array(np.asarray(data.responses)).array(np.asarray(data.stimulus_ids)).hexdigest()
 
 
 def _read_partial(out_dir, sig: str) -> dict:
