@@ -147,7 +147,8 @@ def test_check_stimuli_unknown_id():
         name = "two"
 
     d = BrainData(np.zeros((3, 1)), ["a", "b", "c"], stimuli=Images())
-    with pytest.raises(ValueError, match=r"1 id\(s\) appear in the responses but not in the image set 'two', e.g. \['c'\]"):
+    with pytest.raises(IdMismatchError, match=r"1 id\(s\) of the responses are missing from the image set 'two', "
+                                              r"e.g. \['c'\]"):
         d.check_stimuli()
 
 

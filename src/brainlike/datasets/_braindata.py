@@ -355,13 +355,10 @@ class BrainData:
         """Every stimulus id must name an image of ``.stimuli``."""
         if self.stimuli is None:
             raise ValueError("stimuli: this BrainData has no ImageSet attached")
-        have = set(self.stimuli.ids)
-        missing = [s for s in dict.fromkeys(self.stimulus_ids.tolist()) if s not in have]
-        if missing:
-            raise ValueError(
-                f"stimulus_ids: {len(missing)} id(s) appear in the responses but not in the image set "
-                f"{getattr(self.stimuli, 'name', '')!r}, e.g. {missing[:5]}"
-            )
+        from brainlike.ids import align
+
+        align(self.stimuli.ids, self.stimulus_ids, source=f"the image set {getattr(self.stimuli, 'name', '')!r}",
+              wanted="the responses")
 
     def to_dataframe(self):
         """Per-sample table (stimulus id, split, repetition, subject) without the responses."""
