@@ -136,3 +136,28 @@ def test_decoded_files_equal_an_independent_decoder_on_the_features_scale(study)
     ids, dec = read_decoded_features(res.out / "decodability", "AlexNet", "fc8", "sub-01")
     order = [list(test.stimulus_ids).index(i) for i in ids]
     np.testing.assert_allclose(dec, expect[order], rtol=1e-4, atol=1e-4)
+
+
+def test_command_line_route_on_the_openneuro_folder(study, tmp_path, capsys):
+    from brainlike.cli import main
+
+    res, _, _ = study
+    root = res.out.parent / "ds001246"
+    cfg = tmp_path / "horikawa2019.yaml"
+    cfg.write_text(f"""
+name: cli
+out: {tmp_path / 'out'}
+analyses: [decodability]
+dataset: {{format: bids, path: {root}}}
+subjects: [sub-01]
+rois: [VC]
+dnns:
+  AlexNet: {{features: {root / 'features/caffe/AlexNet'}, layers: [conv1, fc8]}}
+execution: {{scheduler: synchronous}}
+""")
+    assert main(["run", str(cfg), "--no-report"]) == 0
+    out, err = capsys.readouterr()
+    assert "brain data of sub-01: 84 samples x 384 voxels (horikawa_bids, preprocessed runs)" in err
+    assert "no BH scores" in out and f"decodability files: {tmp_path / 'out' / 'decodability'}" in out
+    t = load_decodability(tmp_path / "out" / "decodability")
+    assert set(t.layer) == {"conv1", "fc8"} and set(t.subject) == {"sub-01", "Averaged"} and len(t) == 2 * 2 * 12
