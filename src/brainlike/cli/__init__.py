@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -54,8 +55,12 @@ def out_folder(path, option: str = "--out") -> Path:
             if not parent.is_dir():
                 what = "is a file, not a folder" if parent == p else f"cannot be created: {parent} is a file"
                 raise NotADirectoryError(f"{option} {path}: {what}")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise PermissionError(f"{option} {path}: folder {parent} is not writable")
+            try:  # a real write: permission bits say nothing for root, read-only mounts or /proc
+                fd, probe = tempfile.mkstemp(prefix=".brainlike-probe-", dir=parent)
+                os.close(fd)
+                os.unlink(probe)
+            except OSError as err:
+                raise PermissionError(f"{option} {path}: folder {parent} is not writable ({err.strerror})") from None
             break
     return p
 

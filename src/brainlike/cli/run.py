@@ -64,8 +64,9 @@ def run(args) -> int:
         overrides["analyses"] = list(args.analyses)
     if args.control:
         overrides["add_controls"] = list(args.control)
-    if args.scheduler or args.workers:
-        overrides["execution"] = {k: v for k, v in (("scheduler", args.scheduler), ("n_workers", args.workers)) if v}
+    if args.scheduler is not None or args.workers is not None:
+        overrides["execution"] = {k: v for k, v in (("scheduler", args.scheduler), ("n_workers", args.workers))
+                                  if v is not None}
     if args.check:
         report = check_experiment(args.config, features_root=args.features, **overrides)
         print(report)

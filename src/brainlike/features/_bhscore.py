@@ -84,7 +84,8 @@ def _load_feat(path: Path) -> np.ndarray:
         return np.asarray(loadmat(str(path), variable_names=["feat"])["feat"])
     except KeyError:
         raise ValueError(f"{path} holds no variable 'feat'") from None
-    except (NotImplementedError, ValueError, MatReadError):  # MATLAB v7.3 (HDF5), as BHscore's Caffe script writes
+    except (NotImplementedError, ValueError, MatReadError, IndexError, TypeError, OSError, EOFError):
+        # MATLAB v7.3 (HDF5), as BHscore's Caffe script writes; garbage and truncated files end below, named
         import hdf5storage
 
         try:

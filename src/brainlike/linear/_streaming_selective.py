@@ -159,6 +159,9 @@ class StreamingSelectiveRidge(_LinearBase):
         n_src, p = _source_shape(X)
         Y, self._y1d = check_y(Y, dt, self)
         n, t = Y.shape
+        if n < 2:
+            raise ValueError(f"Y has {n} sample(s) (n_samples = {n}); fitting {type(self).__name__} needs at least "
+                             "2 samples (it correlates inputs with targets)")
         rows = np.arange(n_src) if rows is None else np.asarray(rows)
         if rows.ndim != 1 or rows.shape[0] != n or not np.issubdtype(rows.dtype, np.integer):
             raise ValueError(f"rows must be {n} integer row indices of X (one per sample of Y); got "

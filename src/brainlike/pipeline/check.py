@@ -80,8 +80,10 @@ def _model(dnn):
         model = models.load(dnn.model, pretrained=dnn.pretrained, seed=dnn.seed)
     except models.WeightsUnavailableError as err:
         raise ValueError(f"config key '{key}': weights of {dnn.model!r} are not available: {err}") from None
-    except (ValueError, ImportError, FileNotFoundError) as err:  # ImportError: its package is not installed
-        raise ValueError(f"config key '{key}': {err}") from None
+    except (ValueError, ImportError, FileNotFoundError, AttributeError, KeyError) as err:
+        # unknown name, a package that is not installed, a missing model file
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        raise ValueError(f"config key '{key}': {msg}") from None
     if dnn.input_size is not None:
         import dataclasses
 

@@ -12,6 +12,7 @@ import io
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -213,20 +214,10 @@ class ImageSet:
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"path must be an existing .npz file; got {str(path)!r}")
-        with np.load(p, allow_pickle=False) as data:
-            keys = list(data.keys())
-            if key is None:
-                if len(keys) != 1:
-                    raise ValueError(f"key must name the image array of {p}; available keys: {keys}")
-                key = keys[0]
-            if key not in keys:
-                raise ValueError(f"key must be one of {keys} in {p}; got {key!r}")
-            arr = data[key]
-            ids = None
-            if ids_key is not None:
-                if ids_key not in keys:
-                    raise ValueError(f"ids_key must be one of {keys} in {p}; got {ids_key!r}")
-                ids = [str(i) for i in data[ids_key].tolist()]
+        try:
+            arr, ids = _read_npz(p, key, ids_key)
+        except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as err:  # truncated or not an npz at all
+            raise ValueError(f"cannot read {p} as an .npz file (damaged or truncated?): {err}") from None
         return cls.from_array(arr, ids=ids, name=name or p.stem)
 
     @classmethod
@@ -237,7 +228,12 @@ class ImageSet:
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"path must be an existing HDF5 file; got {str(path)!r}")
-        with h5py.File(p, "r") as f:
+        try:
+            f = h5py.File(p, "r")
+        except OSError as err:  # truncated or not HDF5
+            raise ValueError(f"cannot read {p} as an HDF5 file (damaged or truncated?): {' '.join(str(err).split())}") \
+                from None
+        with f:
             if dataset not in f:
                 avail = []
                 f.visititems(lambda n, o: avail.append(n) if isinstance(o, h5py.Dataset) else None)
@@ -424,3 +420,21 @@ class _Resize:
         if img.shape[:2] == (self.h, self.w):
             return img
         return np.asarray(Image.fromarray(img).resize((self.w, self.h), Image.BICUBIC))
+
+
+def _read_npz(p, key, ids_key):
+    with np.load(p, allow_pickle=False) as data:
+        keys = list(data.keys())
+        if key is None:
+            if len(keys) != 1:
+                raise ValueError(f"key must name the image array of {p}; available keys: {keys}")
+            key = keys[0]
+        if key not in keys:
+            raise ValueError(f"key must be one of {keys} in {p}; got {key!r}")
+        arr = data[key]
+        ids = None
+        if ids_key is not None:
+            if ids_key not in keys:
+                raise ValueError(f"ids_key must be one of {keys} in {p}; got {ids_key!r}")
+            ids = [str(i) for i in data[ids_key].tolist()]
+    return arr, ids
