@@ -927,39 +927,38 @@ def test_store_damaged_chunk_is_detected_and_named(tmp_path, damage):
         features.FeatureSet.open(store)
 
 
-@pytest.mark.xfail(strict=True, reason="results: no results generations (load_results) on main yet")
 def test_results_crash_in_scoring_keeps_the_previous_generation(tmp_path, planted, monkeypatch):
     from brainlike.pipeline import load_results, run as prun
 
     feats, brains = planted
     _run(tmp_path, feats, brains, analyses=["decoding"])
-    before = load_results(tmp_path / "o")
+    before = load_results(tmp_path / "o").tables
     monkeypatch.setattr(prun, "compute_scores", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("crash")))
     with pytest.raises(RuntimeError):
         _run(tmp_path, feats, brains, analyses=["decoding"], decoding={"alpha": 1000.0})
-    after = load_results(tmp_path / "o")
+    after = load_results(tmp_path / "o").tables
     pd.testing.assert_frame_equal(after["decoding_accuracy"], before["decoding_accuracy"])
+    pd.testing.assert_frame_equal(after["bh_scores"], before["bh_scores"])
 
 
-@pytest.mark.xfail(strict=True, reason="results: no results generations (load_results) on main yet")
 def test_results_fewer_analyses_hide_the_old_encoding_table(tmp_path, planted):
     from brainlike.pipeline import load_results
 
     feats, brains = planted
     _run(tmp_path, feats, brains)
     _run(tmp_path, feats, brains, analyses=["decoding"])
-    assert "encoding_accuracy" not in load_results(tmp_path / "o")
+    assert "encoding_accuracy" not in load_results(tmp_path / "o").tables
 
 
-@pytest.mark.xfail(strict=True, reason="results: a truncated job result counts as done on main")
-def test_results_truncated_job_result_is_recomputed(tmp_path, planted):
+def test_results_truncated_job_result_is_recomputed(tmp_path, planted, caplog):
     feats, brains = planted
     first = _run(tmp_path, feats, brains, analyses=["decoding"])
     job = sorted((tmp_path / "o" / "work").rglob("chunk-*.npz"))[0]
     data = job.read_bytes()
     job.write_bytes(data[: len(data) // 2])
-    with pytest.warns(UserWarning, match=job.name):
+    with caplog.at_level("WARNING", logger="brainlike"):
         again = _run(tmp_path, feats, brains, analyses=["decoding"])
+    assert f"damaged job result {job}" in caplog.text
     assert again.summary["n_run"] >= 1
     pd.testing.assert_frame_equal(again.scores, first.scores)
 
