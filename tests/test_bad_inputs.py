@@ -615,13 +615,22 @@ def test_check_truncated_stimuli_npz_names_it(tmp_path, planted):
 
 
 # ============================================================================ degenerate data in a run
+def _replaced(feats, layer, values):
+    """The FeatureSet with one layer's array replaced (same stimulus ids)."""
+    from brainlike.features import FeatureSet
+
+    arrays = {k: np.asarray(v) for k, v in feats.items()}
+    arrays[layer] = values
+    return FeatureSet(arrays, list(feats.ids))
+
+
 def _run(tmp_path, feats, brains, name="o", **kw):
     return run_experiment(small_config(tmp_path / name, **kw), brain=brains, features={"net": feats}, progress=False)
 
 
 def test_dead_layer_gives_nan_scores_with_the_reason(tmp_path, planted):
     feats, brains = planted
-    feats = {**feats, "layer3": np.zeros_like(feats["layer3"])}
+    feats = _replaced(feats, "layer3", np.zeros_like(np.asarray(feats["layer3"])))
     res = _run(tmp_path, feats, brains)
     s = res.scores.set_index("kind")
     assert s["score"].isna().all()
@@ -657,9 +666,9 @@ def test_partly_degenerate_data_are_counted_exactly_and_scored(tmp_path, planted
     from brainlike.pipeline.inputs import select_units
 
     feats, brains = planted
-    feats = dict(feats)
-    feats["layer2"] = feats["layer2"].copy()
-    feats["layer2"][:, :10] = 0.0  # 10 dead units
+    layer2 = np.asarray(feats["layer2"]).copy()
+    layer2[:, :10] = 0.0  # 10 dead units
+    feats = _replaced(feats, "layer2", layer2)
     b = brains[0]
     r = b.responses.copy()
     r[:, np.flatnonzero(b.rois["R1"])[:3]] = 2.0  # 3 constant voxels
@@ -683,7 +692,7 @@ def test_report_shows_the_data_quality_section(tmp_path, planted):
     from brainlike.report import write_report
 
     feats, brains = planted
-    feats = {**feats, "layer3": np.zeros_like(feats["layer3"])}
+    feats = _replaced(feats, "layer3", np.zeros_like(np.asarray(feats["layer3"])))
     res = _run(tmp_path, feats, brains, analyses=["decoding"])
     html = Path(write_report(res.results_dir, tmp_path / "rep")).read_text()
     assert "<h2>Data quality</h2>" in html and "n_dead_units" in html
@@ -839,7 +848,6 @@ def test_pipeline_scoring_dead_layer_without_run():
 
 
 # ====================================================== seams owned by other parts (issue 12 items 1-6, 9, 10)
-@pytest.mark.xfail(strict=True, reason="identity: plain feature arrays are still paired by position on main")
 def test_features_as_plain_arrays_are_not_paired_by_position(tmp_path, planted):
     """Rows in sorted() order instead of natural order must not be paired by position."""
     feats, brains = planted
@@ -853,19 +861,20 @@ def test_features_as_plain_arrays_are_not_paired_by_position(tmp_path, planted):
                        progress=False)
 
 
-@pytest.mark.xfail(strict=True, reason="identity: handle signatures hash only the first and last 8 units on main")
+class Handle:
+    """A feature source that is not a numpy array (as a zarr array or a custom reader would be)."""
+
+    def __init__(self, data, ids):
+        self.data, self.ids, self.shape = data, list(ids), data.shape
+
+    def read(self, units):
+        return self.data[:, units]
+
+
 def test_changed_middle_units_of_a_handle_are_not_reused(tmp_path, planted):
     """A non-numpy feature source whose units 8..31 change: the rerun recomputes, never the stale score."""
     feats, brains = planted
-
-    class Handle:
-        def __init__(self, data, ids):
-            self.data, self.ids, self.shape = data, list(ids), data.shape
-
-        def read(self, units):
-            return self.data[:, units]
-
-    ids = sorted(set(brains[0].stimulus_ids))
+    ids = list(feats.ids)
     first = {k: Handle(np.asarray(v).copy(), ids) for k, v in feats.items()}
     cfg = small_config(tmp_path / "o", analyses=["decoding"])
     run_experiment(cfg, brain=brains, features={"net": first}, progress=False)
@@ -992,7 +1001,6 @@ def test_random_weights_are_seeded(tmp_path):
     assert all(torch.equal(x, y) for x, y in zip(a.module.state_dict().values(), b.module.state_dict().values()))
 
 
-@pytest.mark.xfail(strict=True, reason="identity: absolute zip member names become image ids on main")
 def test_zip_slip_absolute_member_is_refused(tmp_path):
     import io
     import zipfile
@@ -1010,7 +1018,6 @@ def test_zip_slip_absolute_member_is_refused(tmp_path):
         ImageSet.from_zip(tmp_path / "imgs.zip")
 
 
-@pytest.mark.xfail(strict=True, reason="identity: GNet loads checkpoints with torch.load(weights_only=False) on main")
 def test_gnet_checkpoints_load_without_pickle():
     import inspect
 
