@@ -401,6 +401,9 @@ def test_pipeline_dnn_entries_take_a_seed_that_keys_the_features(tmp_path):
     for bad in (-1, 1.5, True, "3"):
         with pytest.raises(ValueError, match=r"'dnns\.r\.seed'"):
             load_config(cfg(pretrained=False, seed=bad))
+    assert load_config(cfg(model_options={"input_size": 32})).dnns["r"].model_options == {"input_size": 32}
+    with pytest.raises(ValueError, match=r"'dnns\.r\.model_options'"):
+        load_config(cfg(model_options=[32]))
     # network files in a config file are found relative to it, like its other paths
     (tmp_path / "exp.yaml").write_text("name: t\nout: o\ndataset: cowley2023_v4\nrois: [V1, V2]\ndnns:\n"
                                        "  a: {model: 'onnx:nets/a.onnx', layers: [x, y]}\n"
@@ -460,7 +463,8 @@ def test_onnx_torchscript_and_plugin_networks_are_extracted_decoded_and_scored(t
         cfg = {"name": "files", "out": str(tmp_path / "out"), "analyses": ["decoding", "encoding"],
                "rois": ["R1", "R2", "R3"],
                "dnns": {"onnx_net": {"model": f"onnx:{tmp_path / 'net.onnx'}", "layers": layers},
-                        "ts_net": {"model": f"torchscript:{tmp_path / 'net.pt'}", "layers": layers, "input_size": 24},
+                        "ts_net": {"model": f"torchscript:{tmp_path / 'net.pt'}", "layers": layers,
+                                   "model_options": {"input_size": 24}},
                         "plugin_net": {"model": "tinyplug:a", "layers": ["1", "3"], "pretrained": False, "seed": 4}},
                "decoding": {"alpha": 10.0, "n_feat": 10, "units_per_layer": 16, "chunk_size": 16},
                "encoding": {"alphas": [1.0, 100.0], "cv": 3, "chunk_size": 16},

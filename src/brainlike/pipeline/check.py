@@ -77,7 +77,7 @@ def _model(dnn):
 
     key = f"dnns.{dnn.name}.model"
     try:
-        model = models.load(dnn.model, pretrained=dnn.pretrained, seed=dnn.seed)
+        model = models.load(dnn.model, pretrained=dnn.pretrained, seed=dnn.seed, **dnn.model_options)
     except models.WeightsUnavailableError as err:
         raise ValueError(f"config key '{key}': weights of {dnn.model!r} are not available: {err}") from None
     except (ValueError, ImportError, FileNotFoundError, AttributeError, KeyError) as err:

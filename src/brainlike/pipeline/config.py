@@ -71,7 +71,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _DNN_KEYS = {"model", "layers", "pretrained", "seed", "features", "dir", "layer_labels", "batch_size", "control",
-             "input_size", "feature_index"}
+             "input_size", "feature_index", "model_options"}
 CONTROLS = ("layer_shuffled",)
 _DATASET_KEYS = {"name", "options", "subject_option"}
 # local files instead of a registered name: {format: ..., path: ..., <format options>}
@@ -93,6 +93,7 @@ class DNN:
     model: str | None = None  # brainlike.models.load name
     pretrained: bool = True
     seed: int = 0  # random weights (pretrained: false) are drawn from this seed
+    model_options: dict = field(default_factory=dict)  # keyword options of the model's loader (models.load)
     features: str | list[str] | None = None  # BHscore-layout network folder(s) (features/<image set>/<dir>)
     dir: str | None = None  # BHscore settings' "dir" (framework/network inside the feature tree)
     layer_labels: list[str] | None = None  # display names (default: the layer names)
@@ -136,6 +137,7 @@ class Experiment:
             "rois": self.rois,
             "dnns": {
                 k: {"model": d.model, "layers": d.layers, "pretrained": d.pretrained, "seed": d.seed,
+                    "model_options": d.model_options,
                     "features": d.features,
                     "dir": d.dir, "layer_labels": d.layer_labels, "batch_size": d.batch_size,
                     "control": d.control, "input_size": d.input_size, "feature_index": d.feature_index}
@@ -538,6 +540,10 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
         dseed = d.get("seed", 0)
         if isinstance(dseed, bool) or not isinstance(dseed, int) or dseed < 0:
             raise _err(f"{key}.seed", "a non-negative integer (the seed of random weights)", dseed)
+        model_options = d.get("model_options") or {}
+        if not isinstance(model_options, dict) or not all(isinstance(k, str) for k in model_options):
+            raise _err(f"{key}.model_options", "a mapping of the model loader's options (e.g. {input_size: 227})",
+                       model_options)
         labels = _str_list(d.get("layer_labels"), f"{key}.layer_labels")
         if labels is not None and len(labels) != len(layers):
             raise _err(f"{key}.layer_labels", f"{len(layers)} labels (one per layer)", labels)
@@ -551,7 +557,8 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
         control = d.get("control")
         if control is not None and control not in CONTROLS:
             raise _err(f"{key}.control", f"null or one of {list(CONTROLS)}", control)
-        dnns[dname] = DNN(name=dname, layers=layers, model=model, pretrained=pretrained, seed=dseed, features=features,
+        dnns[dname] = DNN(name=dname, layers=layers, model=model, pretrained=pretrained, seed=dseed,
+                          model_options=dict(model_options), features=features,
                           dir=d.get("dir"), layer_labels=labels, batch_size=bs, control=control,
                           input_size=input_size, feature_index=feature_index)
 

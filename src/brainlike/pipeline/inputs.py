@@ -385,7 +385,7 @@ def feature_handles(exp: Experiment, dnn: DNN, stimuli, ids: list[str], store, p
                          "brain data with .stimuli")
     from brainlike import models
 
-    model = models.load(dnn.model, pretrained=dnn.pretrained, seed=dnn.seed)
+    model = models.load(dnn.model, pretrained=dnn.pretrained, seed=dnn.seed, **dnn.model_options)
     if dnn.input_size is not None:
         import dataclasses
 
@@ -398,6 +398,7 @@ def feature_handles(exp: Experiment, dnn: DNN, stimuli, ids: list[str], store, p
     fs = F.extract(model, sub, dnn.layers, store=str(path), batch_size=dnn.batch_size, progress=progress)
     handles = {layer: fs[layer] for layer in dnn.layers}
     fp = {"model": dnn.model, "pretrained": dnn.pretrained, "seed": model.seed,
+          "model_options": dnn.model_options,
           "model_fingerprint": model.fingerprint(),
           "stimuli_fingerprint": sub.fingerprint()}
     return handles, fp

@@ -94,8 +94,8 @@ def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progres
     # features: one extraction per (model, pretrained); controls reuse their network's features
     handles, fingerprints, cache = {}, {}, {}
     for name, dnn in exp.dnns.items():
-        key = (dnn.model, dnn.pretrained, dnn.seed, dnn.input_size, json.dumps(dnn.features), dnn.feature_index,
-               tuple(dnn.layers))
+        key = (dnn.model, dnn.pretrained, dnn.seed, json.dumps(dnn.model_options, sort_keys=True), dnn.input_size,
+               json.dumps(dnn.features), dnn.feature_index, tuple(dnn.layers))
         given = None if features is None else features.get(name)
         if given is None and key in cache:
             h, fp = cache[key]
