@@ -130,8 +130,10 @@ def test_bold_glob_and_unclassifiable_files_are_clear_errors(ds, tmp_path):
     root2 = _copy(ds, tmp_path)
     stray = root2 / PRE / "sub-01/ses-perceptionTest01/func/sub-01_ses-perceptionTest01_run-01_mean.nii.gz"
     stray.write_bytes(b"x")
-    with pytest.raises(ValueError, match=r"cannot classify .*sub-01_ses-perceptionTest01_run-01_mean.nii.gz"):
+    with pytest.raises(ValueError, match=r"cannot classify .*sub-01_ses-perceptionTest01_run-01_mean.nii.gz.*"
+                                         r"ignore=\['sub-01_ses-perceptionTest01_run-01_mean.nii.gz'\]"):
         load_horikawa_bids(root2, "sub-01")
+    assert load_horikawa_bids(root2, "sub-01", ignore=["*_mean.nii.gz"]).n_samples == 60
     stray.unlink()
     (root2 / "sourcedata/sub-01/anat/sub-01_mask_V1_both.nii.gz").write_bytes(b"x")
     with pytest.raises(ValueError, match=r"cannot classify mask file .*sub-01_mask_V1_both.nii.gz"):

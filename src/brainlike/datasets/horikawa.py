@@ -66,11 +66,12 @@ def _classify(path: Path) -> tuple[str, str] | None:
         m = pat.match(name)
         if m:
             return kind, m.group(1)
-    raise ValueError(f"cannot classify {path}: a file in a func folder must be one of {_KINDS}")
+    raise ValueError(f"cannot classify {path}: a file in a func folder must be one of {_KINDS} "
+                     f"(ignore=[{name!r}] leaves such files out)")
 
 
 def find_runs(root, subject: str = "sub-01", *, runs: str = "preprocessed", bold_glob: str | None = None,
-              sessions: str = "ses-*") -> list[tuple[Path, Path]]:
+              sessions: str = "ses-*", ignore=()) -> list[tuple[Path, Path]]:
     """(run NIfTI, its events.tsv) of ``subject``, in session/run order.
 
     ``runs="preprocessed"`` (default): ``<root>/derivatives/preproc-spm/output/<subject>/ses-*/func/
@@ -78,7 +79,8 @@ def find_runs(root, subject: str = "sub-01", *, runs: str = "preprocessed", bold
     ``<root>/<subject>/ses-*/func/``, or beside the derivative). ``runs="raw"``: the raw
     ``*_bold.nii.gz`` (not motion corrected: only when asked for). ``bold_glob`` narrows the runs
     by file name (fnmatch); every file it matches must be a run of the chosen kind. Every file
-    in the func folders is classified; one that is none of the known kinds is an error naming it.
+    in the func folders is classified; one that is none of the known kinds is an error naming it,
+    unless its name matches a pattern of ``ignore`` (fnmatch; each file left out is logged).
     """
     root = Path(root)
     if runs not in ("preprocessed", "raw"):
@@ -92,6 +94,9 @@ def find_runs(root, subject: str = "sub-01", *, runs: str = "preprocessed", bold
     for folder in raw_dirs + pre_dirs:
         for p in sorted(folder.iterdir()):
             if p.is_dir():
+                continue
+            if any(fnmatch.fnmatch(p.name, pat) for pat in ([ignore] if isinstance(ignore, str) else ignore)):
+                log.info("%s left out (ignore=%r)", p, ignore)
                 continue
             c = _classify(p)
             if c is None:
@@ -232,6 +237,7 @@ def load_horikawa_bids(
     runs: str = "preprocessed",
     bold_glob: str | None = None,
     sessions: str = "ses-perception*",
+    ignore=(),
     delay_s: float = 3.0,
     detrend: bool = True,
     zscore: bool = True,
@@ -245,14 +251,16 @@ def load_horikawa_bids(
     name(s) whose voxels to read (default: all masks' voxels; derived ROIs LVC/HVC/VC allowed).
     ``sessions``: glob of session folders (default the perception sessions; imagery sessions
     get split "imagery"). Samples of ``ses-*Training*`` are split "train", of ``ses-*Test*``
-    "test" (repetitions of a test image are kept as separate samples).
+    "test" (repetitions of a test image are kept as separate samples). ``ignore``: fnmatch
+    patterns of files in the func folders to leave out (any other file that is not a run, an
+    events table or a sidecar is an error naming it).
     """
     import nibabel as nib
     import pandas as pd
     from scipy.signal import detrend as sp_detrend
 
     root = Path(root)
-    pairs = find_runs(root, subject, runs=runs, bold_glob=bold_glob, sessions=sessions)
+    pairs = find_runs(root, subject, runs=runs, bold_glob=bold_glob, sessions=sessions, ignore=ignore)
     where = root / PREPROC_DIR if runs == "preprocessed" else root
     log.info("%s: %d %s run(s) from %s", subject, len(pairs), runs, where)
     if runs == "raw":
