@@ -1024,3 +1024,59 @@ def test_gnet_checkpoints_load_without_pickle():
     from brainlike.encoding import gnet
 
     assert "weights_only=False" not in inspect.getsource(gnet)
+
+
+# ============================================================== local dataset files ({format, path})
+@pytest.mark.parametrize("dataset, key", [
+    ({"format": "csv", "path": "x"}, "dataset.format"),
+    ({"format": "npz"}, "dataset.path"),
+    ({"format": "npz", "path": "x-{subject}.npz", "label": "y"}, "dataset.label"),
+    ({"format": "bdata", "path": "x.h5", "splits": {"train": 1}}, "dataset.splits"),
+    ({"format": "bids", "path": "ds", "options": 3}, "dataset.options"),
+    ({"format": "bhscore", "path": "data", "features": "feats"}, "dataset.features"),
+])
+def test_local_dataset_spec_errors_name_the_key(dataset, key):
+    with pytest.raises(ValueError, match=f"config key '{key}"):
+        load_config({"dataset": dataset, "dnns": {"n": {"model": "m", "layers": ["a", "b"]}}})
+
+
+def _npz_config(tmp_path, planted, subjects=("s1",)):
+    from brainlike.datasets.local import save_npz_subject
+
+    feats, brains = planted
+    save_npz_subject(tmp_path / "sub-s1.npz", brains[0])
+    cfg = small_config(tmp_path / "o", dataset={"format": "npz", "path": str(tmp_path / "sub-{subject}.npz")},
+                       subjects=list(subjects))
+    return cfg, feats
+
+
+def test_check_local_npz_dataset_passes(tmp_path, planted):
+    cfg, feats = _npz_config(tmp_path, planted)
+    rep = check_experiment(cfg, features={"net": feats})
+    assert rep.subjects["s1"]["n_test"] == 30
+
+
+def test_check_local_npz_subject_file_missing(tmp_path, planted):
+    cfg, feats = _npz_config(tmp_path, planted, subjects=["s2"])
+    with pytest.raises(FileNotFoundError, match=r"file of subject 's2' not found: .*sub-s2\.npz"):
+        check_experiment(cfg, features={"net": feats})
+
+
+def test_check_local_npz_without_subjects(tmp_path, planted):
+    cfg, feats = _npz_config(tmp_path, planted)
+    cfg.pop("subjects")
+    with pytest.raises(ValueError, match=r"config key 'subjects': list the subjects of the npz files"):
+        check_experiment(cfg, features={"net": feats})
+
+
+def test_check_local_npz_array_missing_names_the_file(tmp_path, planted):
+    cfg, feats = _npz_config(tmp_path, planted)
+    np.savez(tmp_path / "sub-s1.npz", responses=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"sub-s1\.npz: array 'stimulus_ids' missing"):
+        check_experiment(cfg, features={"net": feats})
+
+
+def test_cli_bhscore_data_folder_missing(capsys, tmp_path):
+    cfg = write(tmp_path / "c.yaml", BASE_DNN)
+    one_line_error(capsys, ["run", str(cfg), "--check", "--bhscore-data", str(tmp_path / "nodata")],
+                   "--bhscore-data", "nodata")
