@@ -59,6 +59,48 @@ def test_metric_bad_input(rng):
         spearman(a, bad)
 
 
+@pytest.mark.parametrize("fn,ref", [(pearson, lambda x, y: pearsonr(x, y)[0]),
+                                    (spearman, lambda x, y: spearmanr(x, y)[0]),
+                                    (r2, lambda x, y: r2_score(x, y))])
+def test_nan_policy_matches_reference_on_complete_pairs(rng, fn, ref):
+    a = rng.standard_normal((30, 4))
+    b = 0.6 * a + rng.standard_normal((30, 4))
+    a[[1, 5], 0] = np.nan
+    b[[2, 9, 11], 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fn(a, b)
+    prop = fn(a, b, nan_policy="propagate")
+    assert np.isnan(prop[[0, 2]]).all() and np.isfinite(prop[[1, 3]]).all()
+    omit = fn(a, b, nan_policy="omit")
+    for j in range(4):
+        ok = np.isfinite(a[:, j]) & np.isfinite(b[:, j])
+        assert omit[j] == pytest.approx(ref(a[ok, j], b[ok, j]), rel=1e-12)
+    with pytest.raises(ValueError, match="nan_policy must be one of"):
+        fn(a, b, nan_policy="ignore")
+
+
+def test_omit_min_samples_counted(rng):
+    a = rng.standard_normal((6, 3))
+    b = rng.standard_normal((6, 3))
+    a[:4, 1] = np.nan  # 2 complete pairs left
+    with pytest.warns(RuntimeWarning, match="1 of 3 column.*fewer than 3"):
+        out = pearson(a, b, nan_policy="omit", min_samples=3)
+    assert np.isnan(out[1]) and np.isfinite(out[[0, 2]]).all()
+
+
+def test_batch_axes_broadcast_and_blocks(rng, monkeypatch):
+    import brainlike.metrics.correlation as C
+
+    y = rng.standard_normal((25, 9))
+    p = y[None] + rng.standard_normal((3, 25, 9))
+    monkeypatch.setattr(C, "_BLOCK", 100)  # several column blocks
+    out = pearson(y[None], p)
+    assert out.shape == (3, 9)
+    for k in range(3):
+        np.testing.assert_allclose(out[k], [pearsonr(y[:, j], p[k, :, j])[0] for j in range(9)], rtol=1e-12)
+    np.testing.assert_allclose(r2(y[None], p)[1], r2_score(y, p[1], multioutput="raw_values"), rtol=1e-12)
+
+
 def _simulate(rng, n_stim, n_targets, n_rep, signal_sd, noise_sd):
     signal = rng.standard_normal((n_stim, n_targets, 1)) * signal_sd
     return signal + rng.standard_normal((n_stim, n_targets, n_rep)) * noise_sd
