@@ -593,15 +593,10 @@ class FWRF(RenamedParams, TargetScoreMixin, BaseEstimator):
 
 
 def column_score(y_true: np.ndarray, y_pred: np.ndarray, metric: str = "pearson") -> np.ndarray:
-    """Per-column Pearson r or R² (NaN for constant columns)."""
-    y_true = np.asarray(y_true, dtype=np.float64)
-    y_pred = np.asarray(y_pred, dtype=np.float64)
-    if metric == "r2":
-        ss = ((y_true - y_true.mean(0)) ** 2).sum(0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(ss > 0, 1 - ((y_true - y_pred) ** 2).sum(0) / ss, np.nan)
-    a = y_true - y_true.mean(0)
-    b = y_pred - y_pred.mean(0)
-    den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, (a * b).sum(0) / den, np.nan)
+    """Per-column Pearson r or R² (:func:`brainlike.metrics.pearson` / :func:`~brainlike.metrics.r2`
+    with ``nan_policy="propagate"``): NaN for constant columns, counted in one warning."""
+    from brainlike.metrics.correlation import pearson, r2
+
+    check_choice(metric, "metric", ("pearson", "r2"))
+    fn = r2 if metric == "r2" else pearson
+    return fn(y_true, y_pred, nan_policy="propagate")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from brainlike._io import atomic_write
+from brainlike.metrics.correlation import pearson
 
 __all__ = ["plot_layer_profiles", "plot_roi_average_fit", "plot_voxel_performance", "save_figures"]
 
@@ -83,7 +84,7 @@ def plot_roi_average_fit(result, path, *, layer=None, roi=None, stimuli=None) ->
         ax.scatter(p, y, s=8, alpha=0.6, color=_COLORS.get(k[3], "gray"))
         lo, hi = np.nanmin([y.min(), p.min()]), np.nanmax([y.max(), p.max()])
         ax.plot([lo, hi], [lo, hi], "k--", linewidth=0.7)
-        r = np.corrcoef(y, p)[0, 1]
+        r = pearson(y, p, nan_policy="propagate")
         ax.set_title(f"{k[3]}, {k[4]}: r² = {r * r:.2f}", fontsize=9)
         ax.set_xlabel("predicted ROI average")
     axes[0][0].set_ylabel("actual ROI average")

@@ -20,6 +20,7 @@ import pandas as pd
 from brainlike._validate import as_2d_float, check_choice
 from brainlike._io import atomic_write
 from brainlike.ids import align
+from brainlike.metrics.correlation import pearson, r2
 from brainlike.mapping.splits import Splits, inner_folds, make_splits
 
 __all__ = [
@@ -170,26 +171,6 @@ def _standardize(X: np.ndarray, fit_idx: np.ndarray) -> np.ndarray:
     sd = X[fit_idx].std(axis=0, dtype=np.float64)
     sd[sd == 0] = 1.0
     return ((X - mu.astype(X.dtype)) / sd.astype(X.dtype)).astype(X.dtype, copy=False)
-
-
-def _pearson_cols(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from brainlike.metrics import pearson
-
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.asarray(pearson(a, b), dtype=np.float64)
-
-
-def _r2_cols(y, p) -> np.ndarray:
-    from brainlike.metrics import r2
-
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.asarray(r2(y, p), dtype=np.float64)
 
 
 def _fit_predict(method, Z, Y, fit_idx, pred_sets, *, alphas, pls_components, inner_cv, seed, backend):
@@ -416,8 +397,8 @@ def map_layers(
                         pred[name][rows] = p[name]
                 for name, idx in splits.evaluations.items():
                     y_true, y_pred = Y[idx], pred[name]
-                    r = _pearson_cols(y_true, y_pred)
-                    r2v = _r2_cols(y_true, y_pred)
+                    r = pearson(y_true, y_pred, nan_policy="propagate")
+                    r2v = r2(y_true, y_pred, nan_policy="propagate")
                     ceil = ceilings.get((name, roi))
                     c_vox = ceil[0] if ceil is not None else np.full(len(vox), np.nan)
                     c_avg = ceil[1] if ceil is not None else np.nan

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from brainlike._validate import check_choice
+from brainlike.metrics.correlation import pearson
 
 
 def _responses(responses, name="responses"):
@@ -33,22 +34,6 @@ def _responses(responses, name="responses"):
     if arr.shape[0] < 3:
         raise ValueError(f"{name} needs at least 3 stimuli (first axis); got {arr.shape[0]}")
     return arr
-
-
-def _masked_pearson(a, b):
-    """Pearson r per column over rows where both are finite; NaN where < 3 such rows or no variance."""
-    ok = np.isfinite(a) & np.isfinite(b)
-    cnt = ok.sum(axis=0)
-    a = np.where(ok, a, 0.0)
-    b = np.where(ok, b, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ma = a.sum(0) / cnt
-        mb = b.sum(0) / cnt
-        ac = np.where(ok, a - ma, 0.0)
-        bc = np.where(ok, b - mb, 0.0)
-        r = (ac * bc).sum(0) / np.sqrt((ac**2).sum(0) * (bc**2).sum(0))
-    r[cnt < 3] = np.nan
-    return r
 
 
 def split_half_reliability(responses, n_splits: int = 100, seed: int = 0):
@@ -80,7 +65,9 @@ def split_half_reliability(responses, n_splits: int = 100, seed: int = 0):
             b = (filled * second).sum(2) / second.sum(2)
         a[half < 1] = np.nan
         b[half < 1] = np.nan
-        rs += _masked_pearson(a, b)
+        with warnings.catch_warnings():  # undefined targets are counted once below, over all splits
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rs += pearson(a, b, nan_policy="omit", min_samples=3)
     r = rs / int(n_splits)
     bad = ~np.isfinite(r)
     if bad.any():

@@ -56,7 +56,7 @@ def _prepare(a, b, name_a, name_b, nan_policy, min_samples):
     except ValueError:
         raise ValueError(f"the leading (batch) axes of {name_a} {a.shape} and {name_b} {b.shape} do not broadcast") \
             from None
-    if a.shape[-2] < min_samples:
+    if nan_policy != "omit" and a.shape[-2] < min_samples:
         raise ValueError(f"{name_a} needs at least {min_samples} samples (rows); got {a.shape[-2]}")
     if nan_policy == "raise":
         check_finite(a, name_a)

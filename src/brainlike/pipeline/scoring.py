@@ -16,19 +16,13 @@ import warnings
 import numpy as np
 
 from brainlike import scores as S
+from brainlike.metrics.correlation import pearson
 
 
-def _pearson(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Columns' Pearson r over axis -2; NaN (constant) -> 0 as in the reference."""
-    r = S.pearson_columns(truth, pred) if hasattr(S, "pearson_columns") else _pc(truth, pred)
-    return np.nan_to_num(r, nan=0.0)
-
-
-def _pc(a, b):
-    a = a - a.mean(axis=-2, keepdims=True)
-    b = b - b.mean(axis=-2, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (a * b).sum(-2) / np.sqrt((a * a).sum(-2) * (b * b).sum(-2))
+def _accuracy(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Columns' Pearson r over axis -2 (:func:`brainlike.metrics.pearson`, constant columns counted in
+    its warning); the BH recipe then scores an undefined (NaN) accuracy as 0, as BHscore does."""
+    return np.nan_to_num(pearson(truth, pred, nan_policy="propagate"), nan=0.0)
 
 
 def _layer_select(n_total: int, sc: dict, seed: int) -> dict | None:
@@ -81,7 +75,7 @@ def _with_accuracies(d: dict):
     """(d with "acc" and "n_test" filled from the predictions where left out, preds, truths, n_test)."""
     preds, truths = d.get("pred"), d.get("truth")
     if d.get("acc") is None:
-        d = {**d, "acc": [[_pearson(t[None], p) for t, p in zip(ts, ps)] for ts, ps in zip(truths, preds)],
+        d = {**d, "acc": [[_accuracy(t[None], p) for t, p in zip(ts, ps)] for ts, ps in zip(truths, preds)],
              "n_test": [ts[0].shape[0] for ts in truths]}
     return d, preds, truths, int(min(d["n_test"]))
 
@@ -151,7 +145,7 @@ def decoding_scores(dec: dict, sc: dict, seed: int, *, layers=None, rois=None, s
     def accuracies(idx_per_subject, unit_idx=None):
         out = []
         for layer in range(n_layers):
-            acc = np.mean([_pearson(t[layer][idx][None], p[layer][:, idx])
+            acc = np.mean([_accuracy(t[layer][idx][None], p[layer][:, idx])
                            for t, p, idx in zip(truths, preds, idx_per_subject)], axis=0)
             if unit_idx is not None:
                 acc = acc[:, unit_idx[layer]]
@@ -169,7 +163,10 @@ def decoding_scores(dec: dict, sc: dict, seed: int, *, layers=None, rois=None, s
     for b in range(boot.size):
         idx = [rng.integers(0, t[0].shape[0], t[0].shape[0]) for t in truths]
         units = [rng.integers(0, a.shape[1], a.shape[1]) for a in accs]
-        boot[b] = _decoding_stat(accuracies(idx, units), sel, pval, n_test)
+        with warnings.catch_warnings():  # constant columns of a replicate: counted once, on the data
+            warnings.simplefilter("ignore", RuntimeWarning)
+            acc_b = accuracies(idx, units)
+        boot[b] = _decoding_stat(acc_b, sel, pval, n_test)
     null = np.full(0, np.nan)
     p = float("nan")
     if sc["n_perm"] > 0:
@@ -214,7 +211,7 @@ def encoding_scores(enc: dict, sc: dict, seed: int, *, layers=None, rois=None, s
         for r in range(n_rois):
             parts = []
             for s, (t, p, idx) in enumerate(zip(truths, preds, idx_per_subject)):
-                a = _pearson(t[r][idx][None], p[r][:, idx])
+                a = _accuracy(t[r][idx][None], p[r][:, idx])
                 if vox is not None:
                     a = a[:, vox[s][r]]
                 parts.append(a)
@@ -241,7 +238,10 @@ def encoding_scores(enc: dict, sc: dict, seed: int, *, layers=None, rois=None, s
     for b in range(boot.size):
         idx = [rng.integers(0, t[0].shape[0], t[0].shape[0]) for t in truths]
         vox = [[rng.integers(0, tr.shape[1], tr.shape[1]) for tr in t] for t in truths]
-        boot[b] = stat(accuracies(idx, vox))
+        with warnings.catch_warnings():  # constant columns of a replicate: counted once, on the data
+            warnings.simplefilter("ignore", RuntimeWarning)
+            acc_b = accuracies(idx, vox)
+        boot[b] = stat(acc_b)
     null = np.full(0, np.nan)
     p = float("nan")
     if sc["n_perm"] > 0:

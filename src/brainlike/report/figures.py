@@ -17,6 +17,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from brainlike.scores import bh_table, intersubject_matrix, spearman_from_table
+from brainlike.metrics.correlation import pearson
 
 KIND_COLORS = {"decoding": "#4c72b0", "encoding": "#dd8452", "average": "#55a868"}
 
@@ -269,7 +270,7 @@ def subject_scatter(table: pd.DataFrame, dnn=None, roi=None, subjects=None) -> F
     ax.set_xlim(lim)
     ax.set_ylim(lim)
     ax.set_aspect("equal")
-    r = np.corrcoef(x[ok], y[ok])[0, 1] if ok.sum() > 2 else np.nan
+    r = pearson(x, y, nan_policy="omit", min_samples=3)
     ax.set_xlabel(f"decoding accuracy, {a}")
     ax.set_ylabel(f"decoding accuracy, {b}")
     ax.set_title(f"{dnn}, {roi}: r = {r:.2f} over {int(ok.sum())} units", fontsize=9)

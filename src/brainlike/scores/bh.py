@@ -22,6 +22,7 @@ import numpy as np
 from scipy import stats
 
 from brainlike._validate import check_choice
+from brainlike.metrics.correlation import pearson
 
 SIGNIFICANCE = ("reference", "t-test")
 
@@ -480,13 +481,10 @@ def bootstrap_bh_score(
 
 
 def pearson_columns(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """Pearson r per column over axis -2 (samples); batch axes allowed. NaN for constant columns."""
-    yt = y_true - y_true.mean(axis=-2, keepdims=True)
-    yp = y_pred - y_pred.mean(axis=-2, keepdims=True)
-    num = (yt * yp).sum(axis=-2)
-    den = np.sqrt((yt**2).sum(axis=-2) * (yp**2).sum(axis=-2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return num / den
+    """Pearson r per column over axis -2 (samples); batch axes broadcast. NaN where a column holds NaN
+    (``nan_policy="propagate"``) and, with one counted warning, where it is constant
+    (:func:`brainlike.metrics.pearson`)."""
+    return pearson(y_true, y_pred, nan_policy="propagate")
 
 
 def bootstrap_bh_score_images(

@@ -23,6 +23,7 @@ from scipy.stats import rankdata
 
 from brainlike._validate import as_2d_float, check_same_rows
 from brainlike.scores.bh import pearson_columns
+from brainlike.metrics.correlation import pearson
 
 TABLE_COLUMNS = ("dnn", "subject", "roi", "layer", "layer_index", "unit", "accuracy")
 UNIT_KEYS = ["dnn", "roi", "layer", "layer_index", "unit"]
@@ -96,7 +97,7 @@ def intersubject_correlation(table: pd.DataFrame, by=("dnn", "roi", "layer")) ->
         for a, b in itertools.combinations(subjects, 2):
             x, y = wide[a].to_numpy(), wide[b].to_numpy()
             ok = np.isfinite(x) & np.isfinite(y)
-            r = np.corrcoef(x[ok], y[ok])[0, 1] if ok.sum() > 2 else np.nan
+            r = pearson(x, y, nan_policy="omit", min_samples=3)
             rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
                          "subject_a": a, "subject_b": b, "r": float(r), "n_units": int(ok.sum())})
     return pd.DataFrame(rows, columns=[*by, "subject_a", "subject_b", "r", "n_units"])
