@@ -54,8 +54,12 @@ def load_open_clip(spec: str, pretrained: bool = True) -> Model:
         else:
             raise ValueError(f"open_clip:{arch} has {len(tags)} pretrained weight tags {tags}: "
                              f"name one as open_clip:{arch}@<tag> (or use pretrained=False)")
+    import inspect
+
+    # only the image tower is used: no text-tower weights are fetched where open_clip allows it
+    extra = {"pretrained_text": False} if "pretrained_text" in inspect.signature(open_clip.create_model).parameters else {}
     try:
-        model = open_clip.create_model(arch, pretrained=weights, pretrained_text=False)
+        model = open_clip.create_model(arch, pretrained=weights, **extra)
     except (OSError, RuntimeError) as err:
         if weights is None:
             raise
