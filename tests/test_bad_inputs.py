@@ -1080,3 +1080,29 @@ def test_cli_bhscore_data_folder_missing(capsys, tmp_path):
     cfg = write(tmp_path / "c.yaml", BASE_DNN)
     one_line_error(capsys, ["run", str(cfg), "--check", "--bhscore-data", str(tmp_path / "nodata")],
                    "--bhscore-data", "nodata")
+
+
+# ================================================================================== results folders
+def _scores_folder(tmp_path) -> Path:
+    res = tmp_path / "res"
+    res.mkdir()
+    pd.DataFrame({"dnn": ["a"], "kind": ["decoding"], "score": [0.5]}).to_parquet(res / "bh_scores.parquet")
+    return res
+
+
+def test_cli_report_damaged_table_names_it(capsys, tmp_path):
+    res = _scores_folder(tmp_path)
+    data = (res / "bh_scores.parquet").read_bytes()
+    (res / "bh_scores.parquet").write_bytes(data[:100])
+    one_line_error(capsys, ["report", str(res)], "bh_scores.parquet")
+
+
+def test_cli_report_out_is_a_file(capsys, tmp_path):
+    res = _scores_folder(tmp_path)
+    f = write(tmp_path / "f", "x")
+    one_line_error(capsys, ["report", str(res), "--out", str(f)], str(f))
+
+
+def test_cli_truncated_bhscore_settings_names_it(capsys, tmp_path):
+    s = write(tmp_path / "settings.json", '{"subjects": ["sub-01"], "rois": ["V1"], "dnns": {"A": {"dir": "x"')
+    one_line_error(capsys, ["run", str(s), "--check"], "settings.json", "not valid JSON")
