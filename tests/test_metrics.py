@@ -168,3 +168,18 @@ def test_normalize_by_ceiling():
         normalize_by_ceiling(0.3, 45.0, ceiling_kind="r2")
     with pytest.raises(ValueError, match="ceiling_kind must be one of"):
         normalize_by_ceiling(0.3, 0.5, ceiling_kind="snr")
+
+
+def test_selection_score_follows_sklearn_on_constant_fold_columns(rng):
+    from brainlike._backend import get_backend
+    from brainlike.metrics.correlation import selection_score
+
+    be = get_backend("numpy")
+    y = rng.standard_normal((12, 3))
+    p = y + 0.3 * rng.standard_normal((12, 3))
+    y[:, 1] = 1.5
+    p[:, 2] = y[:, 2]
+    got = selection_score("r2", y, p, be)
+    np.testing.assert_allclose(got, r2_score(y, p, multioutput="raw_values"), rtol=1e-12)
+    r = selection_score("pearson", y, p, be)
+    assert r[1] == 0.0 and r[0] == pytest.approx(pearsonr(y[:, 0], p[:, 0])[0], rel=1e-12)

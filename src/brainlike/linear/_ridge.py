@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from brainlike._backend import get_backend
 from brainlike._estimator import TargetScoreMixin
 from brainlike._validate import check_choice
+from brainlike.metrics.correlation import selection_score as _score_columns
 from brainlike.linear._common import (
     batch_size,
     check_alpha,
@@ -85,27 +86,6 @@ class Ridge(_LinearBase):
             self.intercept_ = np.zeros(Y.shape[1], dtype=be.dtype)
         self.n_features_in_ = X.shape[1]
         return self
-
-
-def _score_columns(kind, y, pred, be):
-    """Per-column CV score (numpy float64); a constant test column scores 0 (as scikit-learn's r2_score)."""
-    if kind == "r2":
-        ss_res = ((y - pred) ** 2).sum(0)
-        yc = y - be.mean0(y)
-        ss_tot = (yc**2).sum(0)
-        ss_res, ss_tot = be.to_numpy(ss_res).astype(np.float64), be.to_numpy(ss_tot).astype(np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = 1.0 - ss_res / ss_tot
-        out[ss_tot == 0] = np.where(ss_res[ss_tot == 0] == 0, 1.0, 0.0)
-        return out
-    yc = y - be.mean0(y)
-    pc = pred - be.mean0(pred)
-    num = be.to_numpy((yc * pc).sum(0)).astype(np.float64)
-    den = np.sqrt(be.to_numpy((yc**2).sum(0)).astype(np.float64) * be.to_numpy((pc**2).sum(0)).astype(np.float64))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = num / den
-    out[~np.isfinite(out)] = 0.0
-    return out
 
 
 def _eigh_without_constant(be, K):

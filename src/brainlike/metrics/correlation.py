@@ -158,3 +158,29 @@ def r2(y_true, y_pred, *, nan_policy: str = "raise", min_samples: int = 2):
     """
     y, p, one_d = _prepare(y_true, y_pred, "y_true", "y_pred", nan_policy, min_samples)
     return _columnwise(_r2_kernel, y, p, nan_policy, min_samples, "R²", one_d)
+
+
+def selection_score(kind: str, y, pred, be):
+    """Per-column score used *inside* cross-validated penalty selection (RidgeCV, PLSCV), on any backend.
+
+    ``kind`` is ``"r2"`` or ``"pearson"``; ``y`` and ``pred`` are backend arrays (samples, columns); the
+    sums run on the backend and the result is numpy float64. Unlike :func:`pearson` / :func:`r2`
+    (reported scores: NaN for an undefined column), a column that is constant in one test fold must not
+    veto every penalty when fold scores are summed, so it takes scikit-learn's ``r2_score`` value
+    (R²: 1 if predicted exactly, else 0; r: 0). This is the only place that rule applies.
+    """
+    yc = y - be.mean0(y)
+    ss_tot = be.to_numpy((yc**2).sum(0)).astype(np.float64)
+    if kind == "r2":
+        ss_res = be.to_numpy(((y - pred) ** 2).sum(0)).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = 1.0 - ss_res / ss_tot
+        out[ss_tot == 0] = np.where(ss_res[ss_tot == 0] == 0, 1.0, 0.0)
+        return out
+    pc = pred - be.mean0(pred)
+    num = be.to_numpy((yc * pc).sum(0)).astype(np.float64)
+    den = np.sqrt(ss_tot * be.to_numpy((pc**2).sum(0)).astype(np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = num / den
+    out[~np.isfinite(out)] = 0.0
+    return out
