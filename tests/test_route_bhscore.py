@@ -44,7 +44,7 @@ def test_layout_is_bhscores(mini):
     assert bd.select("ROI_V1 = 1", verbose=False).shape == (200, 60)
     feats = Features(str(data / "features" / "ImageNetTraining" / "caffe" / "AlexNet"))
     assert feats.layers == sorted(mini["layers"]) and len(feats.labels) == 100
-    assert feats.get_features("conv1_abs").shape == (100, 4, 3, 3)
+    assert feats.get_features("conv1_abs").shape == (100, 8, 3, 3)
     # labels in Python's sorted order, which differs from natural order in this folder
     from brainlike.stimuli import natural_key
 
@@ -98,11 +98,11 @@ def test_documented_command_and_bhscore_trees(mini, tmp_path, capsys):
     assert set(table["subject"]) == {"sub-01", "sub-02", "sub-03"}  # names kept, never coerced
     # every unit of the files (BHscore decodes whole layers)
     assert table.groupby(["layer"], observed=True)["unit"].nunique().to_dict() == {
-        "conv1_abs": 36, "conv2": 36, "conv3": 27, "conv4": 27, "conv5": 27, "fc6": 24, "fc7": 24, "fc8": 20}
+        "conv1_abs": 72, "conv2": 72, "conv3": 54, "conv4": 54, "conv5": 54, "fc6": 48, "fc7": 48, "fc8": 40}
     # BHscore's tree: (1,) + unit shape, float32, key 'accuracy'
     f = out / "decoding_accuracy" / "ImageNetTest" / "caffe" / "AlexNet" / "conv2" / "sub-02" / "V2" / "accuracy.mat"
     acc = hdf5storage.loadmat(str(f))["accuracy"]
-    assert acc.shape == (1, 4, 3, 3) and acc.dtype == np.float32
+    assert acc.shape == (1, 8, 3, 3) and acc.dtype == np.float32
     g = table[(table.layer == "conv2") & (table.subject == "sub-02") & (table.roi == "V2")].sort_values("unit")
     np.testing.assert_allclose(acc.ravel(), g["accuracy"].to_numpy(), atol=1e-7)
     # the reproduce reader reads the whole run, equal to the table
@@ -208,7 +208,7 @@ def test_unit_accuracies_equal_bhscores_own_procedure(mini_index, tmp_path, monk
         assert acc.shape == (1, len(g))  # the index subset: 3/4 of the layer's units
         diffs.append(np.abs(g["accuracy"].to_numpy() - acc.ravel()))
     d = np.concatenate(diffs)
-    assert d.size == 825
+    assert d.size == 1650
     assert np.mean(d <= 1e-4) >= 0.99, np.quantile(d, [0.5, 0.99, 1.0])
     # vice versa: BHscore's own tree (bdpy save_array, as predict.py l.229-230) read by brainlike
     settings = {"subjects": ["sub-01"], "rois": info["rois"], "dnns": {"AlexNet": {"dir": info["dir"],
@@ -329,7 +329,7 @@ def test_encoding_recipe_and_control_from_the_command_line(mini, tmp_path, capsy
     s = pd.read_csv(out / "results" / "bh_scores.csv").set_index(["dnn", "kind"])["score"]
     assert s[("AlexNet", "decoding")] > 0.5 and s[("AlexNet", "encoding")] > 0.5
     assert abs(s[("AlexNet (layer-shuffled)", "decoding")]) < 0.3
-    assert s[("AlexNet (layer-shuffled)", "encoding")] < s[("AlexNet", "encoding")] - 0.5
+    assert abs(s[("AlexNet (layer-shuffled)", "encoding")]) < 0.3
     prov = json.loads((out / "results" / "provenance.json").read_text())
     assert prov["config"]["encoding"]["method"] == "recipe"
     f = out / "encoding_accuracy" / "ImageNetTest" / "caffe" / "AlexNet" / "fc8" / "sub-01" / "HVC" / "accuracy.mat"

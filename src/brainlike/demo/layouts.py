@@ -27,8 +27,8 @@ BH_SUBJECTS = ["sub-01", "sub-02", "sub-03"]  # settings.json "subjects"; data/d
 BH_LAYER_ROI = [0, 1, 1, 2, 2, 3, 3, 4]
 # unit shapes: Caffe blobs (1, C, H, W) for conv layers, (1, n) for fc layers, as BHscore's Caffe
 # features are stored (feature_extraction/extract_features_caffe.py saves the blob with bdpy save_array)
-BH_SHAPES = {"conv1_abs": (4, 3, 3), "conv2": (4, 3, 3), "conv3": (3, 3, 3), "conv4": (3, 3, 3), "conv5": (3, 3, 3),
-             "fc6": (24,), "fc7": (24,), "fc8": (20,)}
+BH_SHAPES = {"conv1_abs": (8, 3, 3), "conv2": (8, 3, 3), "conv3": (6, 3, 3), "conv4": (6, 3, 3), "conv5": (6, 3, 3),
+             "fc6": (48,), "fc7": (48,), "fc8": (40,)}
 
 
 def write_bdata(path, columns: list[tuple[str, np.ndarray]], roi_masks: dict[str, np.ndarray],
