@@ -19,50 +19,13 @@ any alpha and any split, at a memory cost of ``n_stimuli^2`` instead of ``n_stim
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-
-def zscore_train(train: np.ndarray, *others: np.ndarray, dtype=np.float32):
-    """Z-score columns with the training mean and std (``ddof=1``; std 0 -> 1); returns new arrays.
-
-    ``ddof=1`` as BHscore (``decoding/feature_decoding_train.py`` l.174-179: ``np.std(x, axis=0,
-    ddof=1)``): the scale of the inputs sets the effective ridge penalty, so with ``ddof=0`` the
-    accuracies differ from BHscore's by up to ~1e-3 on a few hundred training samples.
-
-    The statistics are accumulated in float64 over blocks of rows; the outputs are computed in
-    ``dtype`` directly, so no full-size float64 temporary is made (one job z-scores a whole ROI).
-    """
-    dt = np.dtype(dtype)
-    train = np.asarray(train)
-    mean, std = train_mean_std(train)
-    shift, scale = mean.astype(dt), (1.0 / std).astype(dt)
-    out = []
-    for a in (train, *others):
-        z = np.asarray(a, dtype=dt) - shift
-        z *= scale
-        out.append(z)
-    return out
-
-
-def train_mean_std(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column mean and std (``ddof=1``, 0 -> 1) of ``train`` in float64: the statistics of
-    :func:`zscore_train` (also used to return decoded features to their scale)."""
-    train = np.asarray(train)
-    n = train.shape[0]
-    mean = train.mean(axis=0, dtype=np.float64)
-    ss = np.zeros(train.shape[1:], dtype=np.float64)
-    step = max(1, (1 << 19) // max(1, int(np.prod(train.shape[1:]))))  # ~4 MB blocks: reused, cache-sized
-    for lo in range(0, n, step):
-        block = train[lo:lo + step].astype(np.float64)
-        block -= mean
-        block *= block
-        ss += block.sum(0)
-    std = np.sqrt(ss / max(n - 1, 1))
-    std[std == 0] = 1.0
-    return mean, std
+from brainlike._zscore import train_stats, zscore
 
 
 def column_pearson(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -95,7 +58,7 @@ def prepare_voxels(x_train, x_test, *, alpha=100.0, dtype="float32", train_rows=
     from brainlike.linear import SelectiveRidge
 
     dt = np.dtype(dtype)
-    xtr, xte = zscore_train(x_train, x_test, dtype=dt)
+    xtr, xte = zscore(x_train, x_test, ddof=1, dtype=dt, what="voxels")
     inputs = SelectiveRidge(alpha=float(alpha), dtype=dt).prepare(xtr)
     return RoiVoxels(inputs, xte, train_rows, test_rows)
 
@@ -118,7 +81,7 @@ def decode_prepared(voxels: RoiVoxels, y_train, y_test, *, n_feat=500):
 
     inputs = voxels.inputs
     dt = np.dtype(dict(inputs.settings)["dtype"])
-    ytr, yte = zscore_train(y_train, y_test, dtype=dt)
+    ytr, yte = zscore(y_train, y_test, ddof=1, dtype=dt, what="targets")
     n_vox = inputs.n_features
     k = int(n_feat) if n_feat and int(n_feat) < n_vox else n_vox
     model = SelectiveRidge(alpha=inputs.alpha, n_feat=k, dtype=dt)
@@ -134,7 +97,9 @@ class ZScoredUnits:
     (``featenc_fastl2lir_train.py``: ``x_mean``/``x_norm`` of the training feature files, before
     ``X_sort`` repeats them per trial); every row (training and test images) is scaled with them
     (``featenc_fastl2lir_predict.py``: ``(x - x_mean) / x_norm``). A unit constant over the
-    training images becomes 0 (bdpy's ``ModelTraining`` sets the resulting inf to 0).
+    training images is 0 in every training row (scale 1, the rule of :mod:`brainlike._zscore`), so its
+    ridge weight is 0 and its test values reach no prediction, as in bdpy (whose ``ModelTraining``
+    sets the resulting inf to 0).
     """
 
     def __init__(self, handle, stat_rows: np.ndarray, dtype="float32"):
@@ -151,14 +116,10 @@ class ZScoredUnits:
         from .jobs import read_units
 
         block = read_units(self.handle, cols)
-        ref = block[self.stat_rows]
-        mean = ref.mean(axis=0, dtype=np.float64)
-        std = ref.std(axis=0, ddof=1, dtype=np.float64)
-        scale = np.zeros_like(std)
-        scale[std > 0] = 1.0 / std[std > 0]
-        out = np.asarray(block, dtype=self.dtype) - mean.astype(self.dtype)
-        out *= scale.astype(self.dtype)
-        return out
+        # ddof=1 as BHscore (decoding/feature_decoding_train.py l.174-179: np.std(x, axis=0, ddof=1))
+        # constant units are counted by the model (n_constant_inputs_): logged at DEBUG here, per chunk
+        st = train_stats(block[self.stat_rows], ddof=1, what="units", level=logging.DEBUG)
+        return st.apply(block, self.dtype)
 
 
 def encode_recipe(features, train_rows, y_train, test_rows, y_test, *, alpha=100.0, n_feat=500, chunk_size=4096,
@@ -176,7 +137,7 @@ def encode_recipe(features, train_rows, y_train, test_rows, y_test, *, alpha=100
     from brainlike.linear import StreamingSelectiveRidge
 
     dt = np.dtype(dtype)
-    ytr, yte = zscore_train(y_train, y_test, dtype=dt)
+    ytr, yte = zscore(y_train, y_test, ddof=1, dtype=dt, what="targets")
     units = ZScoredUnits(features, train_rows, dtype=dt)
     k = int(min(int(n_feat), units.shape[1]))
     # (voxels x units) correlations of one chunk stay near 128 MB however many voxels a job has
@@ -242,7 +203,7 @@ def encode_voxels(z_train, y_train, z_test, y_test, *, alphas, cv=5, groups=None
     from brainlike.linear import RidgeCV
 
     dt = np.dtype(dtype)
-    ytr, yte = zscore_train(y_train, y_test, dtype=dt)
+    ytr, yte = zscore(y_train, y_test, ddof=1, dtype=dt, what="targets")
     ztr = np.asarray(z_train, dtype=dt)
     zte = np.asarray(z_test, dtype=dt)
     folds = grouped_folds(groups if groups is not None else np.arange(len(ztr)), cv)

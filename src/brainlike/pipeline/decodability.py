@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compute import train_mean_std
+from brainlike._zscore import train_stats
 from .jobs import Context, Job, read_units
 from .store import load_npz
 
@@ -56,9 +56,9 @@ def write_decodability(ctx: Context, jobs: list[Job], table, out_dir) -> Path:
             for j in sjobs:
                 r = load_npz(j.path(ctx.workdir))
                 f = read_units(handle, r["units"]).astype(np.float64)
-                mean, std = train_mean_std(f[train_rows])  # the decoder's own z-scoring statistics
+                st = train_stats(f[train_rows], ddof=1, what="units")  # the decoder's own z-scoring statistics
                 k = f.shape[1]
-                decoded[:, at:at + k] = r["prediction"] * std + mean
+                decoded[:, at:at + k] = r["prediction"] * st.scale + st.mean
                 truth[:, at:at + k] = f[test_rows]
                 at += k
             n_files += len(write_features(base, dnn, layer, test_ids, decoded, subject=s))
