@@ -111,16 +111,19 @@ def weights_fingerprint(module) -> str:
 
 
 def _weights_digest(module) -> str:
+    """Content key (xxh3-128) of the module's class and every tensor of its state dict."""
     import torch
 
-    h = hashlib.sha256(b"brainlike.weights.v1")
-    h.update(f"{type(module).__module__}.{type(module).__qualname__}".encode())
+    from brainlike._hash import ContentHasher
+
+    h = ContentHasher().bytes(b"brainlike.weights.v2")
+    h.bytes(f"{type(module).__module__}.{type(module).__qualname__}".encode())
     for name, t in module.state_dict().items():
-        h.update(name.encode() + b"\0" + str(t.dtype).encode() + str(tuple(t.shape)).encode())
         t = t.detach().cpu().contiguous()
+        h.bytes(name.encode()).bytes(str(t.dtype).encode())
         if t.dtype == torch.bfloat16:
             t = t.view(torch.int16)
-        h.update(t.numpy().tobytes() if t.numel() else b"")
+        h.array(t.numpy())  # dtype, shape and bytes
     return h.hexdigest()
 
 
