@@ -162,9 +162,14 @@ def import_bhscore(root, image_set: str | None = None, framework: str | None = N
             from ..ids import same_ids
 
             same_ids(ref_ids, layer_ids, name_a=f"layer {chosen[0]!r}", name_b=f"layer {lname!r}")
+        # each stimulus id paired with its file by brainlike.ids.align (never by position)
+        from ..ids import align
+
+        stems = list(files)
+        order = align(stems, ref_ids, source=f"feature files of layer {lname!r} in {where}", wanted="stimulus ids")
         rows, unit_shape = [], None
-        for sid in ref_ids:
-            f = _load_feat(files[sid])
+        for sid, k in zip(ref_ids, order):
+            f = _load_feat(files[stems[k]])
             if f.ndim < 2 or f.shape[0] != 1:
                 raise ValueError(f"{files[sid]}: feat must have shape (1, ...); got {f.shape}")
             shape = tuple(f.shape[1:])
