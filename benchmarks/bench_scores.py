@@ -77,7 +77,7 @@ def main():
     print(f"BH score, {len(accs)} layers, {n_units:,} units, 5 ROIs, float64 ({nbytes / 2**20:.0f} MiB); "
           f"bytes bound {nbytes / 10e9 * 1e3:.1f} ms per pass")
     t_ref, m_ref, s_ref = measure(lambda: recipe_bh(accs), repeat=2)
-    t_our, m_our, s_our = measure(lambda: bh_score(accs), repeat=3)
+    t_our, m_our, s_our = measure(lambda: bh_score(accs, n_samples=50).score, repeat=3)
     assert abs(s_ref - s_our) < 1e-12, (s_ref, s_our)
     row("published recipe: bh on all layers", t_ref, m_ref)
     row("brainlike bh_score", t_our, m_our, t_ref)
@@ -85,14 +85,14 @@ def main():
     # the recipe's layer selection is timed on 10 repeats and extrapolated (x10) to the paper's 100
     t_ref, m_ref, r_ref = measure(lambda: recipe_layerselect(accs, n_repeat=10), repeat=1)
     t_ref *= 10
-    t_our, m_our, r_our = measure(lambda: bh_score_layer_select(accs, n_repeat=100, seed=0), repeat=2)
+    t_our, m_our, r_our = measure(lambda: bh_score_layer_select(accs, n_repeat=100, seed=0, n_samples=50), repeat=2)
     assert np.allclose(r_ref, r_our[:10], atol=1e-12)
     row("published recipe: layer select, 100 repeats (10 timed, x10)", t_ref, m_ref)
     row("brainlike bh_score_layer_select(n_repeat=100)", t_our, m_our, t_ref)
 
-    t_b, m_b, res = measure(lambda: bootstrap_bh_score(accs, n_boot=1000, layer_select={}), repeat=1)
+    t_b, m_b, res = measure(lambda: bootstrap_bh_score(accs, n_boot=1000, layer_select={}, n_samples=50), repeat=1)
     row(f"brainlike bootstrap, 1000 x layer select (CI {res.ci_low:.3f}..{res.ci_high:.3f})", t_b, m_b)
-    t_p, m_p, res = measure(lambda: permutation_bh_score(accs, n_perm=1000, layer_select={}), repeat=1)
+    t_p, m_p, res = measure(lambda: permutation_bh_score(accs, n_perm=1000, layer_select={}, n_samples=50), repeat=1)
     row(f"brainlike permutation null, 1000 x layer select (p {res.p_value:.4f})", t_p, m_p)
     print(f"  (rerunning the recipe's layer selection 1000 x instead would take ~{1000 * t_ref / 3600:.0f} h)")
 

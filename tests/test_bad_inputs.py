@@ -749,19 +749,20 @@ def test_bh_score_rejects_bad_accuracies(damage, needle):
     elif damage == "3d":
         accs[0] = accs[0][None]
     with pytest.raises(ValueError, match=needle):
-        bh_score(accs)
+        bh_score(accs, n_samples=50)
 
 
 @pytest.mark.parametrize("kwargs, needle", [
     ({"pval": NAN}, "pval must be a number in"), ({"pval": 0}, "pval must be a number in"),
     ({"pval": 2}, "pval must be a number in"), ({"n_samples": 2}, "n_samples must be an integer > 2"),
     ({"n_samples": 2.5}, "n_samples must be an integer > 2"), ({"significance": "z"}, "significance"),
+    ({"n_samples": None}, "n_samples is required"),
 ])
 def test_bh_score_rejects_bad_arguments(kwargs, needle):
     from brainlike.scores import bh_score
 
     with pytest.raises(ValueError, match=needle):
-        bh_score(_accs(), **kwargs)
+        bh_score(_accs(), **{"n_samples": 50, **kwargs})
 
 
 def test_bh_score_correct_results_at_the_edges():
@@ -772,21 +773,21 @@ def test_bh_score_correct_results_at_the_edges():
     with_nan = [a.copy() for a in accs]
     with_nan[0][1, :5] = np.nan
     zeros = [np.nan_to_num(a, nan=0.0) for a in with_nan]
-    assert bh_score(with_nan) == bh_score(zeros)
+    assert bh_score(with_nan, n_samples=50).score == bh_score(zeros, n_samples=50).score
     assert np.isnan(with_nan[0][1, :5]).all()
     accs[2][2, 0] = np.float32(1.0000001)
-    assert np.isfinite(bh_score(accs))
+    assert np.isfinite(bh_score(accs, n_samples=50).score)
 
 
 @pytest.mark.parametrize("call, needle", [
-    (lambda S, a: S.bh_score_layer_select(a, n_layers=9), r"n_layers must be an integer in \[2, 3\]"),
-    (lambda S, a: S.bh_score_layer_select(a, n_layers=3, n_repeat=0), "n_repeat must be a positive integer"),
-    (lambda S, a: S.bh_score_encoding(a, n_voxels=0), "n_voxels must be a positive integer or None"),
-    (lambda S, a: S.bootstrap_bh_score(a, n_boot=0), "n_boot must be a positive integer"),
-    (lambda S, a: S.bootstrap_bh_score(a, level=1.0), r"level must be in \(0, 1\)"),
-    (lambda S, a: S.permutation_bh_score(a, alternative="less"), "alternative"),
-    (lambda S, a: S.permutation_bh_score(a, n_perm=-1), "n_perm must be a positive integer"),
-    (lambda S, a: S.bootstrap_bh_score([a[0], np.full_like(a[1], np.inf)]), r"accuracies\[1\] holds"),
+    (lambda S, a: S.bh_score_layer_select(a, n_layers=9, n_samples=50), r"n_layers must be an integer in \[2, 3\]"),
+    (lambda S, a: S.bh_score_layer_select(a, n_layers=3, n_repeat=0, n_samples=50), "n_repeat must be a positive integer"),
+    (lambda S, a: S.bh_score_encoding(a, n_voxels=0, n_samples=50), "n_voxels must be a positive integer or None"),
+    (lambda S, a: S.bootstrap_bh_score(a, n_boot=0, n_samples=50), "n_boot must be a positive integer"),
+    (lambda S, a: S.bootstrap_bh_score(a, level=1.0, n_samples=50), r"level must be in \(0, 1\)"),
+    (lambda S, a: S.permutation_bh_score(a, alternative="less", n_samples=50), "alternative"),
+    (lambda S, a: S.permutation_bh_score(a, n_perm=-1, n_samples=50), "n_perm must be a positive integer"),
+    (lambda S, a: S.bootstrap_bh_score([a[0], np.full_like(a[1], np.inf)], n_samples=50), r"accuracies\[1\] holds"),
 ], ids=["layer_select_n_layers", "layer_select_n_repeat", "encoding_n_voxels", "bootstrap_n_boot",
         "bootstrap_level", "permutation_alternative", "permutation_n_perm", "bootstrap_inf"])
 def test_score_variants_reject_bad_arguments(call, needle):

@@ -470,15 +470,19 @@ def test_scores_equal_the_published_recipe_on_the_same_accuracies(rng):
     ep = [[t + rng.uniform(0.5, 3) * rng.standard_normal((n_layers, n_test, 45)) for t in subj] for subj in et]
     e = scoring.encoding_scores({"pred": ep, "truth": et}, sc, seed=5)
     per_roi = [[np.nan_to_num(S.pearson_columns(et[s][r][None], ep[s][r])) for s in range(2)] for r in range(n_rois)]
-    ref = S.bh_score_encoding(per_roi, n_samples=n_test, n_voxels=30, seed=5)
+    ref = S.bh_score_encoding(per_roi, n_samples=n_test, n_voxels=30, seed=5).score
     assert e["score"] == pytest.approx(ref, abs=1e-12)
 
 
 def test_bootstrap_interval_is_centred_on_the_score():
-    from brainlike.pipeline.scoring import _ci, _percentile
+    """The run's interval is brainlike.scores.bootstrap_ci (recentred, clipped to [-1, 1])."""
+    from brainlike.scores import bootstrap_ci
+
+    def _ci(boot, level, point):
+        return bootstrap_ci(boot, level, "recentred", point=point, bounds=(-1.0, 1.0))
 
     boot = np.linspace(0.2, 0.6, 401)  # median 0.4, replicates below a score of 0.7
-    lo, hi = _percentile(boot, 0.95)
+    lo, hi = bootstrap_ci(boot, 0.95)
     assert (lo, hi) == pytest.approx((0.21, 0.59))
     assert _ci(boot, 0.95, 0.7) == pytest.approx((0.51, 0.89))
     assert _ci(boot, 0.95, 0.95) == pytest.approx((0.76, 1.0))  # clipped to the range of a correlation

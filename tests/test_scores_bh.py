@@ -77,7 +77,7 @@ def test_equals_published_recipe(seed, n):
     accs = random_accuracies(rng)
     before = [a.copy() for a in accs]
     ref = published_bh(accs, 0.05, n)
-    ours = bh_score(accs, pval=0.05, n_samples=n)
+    ours = bh_score(accs, pval=0.05, n_samples=n).score
     assert abs(ours - ref) < 1e-12
     for a, b in zip(accs, before):  # inputs untouched (NaN still there)
         np.testing.assert_array_equal(a, b)
@@ -87,14 +87,19 @@ def test_pval_threshold_is_used():
     rng = np.random.default_rng(3)
     accs = random_accuracies(rng)
     for p in (0.005, 0.05, 0.2):
-        assert abs(bh_score(accs, pval=p) - published_bh(accs, p)) < 1e-12
-    assert bh_score(accs, pval=0.005) != bh_score(accs, pval=0.2)
+        assert abs(bh_score(accs, pval=p, n_samples=50).score - published_bh(accs, p)) < 1e-12
+    assert bh_score(accs, pval=0.005, n_samples=50).score != bh_score(accs, pval=0.2, n_samples=50).score
 
 
 def test_top_rois_match_recipe():
     rng = np.random.default_rng(1)
     accs = random_accuracies(rng, n_layers=3)
-    _, tops = bh_score(accs, return_top_rois=True)
+    res = bh_score(accs, n_samples=50)
+    tops = res.top_rois
+    with pytest.warns(DeprecationWarning, match="return_top_rois"):
+        score, old = bh_score(accs, n_samples=50, return_top_rois=True)
+    assert score == res.score and all(np.array_equal(a, b) for a, b in zip(old, tops))
+    assert res.n_kept == sum(len(x) for x in tops) and res.n_test == 50
     for a, top in zip(accs, tops):
         a = np.nan_to_num(a, nan=0.0)
         m = a.max(0)
@@ -105,12 +110,12 @@ def test_top_rois_match_recipe():
 def test_planted_hierarchy_and_shuffle():
     rng = np.random.default_rng(0)
     accs = planted(rng)
-    assert bh_score(accs) > 0.99
+    assert bh_score(accs, n_samples=50).score > 0.99
     # reversed hierarchy -> -1
-    assert bh_score(accs[::-1]) < -0.99
+    assert bh_score(accs[::-1], n_samples=50).score < -0.99
     # shuffle each unit's ROI accuracies independently: no relation to layer
     shuffled = [rng.permuted(a, axis=0) for a in accs]
-    assert abs(bh_score(shuffled)) < 0.08
+    assert abs(bh_score(shuffled, n_samples=50).score) < 0.08
 
 
 def test_spearman_from_table_equals_scipy():
@@ -138,7 +143,7 @@ def test_significance_textbook_ttest():
     assert np.all(correlation_pvalue(r, 50, "reference") >= correlation_pvalue(r, 50, "t-test"))
     rng = np.random.default_rng(2)
     accs = random_accuracies(rng)
-    assert np.isfinite(bh_score(accs, significance="t-test"))
+    assert np.isfinite(bh_score(accs, n_samples=50, significance="t-test").score)
 
 
 def test_layer_select_equals_reference_with_same_seed():
@@ -146,17 +151,18 @@ def test_layer_select_equals_reference_with_same_seed():
     accs = random_accuracies(rng, n_layers=9)
     np.random.seed(11)
     ref = published_layerselect(accs, n_repeat=30)
-    ours = bh_score_layer_select(accs, n_layers=5, n_repeat=30, seed=11)
+    ours = bh_score_layer_select(accs, n_layers=5, n_repeat=30, seed=11, n_samples=50)
     np.testing.assert_allclose(ours, ref, atol=1e-12)
     # deterministic and seed dependent
-    np.testing.assert_array_equal(ours, bh_score_layer_select(accs, n_repeat=30, seed=11))
-    assert not np.array_equal(ours, bh_score_layer_select(accs, n_repeat=30, seed=12))
+    np.testing.assert_array_equal(ours, bh_score_layer_select(accs, n_repeat=30, seed=11, n_samples=50))
+    assert not np.array_equal(ours, bh_score_layer_select(accs, n_repeat=30, seed=12, n_samples=50))
 
 
 def test_layer_select_first_last_always():
     rng = np.random.default_rng(0)
     accs = planted(rng, n_layers=7)
-    scores, tops = bh_score_layer_select(accs, n_layers=4, n_repeat=10, seed=0, return_top_rois=True)
+    scores, tops = bh_score_layer_select(accs, n_layers=4, n_repeat=10, seed=0, return_top_rois=True,
+                                         n_samples=50)
     assert scores.shape == (10,) and np.all(scores > 0.98)
     for rep in tops:
         assert len(rep) == 4
@@ -175,38 +181,42 @@ def test_encoding_bh_planted_and_reference():
             a[best] += 0.5
             subs.append(a)
         rois.append(subs)
-    score = bh_score_encoding(rois, n_voxels=1000, seed=0)
+    score = bh_score_encoding(rois, n_samples=50, n_voxels=1000, seed=0).score
     assert score > 0.9
     # with every voxel and pooled arrays: equals the published recipe with ROIs as "layers"
     pooled = [np.hstack(s) for s in rois]
-    assert abs(bh_score_encoding(pooled, n_voxels=None) - published_bh(pooled)) < 1e-12
+    assert abs(bh_score_encoding(pooled, n_samples=50, n_voxels=None).score - published_bh(pooled)) < 1e-12
     # voxel subsampling: exactly 1000 per subject and ROI are used
-    _, tops = bh_score_encoding(rois, n_voxels=1000, seed=0, return_top_layers=True)
+    tops = bh_score_encoding(rois, n_samples=50, n_voxels=1000, seed=0).top_rois
+    with pytest.warns(DeprecationWarning, match="return_top_layers"):
+        _, old = bh_score_encoding(rois, n_samples=50, n_voxels=1000, seed=0, return_top_layers=True)
+    assert all(np.array_equal(a, b) for a, b in zip(old, tops))
     assert all(len(tp) == 3000 for tp in tops)  # all voxels significant here
     assert bh_score_average(0.4, 0.2) == pytest.approx(0.3)
 
 
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="accuracies"):
-        bh_score(np.zeros((3, 5, 10)))
+        bh_score(np.zeros((3, 5, 10)), n_samples=50)
     with pytest.raises(ValueError, match=r"accuracies\[1\].*2-D"):
-        bh_score([np.zeros((5, 3)), np.zeros(5)])
+        bh_score([np.zeros((5, 3)), np.zeros(5)], n_samples=50)
     with pytest.raises(ValueError, match="same number of rows"):
-        bh_score([np.zeros((5, 3)), np.zeros((4, 3))])
+        bh_score([np.zeros((5, 3)), np.zeros((4, 3))], n_samples=50)
     with pytest.raises(ValueError, match="n_samples"):
         bh_score([np.zeros((5, 3))] * 2, n_samples=2)
     with pytest.raises(ValueError, match="pval"):
-        bh_score([np.zeros((5, 3))] * 2, pval=0)
+        bh_score([np.zeros((5, 3))] * 2, pval=0, n_samples=50)
     with pytest.raises(ValueError, match="significance"):
-        bh_score([np.zeros((5, 3))] * 2, significance="z")
+        bh_score([np.zeros((5, 3))] * 2, significance="z", n_samples=50)
     with pytest.raises(ValueError, match="n_layers"):
-        bh_score_layer_select([np.zeros((5, 3))] * 4, n_layers=5)
+        bh_score_layer_select([np.zeros((5, 3))] * 4, n_layers=5, n_samples=50)
 
 
 def test_undefined_score_warns():
     accs = [np.zeros((3, 10)), np.zeros((3, 10))]
     with pytest.warns(RuntimeWarning, match="undefined"):
-        assert np.isnan(bh_score(accs))
+        res = bh_score(accs, n_samples=50)
+    assert np.isnan(res.score) and "no unit is significantly decoded" in res.reason and "50 test images" in res.reason
 
 
 def test_bootstrap_units_ci_contains_and_shrinks():
@@ -215,27 +225,28 @@ def test_bootstrap_units_ci_contains_and_shrinks():
     # weak planted hierarchy
     for k, a in enumerate(accs):
         a[min(k, 4)] = np.minimum(a[min(k, 4)] + 0.1, 1.0)  # accuracies stay correlations
-    res = bootstrap_bh_score(accs, n_boot=400, seed=0)
+    res = bootstrap_bh_score(accs, n_boot=400, seed=0, n_samples=50)
     assert res.ci_low < res.score < res.ci_high
-    assert res.score == pytest.approx(bh_score(accs), abs=1e-12)
+    assert res.score == pytest.approx(bh_score(accs, n_samples=50).score, abs=1e-12)
     # more units -> narrower interval
     big = [np.tile(a, 8) for a in accs]
-    res_big = bootstrap_bh_score(big, n_boot=400, seed=0)
+    res_big = bootstrap_bh_score(big, n_boot=400, seed=0, n_samples=50)
     assert (res_big.ci_high - res_big.ci_low) < 0.6 * (res.ci_high - res.ci_low)
     # layer-select statistic
-    res_ls = bootstrap_bh_score(accs, n_boot=50, layer_select={"n_layers": 4, "n_repeat": 20, "seed": 0})
-    assert res_ls.score == pytest.approx(np.nanmean(bh_score_layer_select(accs, 4, 20, 0)), abs=1e-12)
+    res_ls = bootstrap_bh_score(accs, n_boot=50, layer_select={"n_layers": 4, "n_repeat": 20, "seed": 0},
+                                n_samples=50)
+    assert res_ls.score == pytest.approx(np.nanmean(bh_score_layer_select(accs, 4, 20, 0, n_samples=50)), abs=1e-12)
 
 
 def test_bootstrap_units_matches_explicit_resampling():
     """The multinomial shortcut has the same distribution as resampling unit columns."""
     rng = np.random.default_rng(4)
     accs = random_accuracies(rng, n_layers=4, n_units=(200, 201))
-    fast = bootstrap_bh_score(accs, n_boot=600, seed=1).samples
+    fast = bootstrap_bh_score(accs, n_boot=600, seed=1, n_samples=50).samples
     slow = []
     r2 = np.random.default_rng(2)
     for _ in range(600):
-        slow.append(bh_score([a[:, r2.integers(0, a.shape[1], a.shape[1])] for a in accs]))
+        slow.append(bh_score([a[:, r2.integers(0, a.shape[1], a.shape[1])] for a in accs], n_samples=50).score)
     assert abs(np.mean(fast) - np.mean(slow)) < 0.01
     assert abs(np.std(fast) - np.std(slow)) < 0.25 * np.std(slow)
 
@@ -253,7 +264,7 @@ def test_bootstrap_images():
     from brainlike.scores import pearson_columns
 
     accs = [pearson_columns(yt[None], yp) for yt, yp in zip(y_true, y_pred)]
-    assert res.score == pytest.approx(bh_score(accs, n_samples=n_img), abs=1e-12)
+    assert res.score == pytest.approx(bh_score(accs, n_samples=n_img).score, abs=1e-12)
     assert 0.8 < res.ci_low <= res.score <= res.ci_high <= 1.0
     with pytest.raises(ValueError, match="y_pred"):
         bootstrap_bh_score_images(y_true, [p[:, :10] for p in y_pred], n_boot=2)
@@ -262,18 +273,19 @@ def test_bootstrap_images():
 def test_permutation_null():
     rng = np.random.default_rng(0)
     accs = planted(rng, n_units=60)
-    res = permutation_bh_score(accs, n_perm=300, seed=0)
+    res = permutation_bh_score(accs, n_perm=300, seed=0, n_samples=50)
     assert res.score > 0.99 and res.p_value == pytest.approx(1 / 301)
     assert abs(np.mean(res.null)) < 0.05
     # null table keeps layer sizes and category totals: check by direct shuffling distribution
     shuffled = [rng.permuted(a, axis=0) for a in planted(rng, n_units=60)]
-    res0 = permutation_bh_score(shuffled, n_perm=300, seed=1)
+    res0 = permutation_bh_score(shuffled, n_perm=300, seed=1, n_samples=50)
     assert res0.p_value > 0.01
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res_ls = permutation_bh_score(accs, n_perm=50, seed=0, layer_select={"n_layers": 3, "n_repeat": 10})
+        res_ls = permutation_bh_score(accs, n_perm=50, seed=0, layer_select={"n_layers": 3, "n_repeat": 10},
+                                      n_samples=50)
     assert res_ls.p_value < 0.05
-    table = bh_table(accs)
+    table = bh_table(accs, n_samples=50)
     assert table.shape == (5, 5) and table.sum() == 300
 
 
@@ -282,11 +294,12 @@ def test_permutation_matches_explicit_shuffle():
     accs = random_accuracies(rng, n_layers=4, n_units=(100, 101))
     for k, a in enumerate(accs):
         a[k] += 0.05
-    fast = permutation_bh_score(accs, n_perm=500, seed=0).null
+    fast = permutation_bh_score(accs, n_perm=500, seed=0, n_samples=50).null
     pooled = np.hstack(accs)
     sizes = np.cumsum([a.shape[1] for a in accs])[:-1]
     r2 = np.random.default_rng(1)
-    slow = [bh_score(np.split(pooled[:, r2.permutation(pooled.shape[1])], sizes, axis=1)) for _ in range(500)]
+    slow = [bh_score(np.split(pooled[:, r2.permutation(pooled.shape[1])], sizes, axis=1), n_samples=50).score
+            for _ in range(500)]
     assert abs(np.mean(fast) - np.mean(slow)) < 0.01
     assert abs(np.std(fast) - np.std(slow)) < 0.2 * np.std(slow)
 
@@ -306,7 +319,7 @@ def test_kept_set_exact_at_the_threshold(significance, n):
     r_crit = brentq(lambda r: p_of(r) - 0.05, 0.01, 0.6)
     r = np.concatenate([r_crit + np.linspace(-1e-7, 1e-7, 2001), np.linspace(-0.99, 0.99, 2001)])
     acc = np.vstack([r, r - 0.5])
-    best, kept = best_rois(acc, 0.05, n, significance)
+    best, kept = best_rois(acc, 0.05, n_samples=n, significance=significance)
     with np.errstate(invalid="ignore"):
         expect = (p_of(r) < 0.05) & (r > 0)
     np.testing.assert_array_equal(kept, expect)

@@ -29,8 +29,14 @@ from brainlike.scores import (
     bh_score_encoding,
     bh_score_layer_select,
     bootstrap_bh_score,
+    bootstrap_ci,
     permutation_bh_score,
+    permutation_pvalue,
 )
+
+# The published accuracies are Pearson r over the 50 images of the ImageNetTest set (Horikawa &
+# Kamitani 2017), the number BHscore's code hard-codes for its significance test.
+RECIPE_N_TEST = 50
 
 # Published BH scores (Nonaka et al. 2021, iScience 24:103013; as printed by the paper's own
 # notebook in KamitaniLab/BHscore): decoding-based, encoding-based, averaged.
@@ -83,7 +89,7 @@ def compute_bhscores(
     n_repeat: int = 100,
     seed=0,
     pval: float = 0.05,
-    n_samples: int = 50,
+    n_samples: int = RECIPE_N_TEST,
     significance: str = "reference",
 ) -> pd.DataFrame:
     """BH scores of every network in the trees: columns network, bh_decoding, bh_encoding, bh_average.
@@ -105,7 +111,8 @@ def compute_bhscores(
                 significance=significance)))
         if encoding_tree is not None and name in encoding_tree:
             accs = bhfiles.encoding_arrays(encoding_tree, settings, name)
-            enc = bh_score_encoding(accs, pval=pval, n_samples=n_samples, n_voxels=None, significance=significance)
+            enc = bh_score_encoding(accs, pval=pval, n_samples=n_samples, n_voxels=None,
+                                    significance=significance).score
         avg = bh_score_average(dec, enc) if np.isfinite(dec) and np.isfinite(enc) else np.nan
         rows.append({"network": name, "bh_decoding": dec, "bh_encoding": enc, "bh_average": avg})
     return pd.DataFrame(rows, columns=["network", "bh_decoding", "bh_encoding", "bh_average"])
@@ -122,7 +129,7 @@ def bh_scores_with_uncertainty(
     n_boot: int = 1000,
     n_perm: int = 1000,
     pval: float = 0.05,
-    n_samples: int = 50,
+    n_samples: int = RECIPE_N_TEST,
     level: float = 0.95,
 ) -> pd.DataFrame:
     """BH scores in the long results format (``dnn, kind, score, ci_low, ci_high, p_perm``).
@@ -136,7 +143,6 @@ def bh_scores_with_uncertainty(
         n for n in settings["dnns"] if (decoding_tree or {}).get(n) is not None or (encoding_tree or {}).get(n) is not None
     ]
     rows = []
-    alpha = (1 - level) / 2
     for name in names:
         found = {}
         if decoding_tree is not None and name in decoding_tree:
@@ -157,14 +163,9 @@ def bh_scores_with_uncertainty(
         if len(found) == 2:
             (bd, pd_), (be, pe) = found["decoding"], found["encoding"]
             score = bh_score_average(bd.score, be.score)
-            samples = (bd.samples + be.samples) / 2
-            null = (pd_.null + pe.null) / 2
-            finite = samples[np.isfinite(samples)]
-            null = null[np.isfinite(null)]
-            rows.append({"dnn": name, "kind": "average", "score": score,
-                         "ci_low": float(np.quantile(finite, alpha)) if finite.size else np.nan,
-                         "ci_high": float(np.quantile(finite, 1 - alpha)) if finite.size else np.nan,
-                         "p_perm": float((1 + np.sum(null >= score - 1e-12)) / (1 + null.size))})
+            lo, hi = bootstrap_ci((bd.samples + be.samples) / 2, level, "percentile")
+            rows.append({"dnn": name, "kind": "average", "score": score, "ci_low": lo, "ci_high": hi,
+                         "p_perm": permutation_pvalue((pd_.null + pe.null) / 2, score)})
     return pd.DataFrame(rows, columns=["dnn", "kind", "score", "ci_low", "ci_high", "p_perm"])
 
 

@@ -421,63 +421,45 @@ def _collect_recipe(exp: Experiment, ctx: Context, jobs: list[Job], enc: dict, k
 def nan_reason(accuracies, pval: float, n_samples: int, *, encoding: bool = False) -> str:
     """Why a BH score is undefined: accuracies per layer (n_rois, n_units) for decoding, per ROI
     (n_layers, n_voxels) for encoding."""
-    from brainlike import scores as S
+    from . import scoring
 
-    unit, group, best, verb = ("voxel", "ROI", "layer", "predicted") if encoding else ("unit", "layer", "ROI", "decoded")
-    try:
-        table = S.bh_table([np.nan_to_num(np.asarray(a, dtype=float), nan=0.0) for a in accuracies],
-                           pval=pval, n_samples=n_samples)
-    except ValueError as e:
-        return str(e)
-    kept = int(table.sum())
-    if kept == 0:
-        return (f"no {unit} is significantly {verb} (p < {pval} with {n_samples} test images) in any {group}; "
-                "more test images or a larger pval give a score")
-    if int((table.sum(axis=1) > 0).sum()) < 2:
-        return f"the {kept} significant {unit}s all lie in one {group} (a rank correlation needs two)"
-    if int((table.sum(axis=0) > 0).sum()) < 2:
-        return f"the {kept} significant {unit}s all have the same best {best} (a rank correlation needs two)"
-    return f"undefined in every random {group} selection"
+    return scoring.why_nan(accuracies, pval, n_samples, encoding=encoding)
 
 
 def compute_scores(exp: Experiment, collected: dict):
+    """One row per network and registered score (:mod:`brainlike.scores.registry`), in registration order."""
     import pandas as pd
 
-    from . import scoring
+    from brainlike.scores import registry
 
     keys = ("score", "ci_low", "ci_high", "p_perm")
     usage = ("n_units", "n_used", "n_kept", "reason")  # what each score rests on; why it is NaN
 
     def row(dnn, kind, r):
-        return {"dnn": dnn, "kind": kind, **{k: r[k] for k in keys},
-                "ci_low_percentile": r["percentile"][0], "ci_high_percentile": r["percentile"][1],
-                **{k: r[k] for k in usage}}
+        return {"dnn": dnn, "kind": kind, "score": r.score, "ci_low": r.ci_low, "ci_high": r.ci_high,
+                "p_perm": r.p_value, "ci_low_percentile": r.info.get("ci_low_percentile", np.nan),
+                "ci_high_percentile": r.info.get("ci_high_percentile", np.nan), **{k: getattr(r, k) for k in usage}}
 
-    pval = exp.scores["pval"]
     rows = []
     n_rois = len(collected.get("rois") or exp.rois or [])
     for dnn in exp.dnns:
-        seed = exp.seed
-        d = e = None
         n_layers = len(exp.dnns[dnn].layers)
-        bh = n_layers >= 2 and n_rois >= 2
-        if not bh and "decoding" in exp.analyses:
+        if not (n_layers >= 2 and n_rois >= 2) and "decoding" in exp.analyses:
             log.warning("%s: no decoding BH score (it needs >= 2 layers and >= 2 ROIs; the run has %d layer(s) "
                         "and %s ROI(s)); the decoding accuracies are in the results tables", dnn, n_layers, n_rois)
-        names = {"layers": exp.dnns[dnn].layers, "rois": collected.get("rois"), "subjects": collected.get("subjects")}
-        if dnn in collected["decoding"] and "decoding" in exp.analyses and bh:
-            d = scoring.decoding_scores(collected["decoding"][dnn], exp.scores, seed, **names)
-            if not np.isfinite(d["score"]) and not d["reason"]:
-                d["reason"] = nan_reason(d["accuracies"], pval, d["n_samples"])
-            rows.append(row(dnn, "decoding", d))
-        if dnn in collected["encoding"]:
-            e = scoring.encoding_scores(collected["encoding"][dnn], exp.scores, seed, **names)
-            if not np.isfinite(e["score"]) and not e["reason"]:
-                pooled = scoring._pool(e["accuracies"], exp.scores["voxels_per_roi"], seed)
-                e["reason"] = nan_reason(pooled, pval, e["n_samples"], encoding=True)
-            rows.append(row(dnn, "encoding", e))
-        if d is not None and e is not None:
-            rows.append(row(dnn, "average", scoring.average_scores(d, e, exp.scores)))
+        inputs = registry.ScoreInputs(
+            dnn=dnn, settings=exp.scores, seed=exp.seed,
+            decoding=collected["decoding"].get(dnn) if "decoding" in exp.analyses else None,
+            encoding=collected["encoding"].get(dnn), layers=exp.dnns[dnn].layers, rois=collected.get("rois"),
+            subjects=collected.get("subjects"))
+        if inputs.rois is None:
+            inputs.rois = list(exp.rois or [])
+        for name in registry.list_scores():
+            res = registry.get(name)(inputs)
+            if res is None:
+                continue
+            inputs.results[name] = res
+            rows.append(row(dnn, registry.kind(name), res))
     df = pd.DataFrame(rows, columns=["dnn", "kind", *keys, "ci_low_percentile", "ci_high_percentile", *usage])
     for _, r in df[df["reason"] != ""].iterrows():
         log.warning("BH score of %s (%s) is NaN: %s", r["dnn"], r["kind"], r["reason"])

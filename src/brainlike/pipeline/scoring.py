@@ -1,6 +1,8 @@
 """BH scores of every DNN from the job results: decoding, encoding and their average, with a
 bootstrap confidence interval (over test images and units/voxels) and a permutation p-value
-(layer labels shuffled across units), computed with :mod:`brainlike.scores`.
+(layer labels shuffled across units), computed with :mod:`brainlike.scores` (the interval and
+p-value functions are :func:`brainlike.scores.bootstrap_ci` and
+:func:`brainlike.scores.permutation_pvalue`).
 
 Conventions (Nonaka et al. 2021): decoding accuracies are averaged over subjects (the same
 units are decoded in every subject) and the score is the mean over random layer subsets
@@ -36,39 +38,17 @@ def _decoding_stat(accs: list[np.ndarray], sel: dict | None, pval: float, n_samp
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if sel is None:
-            return float(S.bh_score(accs, pval=pval, n_samples=n_samples))
+            return S.bh_score(accs, pval=pval, n_samples=n_samples).score
         return float(np.nanmean(S.bh_score_layer_select(accs, pval=pval, n_samples=n_samples, **sel)))
 
 
 def _percentile(samples: np.ndarray, level: float) -> tuple[float, float]:
-    finite = samples[np.isfinite(samples)]
-    if finite.size == 0:
-        return float("nan"), float("nan")
-    a = (1 - level) / 2
-    return float(np.quantile(finite, a)), float(np.quantile(finite, 1 - a))
+    return S.bootstrap_ci(samples, level, "percentile")
 
 
 def _ci(samples: np.ndarray, level: float, point: float) -> tuple[float, float]:
-    """Percentile interval of the replicates, re-centred on the observed score, clipped to [-1, 1].
-
-    Resampling test images with replacement makes every accuracy noisier, which pulls a
-    replicate's BH score toward 0: the replicates' median sits below a clearly positive observed
-    score and a plain percentile interval can miss the estimate altogether. The spread of the
-    replicates is kept; their location is moved to the estimate: ``s + (q_lo - m, q_hi - m)``.
-    """
-    finite = samples[np.isfinite(samples)]
-    lo, hi = _percentile(samples, level)
-    if finite.size == 0 or not np.isfinite(point):
-        return float("nan"), float("nan")
-    m = float(np.median(finite))
-    return float(max(-1.0, point + lo - m)), float(min(1.0, point + hi - m))
-
-
-def _p_greater(null: np.ndarray, observed: float) -> float:
-    finite = null[np.isfinite(null)]
-    if finite.size == 0 or not np.isfinite(observed):
-        return float("nan")
-    return float((1 + np.sum(finite >= observed - 1e-12)) / (1 + finite.size))
+    """The run's interval: :func:`brainlike.scores.bootstrap_ci` ``method="recentred"`` in [-1, 1]."""
+    return S.bootstrap_ci(samples, level, "recentred", point=point, bounds=(-1.0, 1.0))
 
 
 def _with_accuracies(d: dict):
@@ -221,7 +201,7 @@ def encoding_scores(enc: dict, sc: dict, seed: int, *, layers=None, rois=None, s
     def stat(per_roi):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return float(S.bh_score(_pool(per_roi, nv, seed), pval=pval, n_samples=n_test))
+            return S.bh_score(_pool(per_roi, nv, seed), pval=pval, n_samples=n_test).score
 
     per_roi = [[np.nan_to_num(a[r], nan=0.0) for a in enc["acc"]] for r in range(n_rois)]
     pooled = _pool(per_roi, nv, seed)
@@ -232,7 +212,7 @@ def encoding_scores(enc: dict, sc: dict, seed: int, *, layers=None, rois=None, s
     counts = _usage(raw, pooled, pval, n_test)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        score = float(S.bh_score(pooled, pval=pval, n_samples=n_test))
+        score = S.bh_score(pooled, pval=pval, n_samples=n_test).score
     rng = np.random.default_rng([seed, 3])
     boot = np.full(int(sc["n_boot"]) if preds is not None else 0, np.nan)
     for b in range(boot.size):
@@ -267,6 +247,76 @@ def average_scores(d: dict, e: dict, sc: dict) -> dict:
     boot = (d["boot"] + e["boot"]) / 2 if d["boot"].size == e["boot"].size else np.full(0, np.nan)
     lo, hi = _ci(boot, sc["ci"], score)
     n = min(d["null"].size, e["null"].size)
-    p = _p_greater((d["null"][:n] + e["null"][:n]) / 2, score) if n else float("nan")
+    null = (d["null"][:n] + e["null"][:n]) / 2
+    p = S.permutation_pvalue(null, score) if n else float("nan")
     return {"score": score, "ci_low": lo, "ci_high": hi, "p_perm": p, "percentile": _percentile(boot, sc["ci"]),
-            "reason": "", **counts}
+            "boot": boot, "null": null, "n_samples": int(min(d["n_samples"], e["n_samples"])), "reason": "", **counts}
+
+
+# ------------------------------------------------------------------------------ registered scores
+def why_nan(accuracies, pval: float, n_samples: int, *, encoding: bool = False, layer_select: bool = True) -> str:
+    """Why a BH score is undefined: accuracies per layer (n_rois, n_units) for decoding, per ROI
+    (n_layers, n_voxels) for encoding (see :func:`brainlike.scores.nan_reason`)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            table = S.bh_table([np.nan_to_num(np.asarray(a, dtype=float), nan=0.0) for a in accuracies],
+                               pval=pval, n_samples=n_samples)
+    except ValueError as e:
+        return str(e)
+    group = "ROI" if encoding else "layer"
+    return S.nan_reason(table, pval, n_samples, encoding=encoding) or f"undefined in every random {group} selection"
+
+
+def _result(name: str, r: dict, sc: dict) -> S.ScoreResult:
+    lo_p, hi_p = r["percentile"]
+    return S.ScoreResult(
+        r["score"], r["ci_low"], r["ci_high"], level=float(sc["ci"]), ci_method="recentred", p_value=r["p_perm"],
+        alternative="greater", samples=r.get("boot", np.zeros(0)), null=r.get("null", np.zeros(0)),
+        n_test=r["n_samples"], n_units=r["n_units"], n_used=r["n_used"], n_kept=r["n_kept"], reason=r["reason"],
+        name=name, info={"ci_low_percentile": lo_p, "ci_high_percentile": hi_p, "pval": float(sc["pval"])})
+
+
+def _as_dict(res: S.ScoreResult) -> dict:
+    return {"score": res.score, "boot": res.samples, "null": res.null, "reason": res.reason, "n_samples": res.n_test,
+            "n_units": res.n_units, "n_used": res.n_used, "n_kept": res.n_kept}
+
+
+def decoding_score(inputs) -> S.ScoreResult | None:
+    """Registered score ``bh_decoding`` (:func:`decoding_scores` as a :class:`~brainlike.scores.ScoreResult`);
+    None without decoding results or with fewer than 2 layers or 2 ROIs."""
+    if inputs.decoding is None or not _rankable(inputs):
+        return None
+    d = decoding_scores(inputs.decoding, inputs.settings, inputs.seed, layers=inputs.layers, rois=inputs.rois,
+                        subjects=inputs.subjects)
+    if not np.isfinite(d["score"]) and not d["reason"]:
+        d["reason"] = why_nan(d["accuracies"], inputs.settings["pval"], d["n_samples"])
+    return _result("bh_decoding", d, inputs.settings)
+
+
+def encoding_score(inputs) -> S.ScoreResult | None:
+    """Registered score ``bh_encoding`` (:func:`encoding_scores`); None without encoding results."""
+    if inputs.encoding is None:
+        return None
+    e = encoding_scores(inputs.encoding, inputs.settings, inputs.seed, layers=inputs.layers, rois=inputs.rois,
+                        subjects=inputs.subjects)
+    if not np.isfinite(e["score"]) and not e["reason"]:
+        pooled = _pool(e["accuracies"], inputs.settings["voxels_per_roi"], inputs.seed)
+        e["reason"] = why_nan(pooled, inputs.settings["pval"], e["n_samples"], encoding=True)
+    return _result("bh_encoding", e, inputs.settings)
+
+
+def average_score(inputs) -> S.ScoreResult | None:
+    """Registered score ``bh_average`` (:func:`average_scores` of ``bh_decoding`` and ``bh_encoding``);
+    None unless both were computed."""
+    d, e = inputs.results.get("bh_decoding"), inputs.results.get("bh_encoding")
+    if d is None or e is None:
+        return None
+    return _result("bh_average", average_scores(_as_dict(d), _as_dict(e), inputs.settings), inputs.settings)
+
+
+def _rankable(inputs) -> bool:
+    n_layers = len(inputs.layers) if inputs.layers is not None else len(inputs.decoding["acc" if inputs.decoding.get(
+        "acc") is not None else "truth"][0])
+    n_rois = len(inputs.rois or [])
+    return n_layers >= 2 and n_rois >= 2

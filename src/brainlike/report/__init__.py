@@ -176,8 +176,8 @@ def write_report(results_dir, out_dir=None, pval: float = 0.05, roi=None, dnn=No
     notes = []
     n_samples = res["n_samples"]
     if n_samples is None:
-        n_samples = 50
-        notes.append("The number of test images was not found in provenance.json; significance uses n = 50.")
+        notes.append("The number of test images was not found in provenance.json: no best-ROI / best-layer figure "
+                     "(which units are significant depends on it).")
     rois = _roi_order(res)
     sections = []
 
@@ -196,12 +196,12 @@ def write_report(results_dir, out_dir=None, pval: float = 0.05, roi=None, dnn=No
                 "whiskers the bootstrap 95% confidence intervals, * a permutation p &lt; 0.05 (layer labels shuffled).")
         if dec is not None and len(dec) and dec["roi"].nunique() < 2:
             notes.append("One ROI: no best-ROI figure (a decodability study; the BH score needs at least 2 ROIs).")
-        elif dec is not None and len(dec):
+        elif dec is not None and len(dec) and n_samples is not None:
             add("Best ROI of each layer's units", "best_roi_distribution",
                 F.best_roi_distribution(dec, rois=rois, n_samples=n_samples, pval=pval),
                 "For each layer, the share of its units (pooled over subjects) best decoded from each ROI, among units "
                 f"whose best accuracy is positive and significant (p &lt; {pval}, n = {n_samples}); Nonaka et al. 2021, Fig. 1.")
-        if enc is not None and len(enc):
+        if enc is not None and len(enc) and n_samples is not None:
             add("Best layer of each ROI's voxels", "best_layer_distribution",
                 F.best_roi_distribution(enc, rois=rois, n_samples=n_samples, pval=pval, kind="encoding"),
                 "Encoding analysis: for each ROI, the share of its voxels best predicted by each layer.")
@@ -241,7 +241,7 @@ def write_report(results_dir, out_dir=None, pval: float = 0.05, roi=None, dnn=No
         if t is not None:
             summary.append(f"<li>{label}: {t['dnn'].nunique()} network(s), {t['subject'].nunique()} subject(s), "
                            f"ROIs {', '.join(map(str, dict.fromkeys(t['roi'])))}, {len(t):,} accuracies</li>")
-    summary.append(f"<li>test images per accuracy: {n_samples}</li>")
+    summary.append(f"<li>test images per accuracy: {n_samples if n_samples is not None else 'not recorded'}</li>")
     versions = prov.get("versions") if isinstance(prov, dict) else None
     if versions:
         summary.append("<li>versions: " + html.escape(", ".join(f"{k} {v}" for k, v in versions.items())) + "</li>")

@@ -149,11 +149,12 @@ def bh_ranking(scores: pd.DataFrame, kinds=("decoding", "encoding", "average")) 
     return fig
 
 
-def best_roi_distribution(table: pd.DataFrame, rois=None, n_samples: int = 50, pval: float = 0.05,
+def best_roi_distribution(table: pd.DataFrame, rois=None, *, n_samples: int, pval: float = 0.05,
                           kind: str = "decoding", dnns=None, significance: str = "reference") -> Figure:
     """Stacked bars: for each layer, the share of its kept units whose best ROI is each ROI.
 
-    Units are pooled over subjects, kept as in :func:`brainlike.scores.bh_score`. The title of
+    Units are pooled over subjects, kept as in :func:`brainlike.scores.bh_score` (``n_samples``,
+    required: the test images behind each accuracy). The title of
     each panel gives the BH score on all layers and the number of kept units. With
     ``kind="encoding"`` bars are ROIs and colours best layers.
     """

@@ -1,25 +1,25 @@
-"""Scores: the Brain Hierarchy score and per-unit decodability.
+"""Scores: the Brain Hierarchy score and per-unit decodability, returned as results.
 
+- :mod:`brainlike.scores.result` — :class:`ScoreResult`: score, confidence interval, p-value,
+  replicates, units used, n_test, the reason when NaN; saves and loads itself.
 - :mod:`brainlike.scores.bh` — BH score (Nonaka et al. 2021): decoding-based with random layer
-  selection, encoding-based, averaged; bootstrap confidence intervals and permutation nulls.
+  selection, encoding-based, averaged.
+- :mod:`brainlike.scores.resampling` — bootstrap confidence intervals (percentile, recentred) and
+  permutation p-values, the ones ``brainlike run`` reports.
+- :mod:`brainlike.scores.registry` — scores named in a registry that the pipeline computes.
 - :mod:`brainlike.scores.decodability` — per-unit decoding accuracy (Horikawa et al. 2019):
   within-layer ranks, subject averages, inter-subject correlations, export, preferred images.
 """
 
 from brainlike.scores.bh import (
-    BootstrapResult,
-    PermutationResult,
     best_rois,
     bh_score,
     bh_score_average,
     bh_score_encoding,
     bh_score_layer_select,
     bh_table,
-    bootstrap_bh_score,
-    bootstrap_bh_score_images,
     correlation_pvalue,
-    pearson_columns,
-    permutation_bh_score,
+    nan_reason,
     spearman_from_table,
 )
 from brainlike.scores.decodability import (
@@ -32,8 +32,22 @@ from brainlike.scores.decodability import (
     rank_units,
     unit_accuracy,
 )
+from brainlike.scores.registry import get, list_scores, register, unregister
+from brainlike.scores.resampling import (
+    BootstrapResult,
+    PermutationResult,
+    bootstrap_bh_score,
+    bootstrap_bh_score_images,
+    bootstrap_ci,
+    pearson_columns,
+    permutation_bh_score,
+    permutation_pvalue,
+)
+from brainlike.scores.result import CI, ScoreResult
 
 __all__ = [
+    "CI",
+    "ScoreResult",
     "BootstrapResult",
     "PermutationResult",
     "best_rois",
@@ -44,10 +58,17 @@ __all__ = [
     "bh_table",
     "bootstrap_bh_score",
     "bootstrap_bh_score_images",
+    "bootstrap_ci",
     "correlation_pvalue",
+    "nan_reason",
     "pearson_columns",
     "permutation_bh_score",
+    "permutation_pvalue",
     "spearman_from_table",
+    "get",
+    "list_scores",
+    "register",
+    "unregister",
     "add_ranks",
     "average_subjects",
     "export_decodability",

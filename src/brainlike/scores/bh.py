@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
 
 from brainlike._validate import check_choice
 from brainlike.metrics.correlation import pearson
+from brainlike.scores.result import ScoreResult
 
 SIGNIFICANCE = ("reference", "t-test")
 
@@ -98,11 +98,18 @@ def _check_correlations(arr: np.ndarray, nan: np.ndarray, name: str, tol: float 
                          f"{tuple(int(v) for v in j)}); accuracies are correlations")
 
 
+def _check_n_samples(n_samples) -> None:
+    if n_samples is None:
+        raise ValueError("n_samples is required: the number of test images behind each accuracy (the published "
+                         "BH recipe used 50; pass the size of your test set)")
+    if isinstance(n_samples, (bool, np.bool_)) or not (isinstance(n_samples, (int, np.integer)) and n_samples > 2):
+        raise ValueError(f"n_samples must be an integer > 2 (test images behind each accuracy); got {n_samples!r}")
+
+
 def _check_test_args(pval, n_samples, significance) -> None:
     if not (np.isscalar(pval) and 0 < float(pval) <= 1):
         raise ValueError(f"pval must be a number in (0, 1]; got {pval!r}")
-    if not (isinstance(n_samples, (int, np.integer)) and n_samples > 2):
-        raise ValueError(f"n_samples must be an integer > 2 (test images behind each accuracy); got {n_samples!r}")
+    _check_n_samples(n_samples)
     check_choice(significance, "significance", SIGNIFICANCE)
 
 
@@ -121,6 +128,8 @@ def correlation_pvalue(r, n_samples: int, significance: str = "reference") -> np
     t falls again). The reference one is the default so that scores equal the published ones;
     use ``"t-test"`` for new work where that matters.
     """
+    _check_n_samples(n_samples)
+    check_choice(significance, "significance", SIGNIFICANCE)
     r = np.asarray(r, dtype=np.float64)
     df = n_samples - 2
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -132,13 +141,15 @@ def correlation_pvalue(r, n_samples: int, significance: str = "reference") -> np
     return 2.0 * (1.0 - stats.t.cdf(tstat, df=df))
 
 
-def best_rois(accuracy: np.ndarray, pval: float = 0.05, n_samples: int = 50, significance: str = "reference"):
+def best_rois(accuracy: np.ndarray, pval: float = 0.05, *, n_samples: int, significance: str = "reference"):
     """Best row (ROI) per column (unit) and whether the unit is kept.
 
     Returns ``(best, kept)``: int array (n_units,) of argmax rows (first on ties) and bool
     array (n_units,) true where the best accuracy is > 0 and its p-value < ``pval``.
-    ``accuracy`` must already have NaN replaced (see :func:`bh_score`).
+    ``accuracy`` must already have NaN replaced (see :func:`bh_score`). ``n_samples`` (required):
+    the test images behind each accuracy.
     """
+    _check_test_args(pval, n_samples, significance)
     # argmax over the few ROI rows by row-wise comparison (first maximum wins, as np.argmax)
     top = np.array(accuracy[0], dtype=np.float64, copy=True)
     best = np.zeros(top.shape, dtype=np.intp)
@@ -147,6 +158,10 @@ def best_rois(accuracy: np.ndarray, pval: float = 0.05, n_samples: int = 50, sig
         np.copyto(top, accuracy[r], where=better)
         best[better] = r
     return best, _significant(top, pval, n_samples, significance)
+
+
+def _best(accuracy, pval, n_samples, significance):
+    return best_rois(accuracy, pval, n_samples=n_samples, significance=significance)
 
 
 def _significant(top: np.ndarray, pval: float, n_samples: int, significance: str) -> np.ndarray:
@@ -171,7 +186,7 @@ def _significant(top: np.ndarray, pval: float, n_samples: int, significance: str
 
 def _counts(accuracy: np.ndarray, n_rois: int, pval, n_samples, significance) -> tuple[np.ndarray, np.ndarray]:
     """(kept counts per ROI (n_rois,), per-unit category: best ROI or -1 when dropped)."""
-    best, kept = best_rois(accuracy, pval, n_samples, significance)
+    best, kept = _best(accuracy, pval, n_samples, significance)
     cat = np.where(kept, best, -1)
     return np.bincount(best[kept], minlength=n_rois).astype(np.float64), cat
 
@@ -211,7 +226,7 @@ def _score_table(table: np.ndarray) -> float:
     return rho
 
 
-def bh_table(accuracies, pval: float = 0.05, n_samples: int = 50, significance: str = "reference") -> np.ndarray:
+def bh_table(accuracies, pval: float = 0.05, *, n_samples: int, significance: str = "reference") -> np.ndarray:
     """Count table (n_layers, n_rois) of kept units by layer and best ROI."""
     _check_test_args(pval, n_samples, significance)
     accs = _as_accuracy_list(accuracies, require_usable=False)
@@ -219,13 +234,39 @@ def bh_table(accuracies, pval: float = 0.05, n_samples: int = 50, significance: 
     return np.stack([_counts(a, n_rois, pval, n_samples, significance)[0] for a in accs])
 
 
+def nan_reason(table, pval: float, n_samples: int, *, encoding: bool = False) -> str:
+    """Why the BH score of a count table (n_layers, n_rois) is undefined ("" when it is defined).
+
+    For the encoding score the table is (n_rois, n_layers) (``encoding=True`` words it so).
+    """
+    table = np.asarray(table, dtype=np.float64)
+    unit, group, best, verb = ("voxel", "ROI", "layer", "predicted") if encoding else ("unit", "layer", "ROI", "decoded")
+    kept = int(table.sum())
+    if kept == 0:
+        return (f"no {unit} is significantly {verb} (p < {pval} with {n_samples} test images) in any {group}; "
+                "more test images or a larger pval give a score")
+    if int((table.sum(axis=1) > 0).sum()) < 2:
+        return f"the {kept} significant {unit}s all lie in one {group} (a rank correlation needs two)"
+    if int((table.sum(axis=0) > 0).sum()) < 2:
+        return f"the {kept} significant {unit}s all have the same best {best} (a rank correlation needs two)"
+    return ""
+
+
+def _deprecated_tops(result: ScoreResult, flag: str):
+    warnings.warn(f"{flag}=True is deprecated: the result always holds them as .top_rois; use "
+                  "res = bh_score(...); res.score, res.top_rois", DeprecationWarning, stacklevel=3)
+    return result.score, result.top_rois
+
+
 def bh_score(
     accuracies,
     pval: float = 0.05,
-    n_samples: int = 50,
+    *,
+    n_samples: int,
     return_top_rois: bool = False,
     significance: str = "reference",
-):
+    _encoding: bool = False,
+) -> ScoreResult:
     """BH score of one network (Nonaka et al. 2021).
 
     Parameters
@@ -236,29 +277,39 @@ def bh_score(
         For the encoding-based score pass one array per ROI of shape (n_layers, n_voxels).
     pval : float
         Significance threshold for keeping a unit (two-sided test of its best correlation).
-    n_samples : int
-        Number of test samples behind each correlation (the reference hard-codes 50).
+    n_samples : int, required
+        Number of test images behind each correlation (the published recipe used 50).
     return_top_rois : bool
-        Also return, per layer, the best-ROI indices (0-based) of the kept units.
+        Deprecated: the result holds the best-ROI indices of the kept units (``.top_rois``);
+        with True the old ``(score, top_rois)`` tuple is returned, with a DeprecationWarning.
     significance : {"reference", "t-test"}
         Which t statistic decides significance; see :func:`correlation_pvalue`.
 
     Returns
     -------
-    float, or (float, list of int arrays) with ``return_top_rois``.
+    :class:`~brainlike.scores.ScoreResult`: ``.score`` (NaN with ``.reason`` when the kept units
+    span one layer or one ROI), ``n_test``, ``n_units``, ``n_used`` (units with a finite accuracy
+    from some ROI), ``n_kept``, ``.top_rois`` and the count table ``.arrays["table"]``.
+    ``float(result)`` is the score.
     """
     _check_test_args(pval, n_samples, significance)
     accs = _as_accuracy_list(accuracies)
+    n_used = int(sum((~np.isnan(np.asarray(a, dtype=np.float64))).any(axis=0).sum() for a in accuracies))
     n_rois = accs[0].shape[0]
     table = np.empty((len(accs), n_rois))
     tops = []
     for i, acc in enumerate(accs):
-        best, kept = best_rois(acc, pval, n_samples, significance)
+        best, kept = _best(acc, pval, n_samples, significance)
         table[i] = np.bincount(best[kept], minlength=n_rois)
-        if return_top_rois:
-            tops.append(best[kept])
+        tops.append(best[kept])
     score = _score_table(table)
-    return (score, tops) if return_top_rois else score
+    result = ScoreResult(
+        score, n_test=n_samples, n_units=int(sum(a.shape[1] for a in accs)), n_used=n_used, n_kept=int(table.sum()),
+        reason=nan_reason(table, pval, n_samples, encoding=_encoding) if np.isnan(score) else "",
+        name="bh_encoding" if _encoding else "bh", info={"pval": float(pval), "significance": significance},
+        arrays={"table": table, "kept_best": np.concatenate(tops).astype(np.int64),
+                "kept_per_item": np.array([t.size for t in tops], dtype=np.int64)})
+    return _deprecated_tops(result, "return_top_rois") if return_top_rois else result
 
 
 def _layer_selections(n_total: int, n_layers: int, n_repeat: int, seed) -> np.ndarray:
@@ -287,7 +338,8 @@ def bh_score_layer_select(
     seed=0,
     return_top_rois: bool = False,
     pval: float = 0.05,
-    n_samples: int = 50,
+    *,
+    n_samples: int,
     significance: str = "reference",
 ):
     """BH scores over random layer subsets (the paper's decoding-based score is their mean).
@@ -298,13 +350,14 @@ def bh_score_layer_select(
     after ``np.random.seed(seed)``.
 
     Returns an array (n_repeat,) of scores, and with ``return_top_rois`` also the list (per
-    repeat) of per-layer best-ROI arrays of kept units.
+    repeat) of per-layer best-ROI arrays of kept units. ``n_samples`` (required): the test images
+    behind each accuracy.
     """
     _check_test_args(pval, n_samples, significance)
     accs = _as_accuracy_list(accuracies)
     n_rois = accs[0].shape[0]
     sel = _layer_selections(len(accs), n_layers, n_repeat, seed)
-    per_layer = [best_rois(a, pval, n_samples, significance) for a in accs]
+    per_layer = [_best(a, pval, n_samples, significance) for a in accs]
     table = np.stack([np.bincount(b[k], minlength=n_rois) for b, k in per_layer]).astype(np.float64)
     scores = spearman_from_table(table[sel])
     if np.isnan(scores).any():
@@ -345,7 +398,8 @@ def _pool_subjects(roi_acc, n_voxels, rs, name):
 def bh_score_encoding(
     accuracies,
     pval: float = 0.05,
-    n_samples: int = 50,
+    *,
+    n_samples: int,
     n_voxels: int | None = 1000,
     seed=0,
     return_top_layers: bool = False,
@@ -364,6 +418,12 @@ def bh_score_encoding(
         hold the 1000-voxel samples, so the reproduction passes None).
     seed : int, None or RandomState
         Voxel sampling.
+    n_samples : int, required
+        Number of test images behind each accuracy.
+    return_top_layers : bool
+        Deprecated (the result's ``.top_rois`` holds, per ROI, the best layer of each kept voxel).
+
+    Returns a :class:`~brainlike.scores.ScoreResult` as :func:`bh_score` (``n_units`` = voxels).
     """
     if isinstance(accuracies, np.ndarray) or not isinstance(accuracies, Sequence):
         raise ValueError(
@@ -374,110 +434,14 @@ def bh_score_encoding(
         raise ValueError(f"n_voxels must be a positive integer or None; got {n_voxels!r}")
     rs = seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
     pooled = [_pool_subjects(a, n_voxels, rs, f"accuracies[{i}]") for i, a in enumerate(accuracies)]
-    return bh_score(pooled, pval=pval, n_samples=n_samples, return_top_rois=return_top_layers, significance=significance)
+    result = bh_score(pooled, pval=pval, n_samples=n_samples, significance=significance, _encoding=True)
+    result.info.update(n_voxels=n_voxels)
+    return _deprecated_tops(result, "return_top_layers") if return_top_layers else result
 
 
 def bh_score_average(decoding: float, encoding: float) -> float:
-    """Averaged BH score: the mean of decoding- and encoding-based scores, as in the paper."""
-    return float(np.mean([decoding, encoding]))
-
-
-# --------------------------------------------------------------------------------------------
-# uncertainty
-
-
-@dataclass
-class BootstrapResult:
-    """Point estimate, percentile confidence interval and the bootstrap distribution."""
-
-    score: float
-    ci_low: float
-    ci_high: float
-    level: float
-    samples: np.ndarray = field(repr=False)
-
-
-@dataclass
-class PermutationResult:
-    """Observed score, permutation null distribution and p-value."""
-
-    score: float
-    p_value: float
-    alternative: str
-    null: np.ndarray = field(repr=False)
-
-
-def _check_resampling(n, name):
-    if not (isinstance(n, (int, np.integer)) and n >= 1):
-        raise ValueError(f"{name} must be a positive integer; got {n!r}")
-
-
-def _statistic(tables: np.ndarray, sel: np.ndarray | None) -> np.ndarray:
-    """BH score per batch of tables (..., n_layers, n_rois), optionally layer-select mean."""
-    if sel is None:
-        return spearman_from_table(tables)
-    return np.nanmean(spearman_from_table(tables[..., sel, :]), axis=-1)
-
-
-def _ci(samples, level):
-    alpha = (1.0 - level) / 2.0
-    finite = samples[np.isfinite(samples)]
-    if finite.size == 0:
-        return np.nan, np.nan
-    return float(np.quantile(finite, alpha)), float(np.quantile(finite, 1 - alpha))
-
-
-def bootstrap_bh_score(
-    accuracies,
-    n_boot: int = 1000,
-    level: float = 0.95,
-    seed=0,
-    layer_select: dict | None = None,
-    pval: float = 0.05,
-    n_samples: int = 50,
-    significance: str = "reference",
-) -> BootstrapResult:
-    """Percentile CI of the BH score over the sampling of units (resampled within each layer).
-
-    Each layer's units are drawn again with replacement (the number of units per layer is
-    kept); a unit carries its best ROI and whether it was kept, so one bootstrap replicate is a
-    multinomial draw of each layer's category counts. Captures how much the score depends on
-    which units were sampled (the reference samples 1000 random units per layer). For the
-    uncertainty due to the finite test-image set use :func:`bootstrap_bh_score_images`.
-
-    ``layer_select``: None for :func:`bh_score`, or a dict of :func:`bh_score_layer_select`
-    options (``n_layers``, ``n_repeat``, ``seed``); the same layer subsets are used in every
-    replicate, and the statistic is their mean.
-    """
-    _check_test_args(pval, n_samples, significance)
-    _check_resampling(n_boot, "n_boot")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1); got {level!r}")
-    accs = _as_accuracy_list(accuracies)
-    n_rois = accs[0].shape[0]
-    sel = None
-    if layer_select is not None:
-        opts = {"n_layers": 5, "n_repeat": 100, "seed": 0, **layer_select}
-        sel = _layer_selections(len(accs), opts["n_layers"], opts["n_repeat"], opts["seed"])
-    # category counts per layer: kept by ROI, plus one "dropped" bin
-    probs, sizes, table = [], [], []
-    for a in accs:
-        counts, _ = _counts(a, n_rois, pval, n_samples, significance)
-        n_units = a.shape[1]
-        sizes.append(n_units)
-        table.append(counts)
-        probs.append(np.append(counts, n_units - counts.sum()) / max(n_units, 1))
-    table = np.stack(table)
-    score = float(_statistic(table, sel))
-    rng = np.random.default_rng(seed)
-    boot = np.empty((n_boot, len(accs), n_rois))
-    for i, (n_units, p) in enumerate(zip(sizes, probs)):
-        boot[:, i, :] = rng.multinomial(n_units, p, size=n_boot)[:, :n_rois] if n_units else 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        samples = _statistic(boot, sel)
-    lo, hi = _ci(samples, level)
-    return BootstrapResult(score, lo, hi, level, samples)
+    """Averaged BH score: the mean of decoding- and encoding-based scores (numbers or results), as in the paper."""
+    return float(np.mean([float(decoding), float(encoding)]))
 
 
 def pearson_columns(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
@@ -485,130 +449,3 @@ def pearson_columns(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     (``nan_policy="propagate"``) and, with one counted warning, where it is constant
     (:func:`brainlike.metrics.pearson`)."""
     return pearson(y_true, y_pred, nan_policy="propagate")
-
-
-def bootstrap_bh_score_images(
-    y_true,
-    y_pred,
-    n_boot: int = 1000,
-    level: float = 0.95,
-    seed=0,
-    resample_units: bool = True,
-    layer_select: dict | None = None,
-    pval: float = 0.05,
-    significance: str = "reference",
-) -> BootstrapResult:
-    """Percentile CI of the BH score over test images (and units).
-
-    Needs the per-image predictions. Each replicate draws the test images with replacement
-    (the same draw for every layer and ROI, since all were tested on the same images),
-    recomputes every unit's accuracy from every ROI, re-selects best ROIs and significance
-    (n_samples = number of images) and, with ``resample_units``, also resamples units as in
-    :func:`bootstrap_bh_score`.
-
-    Parameters
-    ----------
-    y_true : list over layers of arrays (n_images, n_units): true unit activations.
-    y_pred : list over layers of arrays (n_rois, n_images, n_units): decoded activations.
-    """
-    check_choice(significance, "significance", SIGNIFICANCE)
-    _check_resampling(n_boot, "n_boot")
-    if len(y_true) != len(y_pred) or len(y_true) < 2:
-        raise ValueError(
-            f"y_true and y_pred must be lists with one entry per layer (>= 2); got {len(y_true)} and {len(y_pred)}"
-        )
-    yt = [np.asarray(a, dtype=np.float64) for a in y_true]
-    yp = [np.asarray(a, dtype=np.float64) for a in y_pred]
-    n_images = yt[0].shape[0]
-    n_rois = yp[0].shape[0]
-    for i, (a, b) in enumerate(zip(yt, yp)):
-        if a.ndim != 2 or b.ndim != 3 or b.shape[1:] != a.shape or a.shape[0] != n_images or b.shape[0] != n_rois:
-            raise ValueError(
-                f"layer {i}: y_true must be (n_images, n_units) and y_pred (n_rois, n_images, n_units) with "
-                f"n_images={n_images}, n_rois={n_rois}; got {a.shape} and {b.shape}"
-            )
-    _check_test_args(pval, n_images, significance)
-    sel = None
-    if layer_select is not None:
-        opts = {"n_layers": 5, "n_repeat": 100, "seed": 0, **layer_select}
-        sel = _layer_selections(len(yt), opts["n_layers"], opts["n_repeat"], opts["seed"])
-
-    def tables(idx, rng):
-        out = np.empty((len(yt), n_rois))
-        for i, (a, b) in enumerate(zip(yt, yp)):
-            acc = pearson_columns(a[idx][None], b[:, idx])
-            acc[np.isnan(acc)] = 0.0
-            counts, cat = _counts(acc, n_rois, pval, n_images, significance)
-            if rng is not None:
-                cat = cat[rng.integers(0, cat.size, cat.size)]
-                counts = np.bincount(cat[cat >= 0], minlength=n_rois)
-            out[i] = counts
-        return out
-
-    score = float(_statistic(tables(np.arange(n_images), None), sel))
-    rng = np.random.default_rng(seed)
-    samples = np.empty(n_boot)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for b in range(n_boot):
-            idx = rng.integers(0, n_images, n_images)
-            samples[b] = _statistic(tables(idx, rng if resample_units else None), sel)
-    lo, hi = _ci(samples, level)
-    return BootstrapResult(score, lo, hi, level, samples)
-
-
-def permutation_bh_score(
-    accuracies,
-    n_perm: int = 1000,
-    seed=0,
-    alternative: str = "greater",
-    layer_select: dict | None = None,
-    pval: float = 0.05,
-    n_samples: int = 50,
-    significance: str = "reference",
-) -> PermutationResult:
-    """Permutation null of the BH score: layer labels shuffled across units.
-
-    Under the null the layer a unit belongs to says nothing about its best ROI. Each
-    permutation reassigns all units (kept or not) to layers at random, keeping the number of
-    units per layer; drawn exactly as successive multivariate hypergeometric samples of the
-    category counts. p-value = (1 + #{null >= observed}) / (1 + n_perm) for
-    ``alternative="greater"``, with |.| for ``"two-sided"``.
-    """
-    _check_test_args(pval, n_samples, significance)
-    _check_resampling(n_perm, "n_perm")
-    check_choice(alternative, "alternative", ("greater", "two-sided"))
-    accs = _as_accuracy_list(accuracies)
-    n_rois = accs[0].shape[0]
-    sel = None
-    if layer_select is not None:
-        opts = {"n_layers": 5, "n_repeat": 100, "seed": 0, **layer_select}
-        sel = _layer_selections(len(accs), opts["n_layers"], opts["n_repeat"], opts["seed"])
-    sizes, table = [], []
-    for a in accs:
-        counts, _ = _counts(a, n_rois, pval, n_samples, significance)
-        sizes.append(a.shape[1])
-        table.append(counts)
-    table = np.stack(table)
-    score = float(_statistic(table, sel))
-    colors = np.append(table.sum(axis=0), sum(sizes) - table.sum()).astype(np.int64)
-    rng = np.random.default_rng(seed)
-    null_tables = np.empty((n_perm, len(accs), n_rois))
-    remaining = np.repeat(colors[None], n_perm, axis=0)
-    for i, n_units in enumerate(sizes):
-        if i == len(sizes) - 1:
-            draw = remaining
-        else:
-            draw = np.stack([rng.multivariate_hypergeometric(rem, n_units) for rem in remaining])
-        null_tables[:, i, :] = draw[:, :n_rois]
-        remaining = remaining - draw
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        null = _statistic(null_tables, sel)
-    finite = null[np.isfinite(null)]
-    if alternative == "greater":
-        hits = np.sum(finite >= score - 1e-12)
-    else:
-        hits = np.sum(np.abs(finite) >= abs(score) - 1e-12)
-    p = (1.0 + hits) / (1.0 + finite.size)
-    return PermutationResult(score, float(p), alternative, null)
