@@ -41,7 +41,7 @@ def reference_fwrf(maps, Y, cand, lambdas, tr, ho):
                     fields[key] = _ref_field(x, y, s, m.shape[2])
                 feats.append(np.einsum("nchw,hw->nc", m, fields[key]))
             F = np.concatenate(feats, axis=1)
-            mu, sd = F[tr].mean(0), F[tr].std(0) + 1e-6
+            mu, sd = F[tr].mean(0), F[tr].std(0)  # no zero-variance column here (brainlike._zscore: scale 1)
             Z = (F - mu) / sd
             ym = Y[tr, v].mean()
             Xtr, Xho = Z[tr], Z[ho]
@@ -112,7 +112,7 @@ def test_refit_matches_sklearn_ridge(rng):
     for v in range(Y.shape[1]):
         x, y, s = cand[model.candidate_index_[v]]
         F = np.concatenate([np.einsum("nchw,hw->nc", m, _ref_field(x, y, s, m.shape[2])) for m in maps], 1)
-        Z = (F - F.mean(0)) / (F.std(0) + 1e-6)
+        Z = (F - F.mean(0)) / F.std(0)
         r = Ridge(alpha=model.alpha_[v]).fit(Z, Y[:, v])
         np.testing.assert_allclose(model.coef_[:, v], r.coef_, rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(model.intercept_[v], r.intercept_, rtol=1e-9)
@@ -124,7 +124,7 @@ def test_refit_matches_sklearn_ridge(rng):
 def _z_for(maps, field):
     x, y, s = field
     F = np.concatenate([np.einsum("nchw,hw->nc", m, _ref_field(x, y, s, m.shape[2])) for m in maps], 1)
-    return (F - F.mean(0)) / (F.std(0) + 1e-6)
+    return (F - F.mean(0)) / F.std(0)
 
 
 def test_planted_fields_are_recovered(rng):

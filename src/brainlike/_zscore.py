@@ -74,13 +74,13 @@ def zscore(train, *others, ddof: int = 0, dtype=None, what: str = "columns") -> 
     return [stats.apply(a, dtype) for a in (train, *others)]
 
 
-def backend_train_stats(be, ref, axis: int, *, what: str = "columns"):
+def backend_train_stats(be, ref, axis: int, *, what: str = "columns", level: int = logging.INFO):
     """Mean and scale (std with ``ddof=0``, 1 where 0) of backend array ``ref`` along ``axis``, kept
     on the backend (``keepdims``); the zero-variance columns are counted and reported."""
     mu = be.mean(ref, axis=axis, keepdims=True)
     sd = be.std(ref, axis=axis, keepdims=True)
     zero = sd <= 0
-    _report(int(be.to_numpy(zero.sum())), int(np.prod(tuple(zero.shape))), what)
+    _report(int(be.to_numpy(zero.sum())), int(np.prod(tuple(zero.shape))), what, level)
     return mu, be.where(zero, 1.0, sd)
 
 

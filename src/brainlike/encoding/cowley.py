@@ -9,6 +9,7 @@ reported, as a linear baseline).
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from brainlike._zscore import train_stats
 from brainlike.encoding.fwrf import FWRF, column_score, rf_grid
 from brainlike.encoding.gnet import GNet, cross_validate_gnet, efficientnet_prefilter
 
@@ -38,9 +40,9 @@ def _ridge_oof(X, Y, folds, alphas):
     pred = np.zeros_like(Y, dtype=np.float64)
     for test in folds:
         train = np.setdiff1d(np.arange(len(Y)), test)
-        mu, sd = X[train].mean(0), X[train].std(0) + 1e-6
-        model = RidgeCV(alphas=alphas, alpha_per_target=True).fit((X[train] - mu) / sd, Y[train])
-        pred[test] = model.predict((X[test] - mu) / sd)
+        st = train_stats(X[train], what="features", level=logging.DEBUG)
+        model = RidgeCV(alphas=alphas, alpha_per_target=True).fit(st.apply(X[train]), Y[train])
+        pred[test] = model.predict(st.apply(X[test]))
     return column_score(Y, pred, "pearson")
 
 

@@ -13,6 +13,7 @@ bounded by the candidate, sample and voxel batch sizes.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from brainlike._backend import get_backend
+from brainlike._zscore import backend_train_stats
 from brainlike._estimator import RenamedParams, TargetScoreMixin, accepts_renamed, renamed_attribute
 from brainlike._validate import as_2d_float, check_choice, check_positive
 
@@ -342,16 +344,11 @@ class FWRF(RenamedParams, TargetScoreMixin, BaseEstimator):
 
     def _standardise(self, be, P, rows):
         """Centre/scale (n_cand, n, F) with the statistics of ``rows``; returns (Z, mean, scale)."""
-        if self.fit_intercept or self.zscore:
-            ref = P[:, rows, :] if rows is not None else P
-            mu = be.mean(ref, axis=1, keepdims=True)
-        else:
-            mu = be.zeros((P.shape[0], 1, P.shape[2]))
+        ref = P[:, rows, :] if rows is not None else P
         if self.zscore:
-            ref = P[:, rows, :] if rows is not None else P
-            sd = be.std(ref, axis=1, keepdims=True)
-            sd = be.maximum_scalar(sd, 0.0) + 1e-6
+            mu, sd = backend_train_stats(be, ref, axis=1, what="pooled features", level=logging.DEBUG)
         else:
+            mu = be.mean(ref, axis=1, keepdims=True) if self.fit_intercept else be.zeros((P.shape[0], 1, P.shape[2]))
             sd = be.zeros((P.shape[0], 1, P.shape[2])) + 1.0
         return (P - mu) / sd, mu[:, 0, :], sd[:, 0, :]
 

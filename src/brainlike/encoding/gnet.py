@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 from brainlike._backend import resolve_device
 from brainlike._estimator import RenamedParams, TargetScoreMixin, accepts_renamed
 from brainlike._io import atomic_write
+from brainlike._zscore import train_stats
 from brainlike._validate import as_2d_float, check_choice, check_positive
 from brainlike.encoding.fwrf import column_score
 
@@ -597,10 +598,8 @@ class GNet(RenamedParams, TargetScoreMixin, BaseEstimator):
         stats = {}
         for s, r in resp.items():
             tr = split[s][0]
-            mu = r[tr].mean(0)
-            sd = r[tr].std(0)
-            sd = np.where(sd > 0, sd, 1.0)
-            stats[s] = (mu.astype(np.float32), sd.astype(np.float32))
+            st = train_stats(r[tr], what=f"voxels of subject {s!r}")
+            stats[s] = (st.mean.astype(np.float32), st.scale.astype(np.float32))
         params = list(readouts.parameters()) + (list(trunk.parameters()) if train_trunk else [])
         opt = torch.optim.Adam(params, lr=self.lr)
         state = {"epoch": -1, "best_score": -np.inf, "best_epoch": -1, "best": None, "history": [], "done": False}

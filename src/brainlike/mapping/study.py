@@ -19,6 +19,7 @@ import pandas as pd
 
 from brainlike._validate import as_2d_float, check_choice
 from brainlike._io import atomic_write
+from brainlike._zscore import train_stats
 from brainlike.ids import align
 from brainlike.metrics.correlation import pearson, r2
 from brainlike.mapping.splits import Splits, inner_folds, make_splits
@@ -165,14 +166,6 @@ def repeat_tensor(responses: np.ndarray, keys: Sequence) -> tuple[list, np.ndarr
     return order, out
 
 
-def _standardize(X: np.ndarray, fit_idx: np.ndarray) -> np.ndarray:
-    """Z-score features with the fitting set's statistics (comparable alphas across layers)."""
-    mu = X[fit_idx].mean(axis=0, dtype=np.float64)
-    sd = X[fit_idx].std(axis=0, dtype=np.float64)
-    sd[sd == 0] = 1.0
-    return ((X - mu.astype(X.dtype)) / sd.astype(X.dtype)).astype(X.dtype, copy=False)
-
-
 def _fit_predict(method, Z, Y, fit_idx, pred_sets, *, alphas, pls_components, inner_cv, seed, backend):
     """Fit one method on rows ``fit_idx`` of the row-space coordinates ``Z``; predict each evaluation set.
 
@@ -192,8 +185,8 @@ def _fit_predict(method, Z, Y, fit_idx, pred_sets, *, alphas, pls_components, in
                  for name, idx in pred_sets.items()}
         return preds, param
     Yf = Y[fit_idx].astype(np.float64)
-    ym, ys = Yf.mean(axis=0), Yf.std(axis=0)
-    ys[ys == 0] = 1.0
+    st = train_stats(Yf, what="targets")
+    ym, ys = st.mean, st.scale
     cands = tuple(c for c in pls_components if c <= Zf.shape[1]) or (1,)
     model = PLSCV(n_components=cands, cv=folds, scale=False, dtype=np.float64)
     model.fit(Zf, (Yf - ym) / ys)
@@ -444,12 +437,12 @@ def _coordinates(X: np.ndarray, splits: Splits, standardize: str, alphas) -> lis
         out = []
         for fit in splits.fits:
             rows = np.union1d(fit.fit, np.concatenate(list(fit.predict.values())))
-            Xs = _standardize(X, fit.fit)
+            Xs = train_stats(X[fit.fit], what="features").apply(X)
             Z, eig = _row_space(Xs, fit.fit, rows)
             del Xs
             out.append((Z, rows, _alpha_grid(alphas, eig)))
         return out
-    Xs = _standardize(X, everything) if standardize == "all" else X
+    Xs = train_stats(X[everything], what="features").apply(X) if standardize == "all" else X
     # one basis for all rows: the row space of every stimulus contains each fitting set's row space
     Z, eig = _row_space(Xs, everything, everything)
     grid = _alpha_grid(alphas, eig)

@@ -11,12 +11,14 @@ correlation between decoded and true activations is reported per block, pretrain
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from brainlike._zscore import train_stats
 from brainlike.ids import align
 from brainlike.validation._common import (
     BenchmarkResult,
@@ -308,13 +310,11 @@ def v4_decodability(
             Y = Y[:, keep]
             pred = np.zeros_like(Y)
             for tr, te in folds:
-                xm, xs = X[tr].mean(0), X[tr].std(0)
-                xs[xs == 0] = 1
-                ym, ys = Y[tr].mean(0), Y[tr].std(0)
-                ys[ys == 0] = 1
+                xs = train_stats(X[tr], what="V4 sites", level=logging.DEBUG)
+                ys = train_stats(Y[tr], what="units", level=logging.DEBUG)
                 dec = SelectiveRidge(alpha=alpha, n_feat=k)
-                dec.fit((X[tr] - xm) / xs, (Y[tr] - ym) / ys)
-                pred[te] = dec.predict((X[te] - xm) / xs) * ys + ym
+                dec.fit(xs.apply(X[tr]), ys.apply(Y[tr]))
+                pred[te] = dec.predict(xs.apply(X[te])) * ys.scale + ys.mean
             import warnings
 
             with warnings.catch_warnings():
