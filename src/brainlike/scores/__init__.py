@@ -32,7 +32,7 @@ from brainlike.scores.decodability import (
     rank_units,
     unit_accuracy,
 )
-from brainlike.scores.registry import get, list_scores, register, unregister
+from brainlike.scores.registry import ScoreInputs, get, list_scores, register, unregister
 from brainlike.scores.resampling import (
     BootstrapResult,
     PermutationResult,
@@ -65,6 +65,7 @@ __all__ = [
     "permutation_bh_score",
     "permutation_pvalue",
     "spearman_from_table",
+    "ScoreInputs",
     "get",
     "list_scores",
     "register",
