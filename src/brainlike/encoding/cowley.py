@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from brainlike._zscore import train_stats
+from brainlike.folds import kfold
 from brainlike.encoding.fwrf import FWRF, column_score, rf_grid
 from brainlike.encoding.gnet import GNet, cross_validate_gnet, efficientnet_prefilter
 
@@ -27,11 +28,6 @@ DEFAULT_BLOCKS = ("block2", "block4", "block7", "block10", "block14")
 def _log(progress, msg):
     if progress:
         print(msg, file=sys.stderr, flush=True)
-
-
-def _folds(n, n_folds, seed):
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.array_split(perm, n_folds)
 
 
 def _ridge_oof(X, Y, folds, alphas):
@@ -106,7 +102,7 @@ def cowley_v4_comparison(
             fs = features.extract(net, stim, list(blocks), progress=False)
             maps = [np.ascontiguousarray(fs[b].maps(), dtype=np.float32) for b in blocks]
             _log(progress, f"[cowley] {s}: features {[m.shape[1:] for m in maps]} in {time.time() - t0:.0f}s")
-            folds = _folds(len(Y), n_folds, seed)
+            folds = [test for _, test in kfold(len(Y), n_folds, seed=seed, name="n_folds")]
             if "fwrf" in run:
                 t0 = time.time()
                 pred = np.zeros_like(Y)

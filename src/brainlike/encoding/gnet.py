@@ -32,6 +32,7 @@ from brainlike._backend import resolve_device
 from brainlike._estimator import RenamedParams, TargetScoreMixin, accepts_renamed
 from brainlike._io import atomic_write
 from brainlike._zscore import train_stats
+from brainlike.folds import kfold
 from brainlike._validate import as_2d_float, check_choice, check_positive
 from brainlike.encoding.fwrf import column_score
 
@@ -819,12 +820,11 @@ def cross_validate_gnet(make_model, images, responses, *, image_index=None, n_fo
         rois = _subject_rois(responses)
     preds = {s: np.zeros_like(r) for s, r in resp.items()}
     folds = {}
-    for k, s in enumerate(sorted(resp)):
+    for s in sorted(resp):
         n = resp[s].shape[0]
         if n < n_folds * 4:
             raise ValueError(f"too few rows for {n_folds}-fold cross-validation: subject {s!r} has {n}")
-        perm = np.random.default_rng([seed, k]).permutation(n)
-        folds[s] = np.array_split(perm, n_folds)
+        folds[s] = [test for _, test in kfold(n, n_folds, seed=seed, name="n_folds")]
     for f in range(n_folds):
         tr_resp, tr_idx = {}, {}
         for s in resp:

@@ -104,12 +104,12 @@ def batch_size(n_targets: int, per_target_values: int, itemsize: int, requested=
 
 def make_splits(cv, n_samples: int, groups=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """cv: int (KFold without shuffling, as scikit-learn and himalaya), a splitter, or (train, test) pairs."""
-    from sklearn.model_selection import KFold
+    from brainlike.folds import kfold
 
     if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
         if cv < 2 or cv > n_samples:
             raise ValueError(f"cv must be between 2 and the number of samples (n_samples={n_samples}); got {cv}")
-        splits = list(KFold(int(cv)).split(np.zeros(n_samples)))
+        splits = kfold(n_samples, int(cv), seed=None)
     elif hasattr(cv, "split"):
         splits = list(cv.split(np.zeros((n_samples, 1)), groups=groups))
     else:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.model_selection import KFold
+from brainlike.folds import kfold
 
 from brainlike._validate import check_choice
 
@@ -85,12 +85,7 @@ def make_splits(
         scheme = "kay" if (has_test or n_heldout) else "cv"
     rng = np.random.default_rng(seed)
     if scheme == "cv":
-        if not isinstance(cv, (int, np.integer)) or cv < 2:
-            raise ValueError(f"cv must be an integer number of folds >= 2; got {cv!r}")
-        if n_samples < cv:
-            raise ValueError(f"cv={cv} folds need at least {cv} samples; got {n_samples} samples")
-        folds = KFold(n_splits=int(cv), shuffle=True, random_state=seed).split(np.arange(n_samples))
-        fits = [Fit(fit=np.sort(tr), predict={"cv": np.sort(te)}) for tr, te in folds]
+        fits = [Fit(fit=tr, predict={"cv": te}) for tr, te in kfold(n_samples, cv, seed=seed, name="cv")]
         return Splits("cv", n_samples, fits, {"cv": np.arange(n_samples)})
 
     train = np.flatnonzero(labels == "train") if labels is not None else np.arange(n_samples)
@@ -123,8 +118,4 @@ def make_splits(
 
 def inner_folds(n_fit: int, cv: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Inner k-fold (train, test) index pairs of a fitting set, given to every method alike."""
-    if not isinstance(cv, (int, np.integer)) or cv < 2:
-        raise ValueError(f"inner_cv must be an integer number of folds >= 2; got {cv!r}")
-    if n_fit < cv:
-        raise ValueError(f"inner_cv={cv} folds need at least {cv} fitting samples; got {n_fit} samples")
-    return [(np.sort(a), np.sort(b)) for a, b in KFold(cv, shuffle=True, random_state=seed).split(np.arange(n_fit))]
+    return kfold(n_fit, cv, seed=seed, name="inner_cv", unit="fitting samples")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from brainlike._zscore import train_stats, zscore
+from brainlike.folds import group_kfold
 
 
 def column_pearson(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -183,18 +184,6 @@ def embed_gram(gram: np.ndarray, rtol: float = 1e-10) -> np.ndarray:
     return v[:, keep] * np.sqrt(w[keep])
 
 
-def grouped_folds(groups: np.ndarray, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """K folds that never split the repetitions of one stimulus across train and validation."""
-    from sklearn.model_selection import GroupKFold
-
-    groups = np.asarray(groups)
-    n_groups = len(np.unique(groups))
-    if n_groups < 2:
-        raise ValueError(f"encoding cross-validation needs >= 2 distinct training stimuli; got {n_groups}")
-    k = min(int(n_folds), n_groups)
-    return [(tr, te) for tr, te in GroupKFold(n_splits=k).split(np.zeros(len(groups)), groups=groups)]
-
-
 def encode_voxels(z_train, y_train, z_test, y_test, *, alphas, cv=5, groups=None, dtype="float32"):
     """Per-voxel ridge (alpha per voxel by grouped CV); return (accuracy, prediction, truth, alphas).
 
@@ -206,7 +195,8 @@ def encode_voxels(z_train, y_train, z_test, y_test, *, alphas, cv=5, groups=None
     ytr, yte = zscore(y_train, y_test, ddof=1, dtype=dt, what="targets")
     ztr = np.asarray(z_train, dtype=dt)
     zte = np.asarray(z_test, dtype=dt)
-    folds = grouped_folds(groups if groups is not None else np.arange(len(ztr)), cv)
+    folds = group_kfold(groups if groups is not None else np.arange(len(ztr)), cv, what="encoding cross-validation",
+                        group_name="training stimuli")
     model = RidgeCV(alphas=np.asarray(alphas, dtype=np.float64), cv=folds, alpha_per_target=True, dtype=dt)
     model.fit(ztr, ytr)
     pred = np.asarray(model.predict(zte), dtype=np.float32)

@@ -276,8 +276,7 @@ def v4_decodability(
     selected per unit (all of them when the session has fewer). Decodability of a unit is the
     Pearson r between its decoded and true activations over the out-of-fold images.
     """
-    from sklearn.model_selection import KFold
-
+    from brainlike.folds import kfold
     from brainlike.linear import SelectiveRidge
     from brainlike.metrics import pearson
 
@@ -290,7 +289,7 @@ def v4_decodability(
     X = np.asarray(resp, dtype=np.float32)
     if len(ids) < cv:
         raise ValueError(f"cv={cv} folds need at least {cv} images; got {len(ids)}")
-    folds = list(KFold(cv, shuffle=True, random_state=seed).split(X))
+    folds = kfold(len(ids), cv, seed=seed)
     k = min(n_feat, X.shape[1])
     rows, dist, timings = [], {}, {}
     unit_rng = np.random.default_rng(seed)
