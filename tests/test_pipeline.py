@@ -250,12 +250,15 @@ def test_encode_voxels_embedding_matches_full_features(rng):
     np.testing.assert_allclose(acc_e, acc_f, atol=1e-7)
 
 
-def test_grouped_folds_keep_repetitions_together():
+def test_encoding_folds_keep_repetitions_together():
+    from brainlike.folds import group_kfold
+
     groups = np.repeat(np.arange(10), 3)
-    for tr, te in compute.grouped_folds(groups, 4):
+    for tr, te in group_kfold(groups, 4):
         assert not set(groups[tr]) & set(groups[te])
+    y = np.random.default_rng(0).standard_normal((5, 2))
     with pytest.raises(ValueError, match="distinct training stimuli"):
-        compute.grouped_folds(np.zeros(5), 3)
+        compute.encode_voxels(y, y, y[:2], y[:2], alphas=[1.0], cv=3, groups=np.zeros(5), dtype="float64")
 
 
 # ------------------------------------------------------------------------------------------- graph
