@@ -155,7 +155,7 @@ def row_hashing(small: bool) -> dict:
 def row_fastl2lir(units: int, small: bool) -> dict:
     import fastl2lir
 
-    from brainlike.pipeline.compute import zscore_train
+    from brainlike._zscore import zscore
 
     layers, rois, n_train, n_feat = sizes(small)
     data = brain(n_train, rois)
@@ -166,9 +166,9 @@ def row_fastl2lir(units: int, small: bool) -> dict:
             layer = SyntheticLayer(n_train + N_TEST, n, seed=k)
             sel = np.sort(np.random.default_rng(k).choice(n, size=min(units, n), replace=False))
             y = layer.read(sel)
-            ytr, yte = zscore_train(y[:n_train], y[n_train:], dtype=np.float64)
+            ytr, yte = zscore(y[:n_train], y[n_train:], ddof=1, dtype=np.float64)
             for r, mask in data.rois.items():
-                xtr, xte = zscore_train(x[:n_train, mask], x[n_train:, mask], dtype=np.float64)
+                xtr, xte = zscore(x[:n_train, mask], x[n_train:, mask], ddof=1, dtype=np.float64)
                 t0 = time.perf_counter()
                 model = fastl2lir.FastL2LiR()
                 with warnings.catch_warnings():
