@@ -20,8 +20,8 @@ def test_ridge_out_of_fold_matches_scikit_learn_per_neuron():
     alphas = np.logspace(-1, 4, 6)
     ours = ridge_out_of_fold(X, Y, folds, alphas, inner_cv=3)
     ref = np.zeros_like(Y)
-    for tr, te in folds:  # independent reference: scikit-learn, one neuron at a time, the same z-scoring (ddof=1)
-        mu, sd = X[tr].mean(0), X[tr].std(0, ddof=1)
+    for tr, te in folds:  # independent reference: scikit-learn, one neuron at a time, the same z-scoring (ddof=0)
+        mu, sd = X[tr].mean(0), X[tr].std(0, ddof=0)
         for j in range(3):
             m = SkRidgeCV(alphas=alphas, cv=3).fit((X[tr] - mu) / sd, Y[tr, j])
             ref[te, j] = m.predict((X[te] - mu) / sd)

@@ -265,6 +265,7 @@ class V4Decodability(Benchmark):
 
     def run(self, model, layers, *, weights, seed, default, session="201025", n_images=None, n_units=500, cv=5,
             alpha=100.0, n_feat=500, out_dir=None, store=None, batch_size=32, progress=None):
+        from brainlike._zscore import train_stats
         from brainlike.linear import SelectiveRidge
         from brainlike.mapping.splits import make_splits
         from brainlike.metrics import pearson
@@ -293,13 +294,11 @@ class V4Decodability(Benchmark):
                 Y = Y[:, keep]
                 pred = np.zeros_like(Y)
                 for tr, te in folds:
-                    xm, xs = X[tr].mean(0), X[tr].std(0)
-                    xs[xs == 0] = 1
-                    ym, ys = Y[tr].mean(0), Y[tr].std(0)
-                    ys[ys == 0] = 1
+                    xs = train_stats(X[tr], what="V4 neurons")
+                    ys = train_stats(Y[tr], what=f"units of {label!r}")
                     dec = SelectiveRidge(alpha=alpha, n_feat=k)
-                    dec.fit((X[tr] - xm) / xs, (Y[tr] - ym) / ys)
-                    pred[te] = dec.predict((X[te] - xm) / xs) * ys + ym
+                    dec.fit(xs.apply(X[tr]), ys.apply(Y[tr]))
+                    pred[te] = dec.predict(xs.apply(X[te])) * ys.scale + ys.mean
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     r = np.asarray(pearson(Y, pred), dtype=np.float64)

@@ -88,13 +88,14 @@ def _at_size(net, image_size):
 
 
 def ridge_out_of_fold(X, Y, folds, alphas, inner_cv: int = 5):
-    """Out-of-fold predictions of ``brainlike.linear.RidgeCV`` (per-target alpha), X z-scored per training fold."""
+    """Out-of-fold predictions of ``brainlike.linear.RidgeCV`` (per-target alpha), X z-scored per training fold
+    (``brainlike._zscore``, ddof 0)."""
+    from brainlike._zscore import zscore
     from brainlike.linear import RidgeCV
-    from brainlike.pipeline.compute import zscore_train
 
     pred = np.zeros(Y.shape, dtype=np.float64)
     for train, test in folds:
-        Xtr, Xte = zscore_train(X[train], X[test])
+        Xtr, Xte = zscore(X[train], X[test], ddof=0, what="ridge features")
         model = RidgeCV(alphas=alphas, cv=inner_cv, alpha_per_target=True).fit(Xtr, Y[train])
         pred[test] = model.predict(Xte)
     return pred
@@ -114,7 +115,7 @@ class V4EncodingModels(Benchmark):
     default_layers = ("block4", "block7", "block10")
 
     def run(self, model, layers, *, weights, seed, default, sessions=("190923", "201025", "210225"), n_images=500,
-            n_folds=5, run=MODELS, candidates=None, fwrf_lambdas=tuple(np.logspace(0, 6, 9)),
+            n_folds=5, run=MODELS, candidates=None, fwrf_alphas=tuple(np.logspace(0, 6, 9)),
             ridge_alphas=tuple(np.logspace(0, 7, 8)), inner_cv=5, gnet_layer=None, gnet_params=None,
             image_size=112, out_dir=None, store=None, batch_size=32, progress=None):
         from brainlike import datasets
@@ -161,7 +162,7 @@ class V4EncodingModels(Benchmark):
                                                                     wanted="the responses")], dtype=np.float32)
                             for b in labels]
                     if "fwrf" in run:
-                        r = self._fwrf(maps, Y, folds, cand, fwrf_lambdas, seed)
+                        r = self._fwrf(maps, Y, folds, cand, fwrf_alphas, seed)
                         record(s, w, "fwRF", r, f"{len(labels)} layers, {len(cand)} fields")
                     if "ridge" in run:
                         best = None
@@ -211,12 +212,12 @@ class V4EncodingModels(Benchmark):
         return result
 
     @staticmethod
-    def _fwrf(maps, Y, folds, cand, lambdas, seed):
+    def _fwrf(maps, Y, folds, cand, alphas, seed):
         from brainlike.encoding.fwrf import FWRF
 
         pred = np.zeros_like(Y)
         for k, (train, test) in enumerate(folds):
-            model = FWRF(cand, lambdas=np.asarray(lambdas), holdout=0.1, random_state=seed + k)
+            model = FWRF(cand, alphas=np.asarray(alphas), holdout=0.1, random_state=seed + k)
             model.fit([m[train] for m in maps], Y[train])
             pred[test] = model.predict([m[test] for m in maps])
         return _pearson(Y, pred)
@@ -225,8 +226,8 @@ class V4EncodingModels(Benchmark):
     def _gnet(prefilter, data, n_folds, seed, gnet_params, progress):
         from brainlike.encoding.gnet import GNet, PrefilteredImages
 
-        opts = dict(width=8, batch_size=32, max_epochs=30, patience=5, lr=3e-3, l1=1e-4, dropout=0.25, device=None,
-                    seed=seed, progress=bool(progress), num_threads=1)
+        opts = dict(width=8, batch_size=32, max_epochs=30, patience=5, lr=3e-3, alpha=1e-4, dropout=0.25, device=None,
+                    random_state=seed, progress=bool(progress), n_threads=1)
         opts.update(gnet_params or {})
         images = np.concatenate([stim.array() for _, _, stim, _ in data.values()])
         offsets = np.cumsum([0] + [len(ids) for ids, _, _, _ in data.values()])
