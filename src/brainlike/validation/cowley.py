@@ -11,6 +11,7 @@ correlation between decoded and true activations is reported per layer, pretrain
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from pathlib import Path
@@ -294,8 +295,8 @@ class V4Decodability(Benchmark):
                 Y = Y[:, keep]
                 pred = np.zeros_like(Y)
                 for tr, te in folds:
-                    xs = train_stats(X[tr], what="V4 neurons")
-                    ys = train_stats(Y[tr], what=f"units of {label!r}")
+                    xs = train_stats(X[tr], what="V4 neurons", level=logging.DEBUG)
+                    ys = train_stats(Y[tr], what=f"units of {label!r}", level=logging.DEBUG)
                     dec = SelectiveRidge(alpha=alpha, n_feat=k)
                     dec.fit(xs.apply(X[tr]), ys.apply(Y[tr]))
                     pred[te] = dec.predict(xs.apply(X[te])) * ys.scale + ys.mean
