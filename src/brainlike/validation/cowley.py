@@ -268,7 +268,7 @@ class V4Decodability(Benchmark):
             alpha=100.0, n_feat=500, out_dir=None, store=None, batch_size=32, progress=None):
         from brainlike._zscore import train_stats
         from brainlike.linear import SelectiveRidge
-        from brainlike.mapping.splits import make_splits
+        from brainlike.folds import kfold
         from brainlike.metrics import pearson
 
         data, stimuli = load_session(session, n_images, seed, raw=False)
@@ -276,7 +276,7 @@ class V4Decodability(Benchmark):
         resp = data.responses[:, data.rois["V4"]] if "V4" in data.rois else data.responses
         ids = [str(s) for s in data.stimulus_ids]
         X = np.asarray(resp, dtype=np.float32)
-        folds = [(f.fit, f.predict["cv"]) for f in make_splits(len(ids), scheme="cv", cv=cv, seed=seed).fits]
+        folds = kfold(len(ids), cv, seed=seed)
         k = min(n_feat, X.shape[1])
         rows, dist, timings = [], {}, {}
         unit_rng = np.random.default_rng(seed)

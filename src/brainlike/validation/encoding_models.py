@@ -1,7 +1,7 @@
 """fwRF, GNet and ridge on the macaque V4 data of Cowley et al. (2023), on the same folds.
 
 Each recording session acts as a subject. For every session the images are split once into k
-folds (``brainlike.mapping.splits.make_splits``); the three encoding models are fitted on the
+folds (``brainlike.folds.kfold``); the three encoding models are fitted on the
 same training folds and scored on the same held-out folds (out-of-fold Pearson r per neuron):
 
 - fwRF on the feature maps of the scored layers (one Gaussian pooling field per neuron);
@@ -121,7 +121,7 @@ class V4EncodingModels(Benchmark):
         from brainlike import datasets
         from brainlike.encoding.fwrf import rf_grid
         from brainlike.features import extract
-        from brainlike.mapping.splits import make_splits
+        from brainlike.folds import kfold
 
         run = tuple(run)
         unknown = sorted(set(run) - set(MODELS))
@@ -137,7 +137,7 @@ class V4EncodingModels(Benchmark):
             ids = ids if n_images is None else ids[:int(n_images)]
             rows = align(bd.stimulus_ids, ids, source=f"session {s} responses", wanted="the chosen images")
             Y = np.asarray(bd.responses, dtype=np.float32)[rows]
-            folds = [(f.fit, f.predict["cv"]) for f in make_splits(len(ids), scheme="cv", cv=n_folds, seed=seed).fits]
+            folds = kfold(len(ids), n_folds, seed=seed, name="n_folds", unit="images")
             data[s] = (ids, Y, bd.stimuli.subset(ids), folds)
             if progress:
                 progress(f"session {s}: {len(ids)} images x {Y.shape[1]} neurons")
@@ -203,7 +203,7 @@ class V4EncodingModels(Benchmark):
             from brainlike._io import atomic_write
 
             atomic_write(out / "per_neuron.csv", lambda p: detail.to_csv(p, index=False))
-        info = dict(sessions=list(data), n_images=n_images, folds=f"{n_folds}-fold over images (make_splits, seed {seed})"
+        info = dict(sessions=list(data), n_images=n_images, folds=f"{n_folds}-fold over images (brainlike.folds.kfold, seed {seed})"
                     ", the same for every model", models=list(run), image_size=image_size,
                     ridge=f"brainlike.linear.RidgeCV(alphas={len(ridge_alphas)} values, cv={inner_cv}, per neuron)",
                     timings=timings)
