@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from brainlike._zscore import train_stats
+
 from ._braindata import BrainData
 from .bdata import float_label_to_id
 
@@ -294,8 +296,7 @@ def load_horikawa_bids(
         if detrend:
             ts = sp_detrend(ts, axis=0, type="linear")
         if zscore:
-            sd = ts.std(axis=0)
-            ts = (ts - ts.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+            ts = train_stats(ts, what=f"voxels of {bold.name}", level=logging.DEBUG).apply(ts)
         try:
             ev = pd.read_csv(ev_path, sep="\t", na_values=["n/a"])
         except (UnicodeDecodeError, pd.errors.ParserError) as err:

@@ -107,7 +107,6 @@ def write_horikawa_bids(root, *, subjects=("sub-01",), n_train: int = 80, n_test
     train_ids, test_ids = _image_ids(n_train, 0), _image_ids(n_test, n_train)
     ids = train_ids + test_ids
     feats = {layer: rng.standard_normal((len(ids), n_units)) for layer in ALEXNET_LAYERS}
-    row = {i: k for k, i in enumerate(ids)}
     files = []
     (root).mkdir(parents=True, exist_ok=True)
     desc = {"Name": "Generic Object Decoding (miniature with planted signal)", "BIDSVersion": "1.0.2"}
@@ -134,7 +133,7 @@ def write_horikawa_bids(root, *, subjects=("sub-01",), n_train: int = 80, n_test
         for ses, order in (("perceptionTraining01", order_train), ("perceptionTest01", order_test)):
             for r in range(len(order) // blocks_per_run):
                 blocks = order[r * blocks_per_run:(r + 1) * blocks_per_run]
-                files += _write_run(root, sub, ses, r + 1, blocks, patterns, row, noise, rng)
+                files += _write_run(root, sub, ses, r + 1, blocks, patterns, ids, noise, rng)
     if features:
         for layer in ALEXNET_LAYERS:
             from scipy.io import savemat
@@ -146,10 +145,11 @@ def write_horikawa_bids(root, *, subjects=("sub-01",), n_train: int = 80, n_test
     return {"train_ids": train_ids, "test_ids": test_ids, "ids": ids, "features": feats, "files": files}
 
 
-def _write_run(root, sub, ses, run, blocks, patterns, row, noise, rng) -> list[Path]:
+def _write_run(root, sub, ses, run, blocks, patterns, ids, noise, rng) -> list[Path]:
     import pandas as pd
 
     from brainlike.datasets.bdata import id_to_float_label
+    from brainlike.ids import align
 
     base = f"{sub}_ses-{ses}_task-perception_run-{run:02d}"
     # one one-back repetition block after the 3rd stimulus block (event_type 2, not a sample)
@@ -159,12 +159,13 @@ def _write_run(root, sub, ses, run, blocks, patterns, row, noise, rng) -> list[P
     signal = np.zeros(SHAPE + (n_vol,))
     rows = [{"onset": 0.0, "duration": REST_S, "trial_no": 0, "event_type": -1, "category_index": np.nan,
              "stimulus_id": np.nan, "stimulus_name": "n/a", "response_time": np.nan}]
+    pattern_rows = align(ids, seq, source="the demo's images", wanted="the run's blocks")
     for k, img in enumerate(seq):
         onset = REST_S + BLOCK_S * k
         vols = (t >= onset + 3.0) & (t < onset + BLOCK_S + 3.0)  # 3-s delay
-        signal[..., vols] += patterns[row[img]][..., None]
+        signal[..., vols] += patterns[pattern_rows[k]][..., None]
         rows.append({"onset": onset, "duration": BLOCK_S, "trial_no": k + 1, "event_type": 2 if k == 3 else 1,
-                     "category_index": float(row[img] + 1), "stimulus_id": id_to_float_label(img),
+                     "category_index": float(pattern_rows[k] + 1), "stimulus_id": id_to_float_label(img),
                      "stimulus_name": img,
                      "response_time": 1.2 if k == 3 else np.nan})
     drift = np.linspace(0, 2.0, n_vol)  # slow scanner drift (removed by detrending)

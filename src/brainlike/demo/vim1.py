@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from brainlike._zscore import zscore
+
 __all__ = ["write_vim1"]
 
 ROI_CODES = {"V1": 1, "V2": 2, "V3": 3, "V4": 6}
@@ -69,9 +71,9 @@ def write_vim1(folder, *, n_train: int = 120, n_val: int = 30, n_voxels: int = 4
             cy, cx = rng.uniform(32, 96, size=2)
             rf = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * RF_SIGMA[name] ** 2))
             drive = np.sqrt(np.tensordot(energy, rf / rf.sum(), axes=([1, 2], [0, 1])))
-            drive = (drive - drive.mean()) / drive.std()
+            drive = zscore(drive[:, None])[0][:, 0]
             resp[:, v] = drive + noise * rng.standard_normal(drive.size)
-        resp = (resp - resp.mean(0)) / resp.std(0)  # the release's responses are z-scored per voxel
+        resp = zscore(resp)[0]  # the release's responses are z-scored per voxel
         # hdf5storage writes MATLAB's column-major layout: a (voxels x images) MATLAB matrix reads back
         # through h5py as (images x voxels), the orientation of the release
         data[f"dataTrnS{s}"] = resp[:n_train].T.astype(np.float32)

@@ -595,5 +595,6 @@ def column_score(y_true: np.ndarray, y_pred: np.ndarray, metric: str = "pearson"
     from brainlike.metrics.correlation import pearson, r2
 
     check_choice(metric, "metric", ("pearson", "r2"))
-    fn = r2 if metric == "r2" else pearson
-    return fn(y_true, y_pred, nan_policy="propagate")
+    if metric == "r2":
+        return r2(y_true, y_pred, nan_policy="propagate")
+    return pearson(y_true, y_pred, nan_policy="propagate")

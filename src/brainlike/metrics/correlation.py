@@ -184,3 +184,26 @@ def selection_score(kind: str, y, pred, be):
         out = num / den
     out[~np.isfinite(out)] = 0.0
     return out
+
+
+def spearman_from_table(table) -> np.ndarray:
+    """Spearman correlation of (row index, column index) pairs given as a count table.
+
+    ``table[..., i, j]`` = number of observations with row value i and column value j (rows and
+    columns in increasing order). Ties get mid-ranks, so this equals ``scipy.stats.spearmanr``
+    on the expanded pairs. Leading axes are batch axes. NaN where either variable is constant.
+    """
+    t = np.asarray(table, dtype=np.float64)
+    rows = t.sum(axis=-1)
+    cols = t.sum(axis=-2)
+    n = rows.sum(axis=-1)
+    mean = (n + 1.0) / 2.0
+    ra = np.cumsum(rows, axis=-1) - (rows - 1.0) / 2.0 - mean[..., None]
+    rb = np.cumsum(cols, axis=-1) - (cols - 1.0) / 2.0 - mean[..., None]
+    cov = np.einsum("...i,...ij,...j->...", ra, t, rb)
+    va = np.einsum("...i,...i,...i->...", rows, ra, ra)
+    vb = np.einsum("...j,...j,...j->...", cols, rb, rb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = cov / np.sqrt(va * vb)
+    degenerate = (va <= 1e-12 * np.maximum(n, 1) ** 3) | (vb <= 1e-12 * np.maximum(n, 1) ** 3)
+    return np.where(degenerate, np.nan, rho)

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import stats
 
 from brainlike._validate import check_choice
-from brainlike.metrics.correlation import pearson
+from brainlike.metrics.correlation import pearson, spearman_from_table
 from brainlike.scores.result import ScoreResult
 
 SIGNIFICANCE = ("reference", "t-test")
@@ -189,29 +189,6 @@ def _counts(accuracy: np.ndarray, n_rois: int, pval, n_samples, significance) ->
     best, kept = _best(accuracy, pval, n_samples, significance)
     cat = np.where(kept, best, -1)
     return np.bincount(best[kept], minlength=n_rois).astype(np.float64), cat
-
-
-def spearman_from_table(table) -> np.ndarray:
-    """Spearman correlation of (row index, column index) pairs given as a count table.
-
-    ``table[..., i, j]`` = number of observations with row value i and column value j (rows and
-    columns in increasing order). Ties get mid-ranks, so this equals ``scipy.stats.spearmanr``
-    on the expanded pairs. Leading axes are batch axes. NaN where either variable is constant.
-    """
-    t = np.asarray(table, dtype=np.float64)
-    rows = t.sum(axis=-1)
-    cols = t.sum(axis=-2)
-    n = rows.sum(axis=-1)
-    mean = (n + 1.0) / 2.0
-    ra = np.cumsum(rows, axis=-1) - (rows - 1.0) / 2.0 - mean[..., None]
-    rb = np.cumsum(cols, axis=-1) - (cols - 1.0) / 2.0 - mean[..., None]
-    cov = np.einsum("...i,...ij,...j->...", ra, t, rb)
-    va = np.einsum("...i,...i,...i->...", rows, ra, ra)
-    vb = np.einsum("...j,...j,...j->...", cols, rb, rb)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = cov / np.sqrt(va * vb)
-    degenerate = (va <= 1e-12 * np.maximum(n, 1) ** 3) | (vb <= 1e-12 * np.maximum(n, 1) ** 3)
-    return np.where(degenerate, np.nan, rho)
 
 
 def _score_table(table: np.ndarray) -> float:
