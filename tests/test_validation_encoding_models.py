@@ -63,7 +63,7 @@ def test_fwrf_gnet_ridge_on_a_second_network(mirror, tmp_path, monkeypatch):
 
     made = []
     real = folds.kfold
-    monkeypatch.setattr(folds, "kfold", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    monkeypatch.setattr(folds, "kfold", lambda *a, **k: made.append((k.get("unit"), real(*a, **k))) or made[-1][1])
     from brainlike.encoding import rf_grid
 
     with threadpool_limits(1):  # the eigendecompositions of fwRF: one thread on a shared machine
@@ -71,7 +71,8 @@ def test_fwrf_gnet_ridge_on_a_second_network(mirror, tmp_path, monkeypatch):
             "v4-encoding-models", "torchvision:alexnet", ["conv2", "conv5"], weights="random", seed=0,
             sessions=("190923",), n_images=64, n_folds=2, inner_cv=3, candidates=rf_grid(n_sizes=2, min_spacing=2.5),
             gnet_params=dict(max_epochs=1, width=4), out_dir=tmp_path)
-    assert len(made) == 1 and len(made[0]) == 2  # one set of folds per session, shared by the three models
+    outer = [f for unit, f in made if unit == "images"]  # the others: RidgeCV's inner folds
+    assert len(outer) == 1 and len(outer[0]) == 2  # one set of folds per session, shared by the three models
     t = res.table
     assert list(t["model"]) == ["fwRF", "ridge (best layer)", "GNet8j"] and (t["n_neurons"] == 33).all()
     assert t.loc[t["model"] == "ridge (best layer)", "detail"].iloc[0] in ("conv2", "conv5")
