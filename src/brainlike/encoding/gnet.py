@@ -154,29 +154,12 @@ def make_prefilter(module, preprocess, name="prefilter"):
     return _modules()[0](module, preprocess, name)
 
 
-class ImagePreprocess:
-    """uint8 (N, H, W, 3) -> float tensor (N, 3, H, W) normalised; resized only when ``size`` is given.
+def ImagePreprocess(mean, std, size=None):
+    """GNet's pre-filter preprocessing: :class:`brainlike.models.Preprocess` keeping each image's own
+    resolution unless ``size`` is given (the trunk is fully convolutional); uint8 pixels only."""
+    from brainlike.models._model import Preprocess
 
-    GNet keeps the images at their own resolution by default (the trunk is fully convolutional).
-    """
-
-    def __init__(self, mean, std, size=None):
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(v) for v in std)
-        self.size = None if size is None else int(size)
-
-    def __call__(self, images):
-        torch = _torch()
-        arr = np.asarray(images)
-        if arr.ndim != 4 or arr.shape[-1] != 3:
-            raise ValueError(f"images must be uint8 (N, H, W, 3); got shape {arr.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float() / 255.0
-        if self.size is not None and tuple(x.shape[-2:]) != (self.size, self.size):
-            x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False,
-                                                antialias=True).clamp(0, 1)
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
-        return (x - mean) / std
+    return Preprocess(size, mean, std)
 
 
 def alexnet_prefilter(pretrained: bool = True, image_size=None, seed: int = 0):

@@ -17,12 +17,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class Preprocess:
     """uint8 (N, H, W, 3) -> float32 tensor (N, 3, size, size): resize the whole image, scale to [0, 1], normalise.
 
+    The one image preprocessing of brainlike (feature extraction and GNet's pre-filter alike).
     The whole stimulus is resized (no centre crop), as in BHscore's extraction scripts:
-    the network sees what the subject saw.
+    the network sees what the subject saw. ``size=None`` keeps each image's own resolution (GNet's
+    fully convolutional trunk). Anything but uint8 pixels is refused: a float image in [0, 1]
+    divided by 255 again would reach the network as a near-constant, wrongly normalised input.
     """
 
     def __init__(self, size, mean=IMAGENET_MEAN, std=IMAGENET_STD, interpolation: str = "bilinear"):
-        self.size = (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
+        if size is None:
+            self.size = None
+        else:
+            self.size = (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         if interpolation not in ("bilinear", "bicubic", "nearest"):
@@ -30,7 +36,7 @@ class Preprocess:
         self.interpolation = interpolation
 
     def spec(self) -> dict:
-        return {"kind": "resize-normalize", "size": list(self.size), "mean": list(self.mean), "std": list(self.std),
+        return {"kind": "resize-normalize", "size": None if self.size is None else list(self.size), "mean": list(self.mean), "std": list(self.std),
                 "interpolation": self.interpolation}
 
     def __repr__(self) -> str:
@@ -46,7 +52,7 @@ class Preprocess:
         if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
             raise ValueError(f"images must be uint8 (N, H, W, 3); got {arr.dtype} {arr.shape}")
         x = torch.from_numpy(arr.astype(np.float32)).permute(0, 3, 1, 2).div_(255.0)  # a fresh, writable copy
-        if tuple(x.shape[-2:]) != self.size:
+        if self.size is not None and tuple(x.shape[-2:]) != self.size:
             if self.interpolation == "nearest":
                 x = F.interpolate(x, size=self.size, mode="nearest")
             else:
