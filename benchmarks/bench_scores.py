@@ -6,12 +6,13 @@ over ROIs, the t-test p-value of every unit, then ``scipy.stats.spearmanr`` on t
 brainlike computes each unit's best ROI once and works on the (layer x ROI) count table.
 
 Prints time, ratio, peak traced memory and the bytes bound (reading the accuracies once at
-~10 GB/s).
+~10 GB/s). ``--small``: 1/100 of the units and fewer replicates (a quick check that it runs).
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 import time
 import tracemalloc
 
@@ -63,16 +64,18 @@ def recipe_layerselect(predacc_list, n_layers=5, n_repeat=100, seed=0):
     return out
 
 
-def main():
+def main(small: bool = False):
     from brainlike.scores import bh_score, bh_score_layer_select, bootstrap_bh_score, permutation_bh_score
 
     rng = np.random.default_rng(0)
     accs = []
-    for k, n in enumerate(ALEXNET_UNITS):
+    sizes = [max(n // 100, 10) for n in ALEXNET_UNITS] if small else ALEXNET_UNITS
+    n_resample = 100 if small else 1000
+    for k, n in enumerate(sizes):
         a = rng.normal(0.12, 0.15, size=(5, n))
         a[min(k // 2, 4)] += 0.08  # a hierarchy to find
         accs.append(np.clip(a, -0.99, 0.99))
-    n_units = sum(ALEXNET_UNITS)
+    n_units = sum(sizes)
     nbytes = sum(a.nbytes for a in accs)
     print(f"BH score, {len(accs)} layers, {n_units:,} units, 5 ROIs, float64 ({nbytes / 2**20:.0f} MiB); "
           f"bytes bound {nbytes / 10e9 * 1e3:.1f} ms per pass")
@@ -90,12 +93,12 @@ def main():
     row("published recipe: layer select, 100 repeats (10 timed, x10)", t_ref, m_ref)
     row("brainlike bh_score_layer_select(n_repeat=100)", t_our, m_our, t_ref)
 
-    t_b, m_b, res = measure(lambda: bootstrap_bh_score(accs, n_boot=1000, layer_select={}, n_samples=50), repeat=1)
-    row(f"brainlike bootstrap, 1000 x layer select (CI {res.ci_low:.3f}..{res.ci_high:.3f})", t_b, m_b)
-    t_p, m_p, res = measure(lambda: permutation_bh_score(accs, n_perm=1000, layer_select={}, n_samples=50), repeat=1)
-    row(f"brainlike permutation null, 1000 x layer select (p {res.p_value:.4f})", t_p, m_p)
-    print(f"  (rerunning the recipe's layer selection 1000 x instead would take ~{1000 * t_ref / 3600:.0f} h)")
+    t_b, m_b, res = measure(lambda: bootstrap_bh_score(accs, n_boot=n_resample, layer_select={}, n_samples=50), repeat=1)
+    row(f"brainlike bootstrap, {n_resample} x layer select (CI {res.ci_low:.3f}..{res.ci_high:.3f})", t_b, m_b)
+    t_p, m_p, res = measure(lambda: permutation_bh_score(accs, n_perm=n_resample, layer_select={}, n_samples=50), repeat=1)
+    row(f"brainlike permutation null, {n_resample} x layer select (p {res.p_value:.4f})", t_p, m_p)
+    print(f"  (rerunning the recipe's layer selection {n_resample} x instead would take ~{n_resample * t_ref / 3600:.0f} h)")
 
 
 if __name__ == "__main__":
-    main()
+    main(small="--small" in sys.argv[1:])
