@@ -46,9 +46,13 @@ def test_layout_manifest_and_reader(tmp_path, data):
     assert res.report == out / "report" / "index.html" and (gen / "report" / "index.html").is_file()
     man = json.loads((gen / "MANIFEST.json").read_text())
     assert man["complete"] and man["analyses"] == ["decoding", "encoding"]
+    names = {"decoding": "bh_decoding", "encoding": "bh_encoding", "average": "bh_average"}  # each score saved whole
+    saved = {f"results/scores/{d}/{names[k]}.{e}" for d, k in zip(res.scores["dnn"], res.scores["kind"])
+             for e in ("json", "npz")}
+    assert len(saved) == 6
     assert set(man["files"]) == {f"results/{t}.{e}" for t in ("decoding_accuracy", "encoding_accuracy", "bh_scores",
                                                                "data_quality") for e in ("parquet", "csv")
-                                 } | {"results/provenance.json"}
+                                 } | {"results/provenance.json"} | saved
     r = load_results(out)
     assert r.generation == gen.name
     assert set(r.tables) == {"decoding_accuracy", "encoding_accuracy", "bh_scores", "data_quality"}

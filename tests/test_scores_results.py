@@ -272,7 +272,7 @@ def test_importing_scores_has_no_side_effects():
     assert out.stdout.strip() == "['bh_decoding', 'bh_encoding', 'bh_average']"
 
 
-def test_pipeline_loops_over_registered_scores():
+def test_pipeline_loops_over_registered_scores(tmp_path):
     from brainlike.pipeline.run import compute_scores
 
     rng = np.random.default_rng(10)
@@ -294,9 +294,14 @@ def test_pipeline_loops_over_registered_scores():
 
     S.register("best_accuracy", best_accuracy)
     try:
-        df = compute_scores(exp, collected)
+        df = compute_scores(exp, collected, save_dir=tmp_path / "scores")
     finally:
         S.unregister("best_accuracy")
+    saved = {p.name for p in (tmp_path / "scores" / "net").iterdir()}
+    assert saved == {"bh_decoding.json", "bh_decoding.npz", "best_accuracy.json", "best_accuracy.npz"}
+    back = ScoreResult.load(tmp_path / "scores" / "net" / "bh_decoding.json")
+    assert back.score == df.iloc[0]["score"] and back.n_kept == df.iloc[0]["n_kept"] and back.n_test == 50
+    assert back.info["ci_low_percentile"] is None  # no replicates (n_boot 0): NaN saved as null
     assert list(df["kind"]) == ["decoding", "best_accuracy"]
     dec, mine = df.iloc[0], df.iloc[1]
     assert dec["score"] == pytest.approx(S.bh_score(acc[0], n_samples=50).score, abs=1e-12)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brainlike._validate import check_relpath
 from brainlike.ids import align
 from brainlike.stimuli import natural_key
 
@@ -255,7 +256,7 @@ def _write_generation(exp, ctx, jobs, collected, stage, prov_inputs, summary, ti
     write_bhscore_trees(exp, collected["tables"], unit_shapes, out=stage)
     timings["tables_s"] = time.perf_counter() - t2
     t3 = time.perf_counter()
-    scores_df = compute_scores(exp, collected)
+    scores_df = compute_scores(exp, collected, save_dir=results / "scores")
     save_table(scores_df, results / "bh_scores.parquet")
     timings["scores_s"] = time.perf_counter() - t3
     timings["total_s"] = time.perf_counter() - t0
@@ -426,8 +427,12 @@ def nan_reason(accuracies, pval: float, n_samples: int, *, encoding: bool = Fals
     return scoring.why_nan(accuracies, pval, n_samples, encoding=encoding)
 
 
-def compute_scores(exp: Experiment, collected: dict):
-    """One row per network and registered score (:mod:`brainlike.scores.registry`), in registration order."""
+def compute_scores(exp: Experiment, collected: dict, save_dir=None):
+    """One row per network and registered score (:mod:`brainlike.scores.registry`), in registration order.
+
+    With ``save_dir`` each result is also saved whole (replicates and null included) as
+    ``save_dir/<dnn>/<score name>.json`` + ``.npz`` (:meth:`brainlike.scores.ScoreResult.save`).
+    """
     import pandas as pd
 
     from brainlike.scores import registry
@@ -460,6 +465,8 @@ def compute_scores(exp: Experiment, collected: dict):
                 continue
             inputs.results[name] = res
             rows.append(row(dnn, registry.kind(name), res))
+            if save_dir is not None:
+                res.save(Path(save_dir) / check_relpath(dnn, "network name", subfolders=False) / f"{name}.json")
     df = pd.DataFrame(rows, columns=["dnn", "kind", *keys, "ci_low_percentile", "ci_high_percentile", *usage])
     for _, r in df[df["reason"] != ""].iterrows():
         log.warning("BH score of %s (%s) is NaN: %s", r["dnn"], r["kind"], r["reason"])

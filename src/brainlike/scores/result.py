@@ -51,7 +51,8 @@ class ScoreResult:
         those kept (significant and positive).
     reason : why the score is NaN ("" otherwise).
     name : the score's name (a registry name such as ``"bh_decoding"``).
-    info : further JSON-able settings (pval, significance, layer selection ...).
+    info : further JSON-able settings (pval, significance, layer selection ...); a NaN in it is
+        saved as null (None).
     arrays : further arrays (e.g. the BH count table ``"table"``).
     """
 
@@ -160,7 +161,7 @@ class ScoreResult:
         doc = {"format": FORMAT, **{k: _num(getattr(self, k)) for k in _FLOATS},
                "ci_method": self.ci_method, "alternative": self.alternative, "reason": self.reason,
                "name": self.name, **{k: getattr(self, k) for k in ("n_test", "n_units", "n_used", "n_kept")},
-               "info": self.info, "arrays_file": npz.name, "arrays_xxh3_128": hash_file(npz)}
+               "info": _finite(self.info), "arrays_file": npz.name, "arrays_xxh3_128": hash_file(npz)}
         text = json.dumps(doc, indent=1, allow_nan=False, default=_jsonable)
         atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"), fsync=True)
         return path
@@ -191,6 +192,17 @@ class ScoreResult:
 
 def _num(x: float):
     return None if not np.isfinite(x) else float(x)
+
+
+def _finite(x):
+    """``x`` with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return _num(float(x))
+    return x
 
 
 def _jsonable(x):
