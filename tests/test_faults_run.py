@@ -41,7 +41,8 @@ def _n_results(work: Path) -> int:
 def _published(out: Path) -> dict[str, bytes]:
     """Tables and scores of the current generation, as bytes (provenance holds timings: left out)."""
     gen = (out / "current").resolve()
-    return {p.name: p.read_bytes() for p in sorted((gen / "results").iterdir()) if p.name != "provenance.json"}
+    return {p.relative_to(gen).as_posix(): p.read_bytes() for p in sorted((gen / "results").rglob("*"))
+            if p.is_file() and p.name != "provenance.json"}
 
 
 def _kill_at(cfg, out, moment, stale: set) -> str:

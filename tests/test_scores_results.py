@@ -52,6 +52,10 @@ def test_result_saves_and_loads(tmp_path):
     np.testing.assert_array_equal(back.arrays["table"], res.arrays["table"])
     assert back.info == res.info and back.ci == (res.ci_low, res.ci_high, 0.95, "recentred")
     assert not list((tmp_path / "r").glob("*.tmp-*"))
+    # the same result gives the same bytes (no time stamp in the npz)
+    again = res.save(tmp_path / "r2" / "bh.json")
+    assert again.read_bytes() == path.read_bytes()
+    assert (tmp_path / "r2" / "bh.npz").read_bytes() == (tmp_path / "r" / "bh.npz").read_bytes()
     # a NaN score and its reason survive (JSON null)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
