@@ -88,15 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     debug = args.debug
-    if debug:
-        logging.getLogger("brainlike").setLevel(logging.DEBUG)
-    try:
-        result = args.func(args)
-    except USER_ERRORS as err:  # user errors: one clear line, no traceback (unless --debug)
-        if debug:
-            raise
-        print(f"brainlike {args.command}: error: {_message(err)}", file=sys.stderr)
-        return 2
+    from brainlike._logging import cli_logging
+
+    with cli_logging(logging.DEBUG if debug else logging.INFO):  # the command line shows INFO messages
+        try:
+            result = args.func(args)
+        except USER_ERRORS as err:  # user errors: one clear line, no traceback (unless --debug)
+            if debug:
+                raise
+            print(f"brainlike {args.command}: error: {_message(err)}", file=sys.stderr)
+            return 2
     return int(result or 0)
 
 

@@ -184,9 +184,9 @@ class ResumableDownloader:
                 total = r.headers.get("Content-Length")
                 bar = None
                 if self.progressbar:
-                    from tqdm.auto import tqdm
+                    from brainlike._logging import progress_bar
 
-                    bar = tqdm(
+                    bar = progress_bar(
                         total=(int(total) + (have if mode == "ab" else 0)) if total else None,
                         initial=have if mode == "ab" else 0,
                         unit="B",

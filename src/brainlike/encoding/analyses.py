@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from brainlike._io import atomic_write
 from brainlike.encoding.fwrf import FWRF, column_score
 from brainlike.encoding.gnet import GNet, PrefilteredImages, _normalise_responses
 
@@ -245,17 +244,14 @@ def plot_comparison(accuracies: Mapping[str, Mapping[str, np.ndarray]], path, *,
                     title: str = "Validation accuracy per ROI") -> Path:
     """Bars (median, interquartile range) per ROI and model, and per-voxel scatter of each model
     against ``reference`` (default: the first model). Written atomically to ``path`` (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from brainlike._plotting import save_png, subplots
 
     table = comparison_table(accuracies)
     models = list(accuracies)
     rois = list(dict.fromkeys(table["roi"]))
     reference = models[0] if reference is None else reference
     others = [m for m in models if m != reference]
-    fig, axes = plt.subplots(1, 1 + len(others), figsize=(4.5 * (1 + len(others)), 4), squeeze=False)
+    fig, axes = subplots(1, 1 + len(others), figsize=(4.5 * (1 + len(others)), 4), squeeze=False)
     ax = axes[0, 0]
     width = 0.8 / len(models)
     for k, m in enumerate(models):
@@ -285,28 +281,15 @@ def plot_comparison(accuracies: Mapping[str, Mapping[str, np.ndarray]], path, *,
         ax.set_title(f"{m}\nvs {reference} (per voxel)", fontsize=9)
         ax.legend(fontsize=7, markerscale=2)
     fig.tight_layout()
-    return _save_png(fig, path)
-
-
-def _save_png(fig, path) -> Path:
-    """Write ``fig`` atomically as PNG and close it, also when saving fails."""
-    import matplotlib.pyplot as plt
-
-    try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110), suffix=".png")
-    finally:
-        plt.close(fig)
+    return save_png(fig, path)
 
 
 def plot_transfer_matrix(result: TransferResult, path, title: str = "Transfer matrix (accuracy relative to own model)") -> Path:
     """Heat map of ``result.relative`` (rows: source trunk, columns: target ROI)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from brainlike._plotting import save_png, subplots
 
     m = result.relative
-    fig, ax = plt.subplots(figsize=(1.2 * len(m.columns) + 2.5, 1.1 * len(m.index) + 1.8))
+    fig, ax = subplots(figsize=(1.2 * len(m.columns) + 2.5, 1.1 * len(m.index) + 1.8))
     im = ax.imshow(m.values, cmap="viridis", vmin=min(0.0, np.nanmin(m.values)), vmax=max(1.0, np.nanmax(m.values)))
     ax.set_xticks(range(len(m.columns)), m.columns)
     ax.set_yticks(range(len(m.index)), m.index)
@@ -318,7 +301,7 @@ def plot_transfer_matrix(result: TransferResult, path, title: str = "Transfer ma
     fig.colorbar(im, ax=ax, fraction=0.046)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    return _save_png(fig, path)
+    return save_png(fig, path)
 
 
 def compare_encoding_models(train_images, train_responses, val_images, val_responses, *, rois, fwrf: FWRF,

@@ -412,9 +412,9 @@ class FWRF(RenamedParams, TargetScoreMixin, BaseEstimator):
         batches = list(range(0, k_all, self.candidate_batch_size))
         iterator = batches
         if self.progress:
-            from tqdm.auto import tqdm
+            from brainlike._logging import progress_bar
 
-            iterator = tqdm(batches, desc="fwRF candidates", unit="batch")
+            iterator = progress_bar(batches, desc="fwRF candidates", unit="batch")
         t_shared = t_voxels = 0.0
         for c0 in iterator:
             t0 = time.perf_counter()

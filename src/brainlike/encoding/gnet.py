@@ -16,9 +16,9 @@ it stopped and gives the same result as an uninterrupted one (seeded per epoch).
 from __future__ import annotations
 
 import copy
+import logging
 import json
 import math
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -641,10 +641,11 @@ class GNet(RenamedParams, TargetScoreMixin, BaseEstimator):
             state["epoch"] = epoch
             if epoch - state["best_epoch"] >= self.patience or epoch + 1 >= self.max_epochs:
                 state["done"] = True
-            if self.progress:
-                print(f"[GNet {gname}] epoch {epoch + 1}/{self.max_epochs}: train mse {total / max(count, 1):.4f}, "
-                      f"holdout median r {score:.3f} (best {state['best_score']:.3f} @ {state['best_epoch'] + 1}), "
-                      f"{time.time() - t0:.1f}s", file=sys.stderr, flush=True)
+            logging.getLogger("brainlike").log(
+                logging.INFO if self.progress else logging.DEBUG,
+                "GNet %s: epoch %d/%d: train mse %.4f, holdout median r %.3f (best %.3f @ %d), %.1fs", gname,
+                epoch + 1, self.max_epochs, total / max(count, 1), score, state["best_score"], state["best_epoch"] + 1,
+                time.time() - t0)
             if ckpt is not None:
                 _save_checkpoint(ckpt, trunk, readouts, opt, state, key)
             stop_after = getattr(self, "_stop_after_epoch", None)  # testing hook: simulated interruption

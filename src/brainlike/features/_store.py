@@ -609,7 +609,7 @@ def extract(model, stimuli, layers, store=None, batch_size: int = 32, device="cp
 def _run_batches(model, stimuli, path, meta, todo, n_done, dev, progress, dtype, created):
     import torch
     import zarr
-    from tqdm.auto import tqdm
+    from brainlike._logging import progress_bar
 
     bs, n_batches = int(meta["batch_size"]), int(meta["n_batches"])
     for tmp in path.rglob("*.partial"):  # leftovers of a killed write
@@ -625,7 +625,7 @@ def _run_batches(model, stimuli, path, meta, todo, n_done, dev, progress, dtype,
     capture = _Capture(module, paths)
     writer = _Writer(path, store, arrays, meta, WRITER_THREAD)
     writer.begin()
-    bar = tqdm(total=n_batches, initial=n_done, disable=not progress, unit="batch",
+    bar = progress_bar(total=n_batches, initial=n_done, enabled=progress, unit="batch",
                desc=f"extract {model.name}", leave=False)
     try:
         for b, (start, stop), x in _prefetched(stimuli, todo, bs, model.preprocess):

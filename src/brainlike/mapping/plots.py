@@ -1,4 +1,5 @@
-"""Figures of a mapping study (matplotlib, Agg; each function writes one PNG and returns its path)."""
+"""Figures of a mapping study (object-oriented matplotlib, :mod:`brainlike._plotting`; each function writes
+one PNG and returns its path)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brainlike._io import atomic_write
+from brainlike._plotting import save_png, subplots
 from brainlike.metrics.correlation import pearson
 
 __all__ = ["plot_layer_profiles", "plot_roi_average_fit", "plot_voxel_performance", "save_figures"]
@@ -14,20 +15,8 @@ __all__ = ["plot_layer_profiles", "plot_roi_average_fit", "plot_voxel_performanc
 _COLORS = {"ridge": "#1f77b4", "pls": "#d62728"}
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig, path) -> Path:
-    try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"), suffix=".png")
-    finally:
-        _pyplot().close(fig)
+    return save_png(fig, path)
 
 
 def plot_voxel_performance(result, path, *, layer=None, roi=None, metric: str = "r") -> Path:
@@ -35,7 +24,6 @@ def plot_voxel_performance(result, path, *, layer=None, roi=None, metric: str = 
 
     With a noise ceiling, the median voxel ceiling is drawn as a dashed line per set.
     """
-    plt = _pyplot()
     df = result.voxels
     layer = layer or df["layer"].iloc[0]
     roi = roi or df["roi"].iloc[0]
@@ -44,7 +32,7 @@ def plot_voxel_performance(result, path, *, layer=None, roi=None, metric: str = 
     splits = list(dict.fromkeys(df["split"]))
     methods = list(dict.fromkeys(df["method"]))
     groups = [(s, sp) for s in stim for sp in splits]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.7 * len(groups) * max(1, len(methods)) / 2, 3.6))
+    fig, ax = subplots(figsize=(1.6 + 1.7 * len(groups) * max(1, len(methods)) / 2, 3.6))
     width = 0.8 / len(methods)
     rng = np.random.default_rng(0)
     for gi, (s, sp) in enumerate(groups):
@@ -72,13 +60,12 @@ def plot_voxel_performance(result, path, *, layer=None, roi=None, metric: str = 
 
 def plot_roi_average_fit(result, path, *, layer=None, roi=None, stimuli=None) -> Path:
     """Predicted vs actual ROI-averaged response, one panel per method x evaluation set."""
-    plt = _pyplot()
     keys = list(result.predictions)
     layer = layer or keys[0][1]
     roi = roi or keys[0][2]
     stimuli = stimuli or keys[0][0]
     keys = [k for k in keys if k[0] == stimuli and k[1] == layer and k[2] == roi]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.3 * len(keys), 3.3), squeeze=False)
+    fig, axes = subplots(1, len(keys), figsize=(3.3 * len(keys), 3.3), squeeze=False)
     for ax, k in zip(axes[0], keys):
         y, p = result.predictions[k]
         ax.scatter(p, y, s=8, alpha=0.6, color=_COLORS.get(k[3], "gray"))
@@ -95,11 +82,10 @@ def plot_roi_average_fit(result, path, *, layer=None, roi=None, stimuli=None) ->
 
 def plot_layer_profiles(result, path, *, metric: str = "r") -> Path:
     """Mean voxel score (± SEM) over layers, one panel per ROI, a line per method/split/stimuli."""
-    plt = _pyplot()
     df = result.voxels
     rois = list(dict.fromkeys(df["roi"]))
     layers = list(dict.fromkeys(df["layer"]))
-    fig, axes = plt.subplots(1, len(rois), figsize=(max(4.0, 0.5 * len(layers) + 2) * len(rois), 3.6), squeeze=False)
+    fig, axes = subplots(1, len(rois), figsize=(max(4.0, 0.5 * len(layers) + 2) * len(rois), 3.6), squeeze=False)
     styles = ["-", "--", ":", "-."]
     for ax, roi in zip(axes[0], rois):
         d = df[df["roi"] == roi]

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import secrets
-import sys
 import time
 from pathlib import Path
 
@@ -28,10 +27,10 @@ log = logging.getLogger("brainlike")
 def _progress(total: int, enabled: bool, desc: str):
     if not enabled or total == 0:
         return None
-    from tqdm.auto import tqdm
+    from brainlike._logging import progress_bar
 
-    # disable=None: no bar when stderr is not a terminal (logs stay readable)
-    return tqdm(total=total, desc=desc, unit="job", file=sys.stderr, leave=False, disable=None)
+    # no bar when stderr is not a terminal (logs stay readable) or the "brainlike" logger is silenced
+    return progress_bar(total=total, desc=desc, unit="job", leave=False)
 
 
 def result_ok(job: Job, workdir) -> bool:

@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,8 +52,8 @@ def _hash(obj) -> str:
 
 
 def _log(msg: str, progress: bool) -> None:
-    if progress:
-        print(f"[brainlike] {msg}", file=sys.stderr, flush=True)
+    """A step of the run on the "brainlike" logger: INFO when progress is asked for, else DEBUG."""
+    logging.getLogger("brainlike").log(logging.INFO if progress else logging.DEBUG, msg)
 
 
 def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progress=True):

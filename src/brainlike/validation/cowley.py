@@ -214,14 +214,13 @@ class V4Cowley2023(Benchmark):
 
 
 def _figures(table: pd.DataFrame, out: Path, network) -> list[Path]:
-    from brainlike.mapping.plots import _pyplot, _save
+    from brainlike._plotting import save_png as _save, subplots
 
-    plt = _pyplot()
     paths = []
     for sess in dict.fromkeys(table["session"]):
         d = table[table["session"] == sess]
         norm = d["mean_r_norm"].notna().any()
-        fig, axes = plt.subplots(1, 2 if norm else 1, figsize=(11 if norm else 6, 3.8), squeeze=False)
+        fig, axes = subplots(1, 2 if norm else 1, figsize=(11 if norm else 6, 3.8), squeeze=False)
         for ax, col, lab in [(axes[0][0], "mean_r", "mean r over neurons (± SEM)")] + (
                 [(axes[0][1], "mean_r_norm", "mean noise-ceiling-normalised r")] if norm else []):
             for w, color in (("pretrained", "#1f77b4"), ("random", "#7f7f7f")):
@@ -340,10 +339,9 @@ class V4Decodability(Benchmark):
 
 
 def _decodability_figure(dist, layers, weights, session, n_neurons, network, out: Path) -> Path:
-    from brainlike.mapping.plots import _pyplot, _save
+    from brainlike._plotting import save_png as _save, subplots
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(layers) + 2), 3.8))
+    fig, ax = subplots(figsize=(max(6, 0.6 * len(layers) + 2), 3.8))
     colors = {"pretrained": "#1f77b4", "random": "#7f7f7f"}
     width = 0.8 / len(weights)
     for wi, w in enumerate(weights):

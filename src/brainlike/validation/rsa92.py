@@ -171,10 +171,9 @@ def _expectations(table, hit_vs_mit, full, default) -> list:
 
 
 def _figure(table, ceiling, hit_vs_mit, n_images, network, out: Path) -> Path:
-    from brainlike.mapping.plots import _pyplot, _save
+    from brainlike._plotting import save_png as _save, subplots
 
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    fig, axes = subplots(1, 2, figsize=(12, 3.8))
     colors = {"pretrained": "#1f77b4", "random": "#7f7f7f"}
     layers = list(dict.fromkeys(table["layer"]))
     x = np.arange(len(layers))
