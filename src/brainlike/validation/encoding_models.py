@@ -26,7 +26,7 @@ from brainlike.validation._common import BenchmarkResult, at_least, networks, ne
 __all__ = ["V4EncodingModels", "layer_prefilter"]
 
 MODELS = ("fwrf", "gnet", "ridge")
-SOURCE = "docs/encoding.md (earlier run: first 500 images, 5 folds, blocks 4/7/10, GNet 30 epochs)"
+SOURCE = "docs/validation.md (earlier run: first 500 images, 5 folds, blocks 4/7/10, GNet 30 epochs)"
 
 
 class _Stop(Exception):
@@ -108,9 +108,10 @@ class V4EncodingModels(Benchmark):
     data = "Cowley et al. 2023 V4, sessions 190923 (33 neurons), 201025 (89), 210225 (55); the first n_images each"
     metric = "out-of-fold Pearson r per neuron (k-fold over images, the same folds for every model); mean over neurons"
     ceiling = "none (see v4-cowley2023 for the noise ceiling)"
-    reference = {"190923 fwRF: mean r": 0.462, "190923 GNet8j: mean r": 0.508, "190923 ridge (best layer): mean r": 0.529,
-                 "201025 fwRF: mean r": 0.476, "201025 GNet8j: mean r": 0.455, "201025 ridge (best layer): mean r": 0.502,
-                 "210225 fwRF: mean r": 0.385, "210225 GNet8j: mean r": 0.407, "210225 ridge (best layer): mean r": 0.429}
+    reference = {f"{s} {m}: mean r": v for s, m, v in [
+        ("190923", "fwRF", 0.462), ("190923", "GNet8j", 0.508), ("190923", "ridge (best layer)", 0.529),
+        ("201025", "fwRF", 0.476), ("201025", "GNet8j", 0.455), ("201025", "ridge (best layer)", 0.502),
+        ("210225", "fwRF", 0.385), ("210225", "GNet8j", 0.407), ("210225", "ridge (best layer)", 0.429)]}
     reference_source = SOURCE
     default_layers = ("block4", "block7", "block10")
 
@@ -203,8 +204,9 @@ class V4EncodingModels(Benchmark):
             from brainlike._io import atomic_write
 
             atomic_write(out / "per_neuron.csv", lambda p: detail.to_csv(p, index=False))
-        info = dict(sessions=list(data), n_images=n_images, folds=f"{n_folds}-fold over images (brainlike.folds.kfold, seed {seed})"
-                    ", the same for every model", models=list(run), image_size=image_size,
+        info = dict(sessions=list(data), n_images=n_images,
+                    folds=f"{n_folds}-fold over images (brainlike.folds.kfold, seed {seed}), the same for every model",
+                    models=list(run), image_size=image_size,
                     ridge=f"brainlike.linear.RidgeCV(alphas={len(ridge_alphas)} values, cv={inner_cv}, per neuron)",
                     timings=timings)
         result = BenchmarkResult(self.name, table, exps, figures, info)
