@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 
 from brainlike.validation._benchmark import BUILTIN  # a table of names: importing it loads no benchmark
 
@@ -84,7 +84,7 @@ def run(args) -> int:
 
     from brainlike.validation import run_benchmark
 
-    say = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = None if args.quiet else logging.getLogger("brainlike").info  # progress lines on the brainlike logger
     out = Path(args.out) if args.out else Path("benchmark-output") / args.name
     result = run_benchmark(args.name, args.model, args.layers, out_dir=out, progress=say, **options(args))
     print(result.text())
