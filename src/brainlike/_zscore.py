@@ -68,9 +68,10 @@ def train_stats(train, *, ddof: int = 0, what: str = "columns", level: int = log
     return TrainStats(mean, np.where(constant, 1.0, std), constant)
 
 
-def zscore(train, *others, ddof: int = 0, dtype=None, what: str = "columns") -> list[np.ndarray]:
+def zscore(train, *others, ddof: int = 0, dtype=None, what: str = "columns",
+           level: int = logging.INFO) -> list[np.ndarray]:
     """``train`` and each of ``others`` z-scored with ``train``'s statistics -> list of new arrays."""
-    stats = train_stats(train, ddof=ddof, what=what)
+    stats = train_stats(train, ddof=ddof, what=what, level=level)
     return [stats.apply(a, dtype) for a in (train, *others)]
 
 

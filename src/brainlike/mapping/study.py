@@ -10,6 +10,7 @@ average, with ceiling-normalised scores. Noisy voxels and bad models can then be
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from brainlike._validate import as_2d_float, check_choice
 from brainlike._io import atomic_write
 from brainlike._zscore import train_stats
 from brainlike.ids import align
+from brainlike.linear.rowspace import row_space
 from brainlike.metrics.correlation import pearson, r2
 from brainlike.mapping.splits import Splits, inner_folds, make_splits
 
@@ -170,7 +172,7 @@ def _fit_predict(method, Z, Y, fit_idx, pred_sets, *, alphas, pls_components, in
     """Fit one method on rows ``fit_idx`` of the row-space coordinates ``Z``; predict each evaluation set.
 
     ``Z`` (n_samples, rank) holds the features in an orthonormal basis of the row space of the
-    centred fitting rows (see :func:`_row_space`): ridge and PLS weights lie in that space, so the fit
+    centred fitting rows (see :func:`brainlike.linear.rowspace.row_space`): ridge and PLS weights lie in that space, so the fit
     and every prediction equal those on the raw features, at a cost set by n_samples, not n_features.
     """
     from brainlike.linear import PLSCV, RidgeCV
@@ -185,7 +187,7 @@ def _fit_predict(method, Z, Y, fit_idx, pred_sets, *, alphas, pls_components, in
                  for name, idx in pred_sets.items()}
         return preds, param
     Yf = Y[fit_idx].astype(np.float64)
-    st = train_stats(Yf, what="targets")
+    st = train_stats(Yf, what="targets", level=logging.DEBUG)
     ym, ys = st.mean, st.scale
     cands = tuple(c for c in pls_components if c <= Zf.shape[1]) or (1,)
     model = PLSCV(n_components=cands, cv=folds, scale=False, dtype=np.float64)
@@ -194,35 +196,6 @@ def _fit_predict(method, Z, Y, fit_idx, pred_sets, *, alphas, pls_components, in
     preds = {name: np.asarray(model.predict(Z[idx]), dtype=np.float64).reshape(len(idx), -1) * ys + ym
              for name, idx in pred_sets.items()}
     return preds, param
-
-
-def _row_space(X: np.ndarray, fit_idx: np.ndarray, rows: np.ndarray, chunk: int = 8192):
-    """Coordinates of ``X[rows]`` in an orthonormal basis of the row space of the centred ``X[fit_idx]``.
-
-    Kernel form (never a p x n basis in memory): Gram of the fitting rows, accumulated over feature
-    chunks in float64. Returns (Z (len(rows), rank), mean non-zero eigenvalue of the fitting Gram).
-    """
-    n_f = len(fit_idx)
-    same = np.array_equal(rows, fit_idx)
-    mu = X[fit_idx].mean(axis=0, dtype=np.float64)
-    G = np.zeros((n_f, n_f))
-    C = G if same else np.zeros((len(rows), n_f))
-    # centred chunks multiplied in the features' precision (float32 GEMM is twice as fast, and centring
-    # keeps it accurate), accumulated in float64
-    work = np.float32 if X.dtype == np.float32 else np.float64
-    for a in range(0, X.shape[1], chunk):
-        sl = slice(a, a + chunk)
-        F = (X[fit_idx, sl] - mu[sl]).astype(work, copy=False)
-        G += F @ F.T
-        if not same:
-            C += (X[rows, sl] - mu[sl]).astype(work, copy=False) @ F.T
-    s2, U = np.linalg.eigh(G)
-    keep = s2 > s2.max() * 1e-10 if s2.max() > 0 else np.zeros_like(s2, dtype=bool)
-    if not keep.any():
-        raise ValueError("features are constant over the fitting samples: nothing to fit")
-    U, s2 = U[:, keep], s2[keep]
-    Z = C @ (U / np.sqrt(s2))  # row x of X -> V^T (x - mu), V = Xc^T U S^-1
-    return Z, float(s2.mean())
 
 
 def _pls_candidates(pls_components, n_min_inner_train: int, n_features: int) -> tuple[int, ...]:
@@ -437,14 +410,14 @@ def _coordinates(X: np.ndarray, splits: Splits, standardize: str, alphas) -> lis
         out = []
         for fit in splits.fits:
             rows = np.union1d(fit.fit, np.concatenate(list(fit.predict.values())))
-            Xs = train_stats(X[fit.fit], what="features").apply(X)
-            Z, eig = _row_space(Xs, fit.fit, rows)
+            Xs = train_stats(X[fit.fit], what="features", level=logging.DEBUG).apply(X)
+            Z, eig = row_space(Xs, fit.fit, rows)
             del Xs
             out.append((Z, rows, _alpha_grid(alphas, eig)))
         return out
     Xs = train_stats(X[everything], what="features").apply(X) if standardize == "all" else X
     # one basis for all rows: the row space of every stimulus contains each fitting set's row space
-    Z, eig = _row_space(Xs, everything, everything)
+    Z, eig = row_space(Xs, everything, everything)
     grid = _alpha_grid(alphas, eig)
     return [(Z, everything, grid) for _ in splits.fits]
 

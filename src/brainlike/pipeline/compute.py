@@ -27,6 +27,7 @@ import numpy as np
 
 from brainlike._zscore import train_stats, zscore
 from brainlike.folds import group_kfold
+from brainlike.linear.rowspace import accumulate_gram, embed_gram  # noqa: F401  (used by pipeline.jobs)
 
 
 def column_pearson(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -59,7 +60,7 @@ def prepare_voxels(x_train, x_test, *, alpha=100.0, dtype="float32", train_rows=
     from brainlike.linear import SelectiveRidge
 
     dt = np.dtype(dtype)
-    xtr, xte = zscore(x_train, x_test, ddof=1, dtype=dt, what="voxels")
+    xtr, xte = zscore(x_train, x_test, ddof=1, dtype=dt, what="voxels", level=logging.DEBUG)
     inputs = SelectiveRidge(alpha=float(alpha), dtype=dt).prepare(xtr)
     return RoiVoxels(inputs, xte, train_rows, test_rows)
 
@@ -82,7 +83,7 @@ def decode_prepared(voxels: RoiVoxels, y_train, y_test, *, n_feat=500):
 
     inputs = voxels.inputs
     dt = np.dtype(dict(inputs.settings)["dtype"])
-    ytr, yte = zscore(y_train, y_test, ddof=1, dtype=dt, what="targets")
+    ytr, yte = zscore(y_train, y_test, ddof=1, dtype=dt, what="targets", level=logging.DEBUG)
     n_vox = inputs.n_features
     k = int(n_feat) if n_feat and int(n_feat) < n_vox else n_vox
     model = SelectiveRidge(alpha=inputs.alpha, n_feat=k, dtype=dt)
@@ -138,7 +139,7 @@ def encode_recipe(features, train_rows, y_train, test_rows, y_test, *, alpha=100
     from brainlike.linear import StreamingSelectiveRidge
 
     dt = np.dtype(dtype)
-    ytr, yte = zscore(y_train, y_test, ddof=1, dtype=dt, what="targets")
+    ytr, yte = zscore(y_train, y_test, ddof=1, dtype=dt, what="targets", level=logging.DEBUG)
     units = ZScoredUnits(features, train_rows, dtype=dt)
     k = int(min(int(n_feat), units.shape[1]))
     # (voxels x units) correlations of one chunk stay near 128 MB however many voxels a job has
@@ -150,40 +151,6 @@ def encode_recipe(features, train_rows, y_train, test_rows, y_test, *, alpha=100
     return column_pearson(pred, yte), pred, np.asarray(yte, dtype=np.float32), model.n_constant_inputs_
 
 
-def accumulate_gram(blocks, train_rows: np.ndarray) -> np.ndarray:
-    """Gram matrix (n_rows, n_rows), float64, of z-scored units, summed over unit ``blocks``.
-
-    ``blocks`` yields (n_rows, k) arrays that together hold every unit once (in any order: the
-    Gram does not depend on it). Units are z-scored with the mean/std over ``train_rows``;
-    constant units contribute nothing.
-    """
-    gram = None
-    for block in blocks:
-        f = np.asarray(block, dtype=np.float64)
-        if f.shape[1] == 0:
-            continue
-        tr = f[train_rows]
-        mean = tr.mean(axis=0)
-        std = tr.std(axis=0)
-        keep = std > 0
-        f = (f[:, keep] - mean[keep]) / std[keep]
-        g = f @ f.T
-        gram = g if gram is None else gram + g
-    if gram is None:
-        raise ValueError("a layer must have units to build its kernel; got 0")
-    return gram
-
-
-def embed_gram(gram: np.ndarray, rtol: float = 1e-10) -> np.ndarray:
-    """``Z`` (n, rank) with ``Z @ Z.T == gram`` (eigen-decomposition, null space dropped)."""
-    gram = (gram + gram.T) / 2
-    w, v = np.linalg.eigh(gram)
-    keep = w > rtol * max(w.max(), 0.0) if w.size else w > 0
-    if not keep.any():
-        return np.zeros((gram.shape[0], 1))
-    return v[:, keep] * np.sqrt(w[keep])
-
-
 def encode_voxels(z_train, y_train, z_test, y_test, *, alphas, cv=5, groups=None, dtype="float32"):
     """Per-voxel ridge (alpha per voxel by grouped CV); return (accuracy, prediction, truth, alphas).
 
@@ -192,7 +159,7 @@ def encode_voxels(z_train, y_train, z_test, y_test, *, alphas, cv=5, groups=None
     from brainlike.linear import RidgeCV
 
     dt = np.dtype(dtype)
-    ytr, yte = zscore(y_train, y_test, ddof=1, dtype=dt, what="targets")
+    ytr, yte = zscore(y_train, y_test, ddof=1, dtype=dt, what="targets", level=logging.DEBUG)
     ztr = np.asarray(z_train, dtype=dt)
     zte = np.asarray(z_test, dtype=dt)
     folds = group_kfold(groups if groups is not None else np.arange(len(ztr)), cv, what="encoding cross-validation",
