@@ -19,7 +19,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-COMMAND_MODULES: tuple[str, ...] = ("extract", "datasets", "reproduce", "report", "map", "benchmark", "run", "demo")
+COMMAND_MODULES: tuple[str, ...] = ("extract", "datasets", "reproduce", "report", "map", "encode", "benchmark", "run", "demo")
 
 # exceptions that mean "the input is bad", not "brainlike is broken": one line, exit code 2
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, KeyError, OSError, zipfile.BadZipFile, EOFError)

@@ -230,12 +230,16 @@ def _download(rf: RemoteFile, dest: Path, progress: bool) -> None:
 
 def resolve_in_folder(rf: RemoteFile, folder) -> Path:
     """A registry file in a user's own folder (their download, laid out as published): found under
-    its registry path or, as downloaded, by its file name at the top of ``folder``; verified against
+    its registry path, under that path less its first folder (``folder`` is then the dataset's own
+    root, e.g. the NSD root holding ``nsddata/``), or by its file name at the top; verified against
     the registry's SHA-256 where one is known. Nothing is downloaded."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"data_dir: {folder} is not a folder")
-    for cand in (folder / rf.path, folder / Path(rf.path).name):
+    rel = Path(rf.path)
+    # the registry path, the same without the registry's own top folder (e.g. nsd/), or the bare name
+    for cand in (folder / rel, folder.joinpath(*rel.parts[1:]) if len(rel.parts) > 1 else folder / rel,
+                 folder / rel.name):
         if cand.is_file():
             verify(cand, rf.sha256, rf.path)
             return cand

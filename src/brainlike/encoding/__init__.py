@@ -25,8 +25,13 @@ from brainlike.encoding.gnet import (
     efficientnet_prefilter,
     make_prefilter,
 )
+from brainlike.encoding.study import EncodingStudy, EncodingStudyResult, load_encoding_config, run_encoding_study
 
 __all__ = [
+    "EncodingStudy",
+    "EncodingStudyResult",
+    "load_encoding_config",
+    "run_encoding_study",
     "TransferResult",
     "TuningResult",
     "bipartite_partitions",

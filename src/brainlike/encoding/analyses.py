@@ -197,18 +197,26 @@ def tuning_analysis(predict: Callable, Y, partitions: Mapping[str, np.ndarray], 
     return TuningResult(names, total, inc, exc, inclusion, exclusion, preferred, spread)
 
 
-def layer_partitions(model) -> dict:
-    """Layer-wise partitions of the readout features: trunk layers (GNet) or network layers (FWRF)."""
+def layer_partitions(model, names=None) -> dict:
+    """Layer-wise partitions of the readout features: trunk layers (GNet) or network layers (FWRF).
+
+    ``names``: the network's layer names, one per feature map given to the FWRF (e.g. conv1..conv5);
+    without them FWRF partitions are called layer1, layer2, ...
+    """
     if isinstance(model, GNet):
         return model.feature_groups()
     if isinstance(model, FWRF):
-        return {f"layer{i + 1}": np.arange(s.start, s.stop) for i, s in enumerate(model.feature_slices())}
+        slices = model.feature_slices()
+        if names is not None and len(names) != len(slices):
+            raise ValueError(f"names must give one name per feature map ({len(slices)}); got {list(names)}")
+        names = [f"layer{i + 1}" for i in range(len(slices))] if names is None else list(names)
+        return {n: np.arange(s.start, s.stop) for n, s in zip(names, slices)}
     raise ValueError(f"model must be a fitted GNet or FWRF; got {type(model).__name__}")
 
 
-def bipartite_partitions(model) -> dict:
+def bipartite_partitions(model, names=None) -> dict:
     """Two halves of the network: early layers vs late layers (GNet: the two resolution groups)."""
-    layers = list(layer_partitions(model).values())
+    layers = list(layer_partitions(model, names).values())
     half = (len(layers) + 1) // 2
     if len(layers) < 2:
         raise ValueError("the bipartite analysis needs a model with at least 2 layers")
