@@ -114,9 +114,12 @@ def test_rerun_reuses_every_job_and_a_damaged_one_is_recomputed(study, monkeypat
 
 def test_kfold_cross_validation_over_the_training_images(nsd, tmp_path):
     root, _ = nsd
-    res = run_encoding_study(_config(root, validation={"kfold": 3}, subjects=[1]), tmp_path)
+    res = run_encoding_study(_config(root, validation={"kfold": 3}, subjects=[1], models=["ridge", "pls"],
+                                     pls={"n_components": [1, 2, 4]}), tmp_path)
     assert set(res.voxels["n_images"]) == {200}  # every training image predicted once, shared images unused
-    assert res.voxels["r"].median() > 0.3
+    for model in ("ridge", "pls"):  # both mappings on the same folds, images and voxels
+        assert res.voxels[res.voxels.model == model]["r"].median() > 0.3
+    assert len(res.voxels[res.voxels.model == "ridge"]) == len(res.voxels[res.voxels.model == "pls"]) == 126
 
 
 @pytest.mark.parametrize(("over", "message"), [
@@ -125,6 +128,7 @@ def test_kfold_cross_validation_over_the_training_images(nsd, tmp_path):
     ({"validation": {"kfold": 1}}, "config key 'validation'"),
     ({"network": {**NETWORK, "input_size": 4}}, "network.input_size"),
     ({"ridge": {"layer": "fc8"}}, "config key 'ridge.layer'"),
+    ({"pls": {"layer": "conv9"}}, "config key 'pls.layer'"),
     ({"epochs": 3}, "config key 'epochs': unknown key"),
     ({"rois": ["V1", "LOC"]}, "roi must be among ['V1v'"),  # the NSD loader names the valid ROIs
     ({"rois": ["V1", "nsdgeneral", "V2"], "dataset": {"name": "nsd", "data_dir": "{root}", "options": {

@@ -27,7 +27,7 @@ __all__ = ["ENCODING_MODELS", "EncodingStudy", "EncodingStudyResult", "load_enco
 
 log = logging.getLogger("brainlike")
 
-ENCODING_MODELS = ("fwrf", "ridge", "gnet8j", "gnet8r")
+ENCODING_MODELS = ("fwrf", "ridge", "pls", "gnet8j", "gnet8r")
 ANALYSES = ("comparison", "transfer", "tuning", "synthetic_transfer")
 
 
@@ -39,11 +39,12 @@ class EncodingStudy:
     subjects: list
     rois: list
     network: dict
-    models: list = field(default_factory=lambda: list(ENCODING_MODELS))
+    models: list = field(default_factory=lambda: ["fwrf", "ridge", "gnet8j", "gnet8r"])
     validation: object = "shared1000"
     analyses: list = field(default_factory=lambda: ["comparison", "transfer", "tuning"])
     fwrf: dict = field(default_factory=dict)
     ridge: dict = field(default_factory=dict)
+    pls: dict = field(default_factory=dict)
     gnet: dict = field(default_factory=dict)
     device: str = "auto"
     seed: int = 0
@@ -93,7 +94,7 @@ def load_encoding_config(config) -> EncodingStudy:
     size = net.get("input_size")
     _need(size is None or (isinstance(size, int) and size >= 16), "network.input_size",
           f"must be an integer >= 16 (pixels); got {size!r}")
-    models = config.get("models", list(ENCODING_MODELS))
+    models = config.get("models", ["fwrf", "ridge", "gnet8j", "gnet8r"])
     bad = [m for m in models] if not isinstance(models, list) else [m for m in models if m not in ENCODING_MODELS]
     _need(isinstance(models, list) and models and not bad, "models",
           f"must list models among {list(ENCODING_MODELS)}; got {bad or models}")
@@ -111,15 +112,16 @@ def load_encoding_config(config) -> EncodingStudy:
     _need(ok, "validation", f"must be 'shared1000' or {{kfold: K}} with K >= 2; got {val!r}")
     device = config.get("device", "auto")
     _need(device in ("auto", "cpu", "cuda"), "device", f"must be auto, cpu or cuda; got {device!r}")
-    for key in ("fwrf", "ridge", "gnet"):
+    for key in ("fwrf", "ridge", "pls", "gnet"):
         _need(isinstance(config.get(key, {}), dict), key, "must be a mapping of options")
-    ridge_layer = config.get("ridge", {}).get("layer")
-    _need(ridge_layer is None or ridge_layer in net["layers"], "ridge.layer",
-          f"{ridge_layer!r} is not among network.layers {net['layers']}")
+    for key in ("ridge", "pls"):
+        layer = config.get(key, {}).get("layer")
+        _need(layer is None or layer in net["layers"], f"{key}.layer",
+              f"{layer!r} is not among network.layers {net['layers']}")
     return EncodingStudy(dataset=dict(ds), subjects=list(subjects), rois=list(rois), network=dict(net),
                          models=list(models), validation=val, analyses=list(analyses),
                          fwrf=dict(config.get("fwrf", {})), ridge=dict(config.get("ridge", {})),
-                         gnet=dict(config.get("gnet", {})), device=device, seed=int(config.get("seed", 0)))
+                         pls=dict(config.get("pls", {})), gnet=dict(config.get("gnet", {})), device=device, seed=int(config.get("seed", 0)))
 
 
 @dataclass
@@ -220,8 +222,8 @@ def _union_images(stimuli: dict, ids: list[str]):
 
 def _signature(study: EncodingStudy, subjects: dict) -> str:
     """Content key of the fits: settings + every response, id and image (jobs of another key are not reused)."""
-    h = ContentHasher().json({k: getattr(study, k) for k in ("network", "fwrf", "ridge", "gnet", "validation",
-                                                               "seed", "rois")})
+    h = ContentHasher().json({k: getattr(study, k) for k in ("network", "fwrf", "ridge", "pls", "gnet",
+                                                               "validation", "seed", "rois")})
     for s, d in subjects.items():
         h.json(s).array(np.asarray(d.stimulus_ids).astype(str)).array(np.asarray(d.responses))
         for r in study.rois:
@@ -276,18 +278,33 @@ def _fit_fwrf(study, maps, Y, fit, ev):
     return model, model.predict([m[ev] for m in maps])
 
 
+def _layer_matrix(study, options: dict, maps, fit):
+    """One layer's maps flattened to (images, units), z-scored with the fitting images' statistics."""
+    layers = list(study.network["layers"])
+    X = maps[layers.index(options.pop("layer", layers[len(layers) // 2]))]
+    X = X.reshape(len(X), -1)
+    mu, sd = X[fit].mean(0), X[fit].std(0)
+    sd[sd == 0] = 1.0  # a constant unit carries nothing; it stays 0 after centring
+    return (X - mu) / sd
+
+
 def _fit_ridge(study, maps, Y, fit, ev):
     from brainlike.linear import RidgeCV
 
     opts = dict(study.ridge)
-    layers = list(study.network["layers"])
-    X = maps[layers.index(opts.pop("layer", layers[len(layers) // 2]))]
-    X = X.reshape(len(X), -1)
-    mu, sd = X[fit].mean(0), X[fit].std(0)
-    sd[sd == 0] = 1.0  # a constant unit carries nothing; it stays 0 after centring
+    X = _layer_matrix(study, opts, maps, fit)
     alphas = np.asarray(opts.pop("alphas", np.logspace(-1, 5, 13)), dtype=np.float64)
-    model = RidgeCV(alphas=alphas, alpha_per_target=True, **opts).fit((X[fit] - mu) / sd, Y[fit])
-    return model, model.predict((X[ev] - mu) / sd)
+    model = RidgeCV(alphas=alphas, alpha_per_target=True, **opts).fit(X[fit], Y[fit])
+    return model, model.predict(X[ev])
+
+
+def _fit_pls(study, maps, Y, fit, ev):
+    from brainlike.linear import PLSCV
+
+    opts = dict(study.pls)
+    X = _layer_matrix(study, opts, maps, fit)
+    model = PLSCV(**{"n_components": (1, 2, 4, 8, 16), **opts}).fit(X[fit], Y[fit])
+    return model, model.predict(X[ev])
 
 
 def _gnet(study, mode, checkpoints):
@@ -353,12 +370,12 @@ def run_encoding_study(config, out, *, brain=None, progress: bool = False) -> En
     preds = {m: {s: np.full_like(Y[s], np.nan) for s in Y} for m in study.models}
 
     maps = None
-    if {"fwrf", "ridge"} & set(study.models):
+    if {"fwrf", "ridge", "pls"} & set(study.models):
         say(f"encoding study: features of {len(images)} images, layers {study.network['layers']}")
         maps = _maps(study, _network(study), images, out / "features")
     fitted_fwrf, fields_of = {}, {}
     for k in range(n_folds):
-        for model, fitter in (("fwrf", _fit_fwrf), ("ridge", _fit_ridge)):
+        for model, fitter in (("fwrf", _fit_fwrf), ("ridge", _fit_ridge), ("pls", _fit_pls)):
             if model not in study.models:
                 continue
             for s in Y:
