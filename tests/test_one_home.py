@@ -135,8 +135,9 @@ def scan(root: Path = SRC) -> list[str]:
         rel = path.relative_to(root).as_posix()
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for fn in _functions(tree):
+            is_property = any(_attr(d) in {"property", "cached_property"} for d in fn.decorator_list)
             for kind, pattern in NAMES.items():
-                if rel in HOMES[kind] or not pattern.search(fn.name):
+                if rel in HOMES[kind] or is_property or not pattern.search(fn.name):
                     continue
                 if not _calls(fn, HOME_API[kind]):
                     problems.append(f"{rel}:{fn.lineno}: {fn.name}() is a {kind} helper outside its home "

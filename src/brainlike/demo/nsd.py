@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from brainlike._zscore import zscore
+
 __all__ = ["ROI_CODES", "write_nsd"]
 
 ROI_CODES = {"V1": (1, 2), "V2": (3, 4), "V3": (5, 6), "hV4": (7,)}
@@ -124,7 +126,7 @@ def write_nsd(folder, *, subjects=(1, 2), n_shared: int = 30, n_own: int = 90, s
             sigma = RF_SIGMA[roi]
             g = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2))
             d = np.sqrt(np.tensordot(energy, g / g.sum(), axes=([1, 2], [0, 1])))
-            drive[:, v] = (d - d.mean()) / d.std()
+            drive[:, v] = zscore(d[:, None], dtype=np.float64)[0][:, 0]
             rf[v] = (cx - 0.5, 0.5 - cy, sigma)  # fwRF units: x left->right, y bottom->top, image width 1
         trial_cols = order.astype(np.int64)
         image_of_trial = subjectim[s - 1, trial_cols - 1].astype(np.int64) - 1  # 0-based NSD ids

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from brainlike._hash import ContentHasher
+from brainlike._zscore import train_stats
 
 __all__ = ["ENCODING_MODELS", "EncodingStudy", "EncodingStudyResult", "load_encoding_config", "run_encoding_study"]
 
@@ -283,9 +284,8 @@ def _layer_matrix(study, options: dict, maps, fit):
     layers = list(study.network["layers"])
     X = maps[layers.index(options.pop("layer", layers[len(layers) // 2]))]
     X = X.reshape(len(X), -1)
-    mu, sd = X[fit].mean(0), X[fit].std(0)
-    sd[sd == 0] = 1.0  # a constant unit carries nothing; it stays 0 after centring
-    return (X - mu) / sd
+    # a constant unit gets scale 1 (brainlike._zscore): it carries nothing and stays 0 after centring
+    return train_stats(X[fit], what="units").apply(X)
 
 
 def _fit_ridge(study, maps, Y, fit, ev):
