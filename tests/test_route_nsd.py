@@ -94,6 +94,17 @@ def test_transfer_matrix_and_tuning_named_by_layers(study):
     assert set(tuning[tuning.analysis == "bipartite"]["partition"]) == {"early", "late"}
 
 
+def test_report_page_and_brainlike_report(study, tmp_path):
+    out, _, _ = study
+    page = (out / "report" / "index.html").read_text()
+    for section in ("Models compared per ROI", "Transfer matrix (GNet8r)", "Layer-wise tuning (fwRF)",
+                    "fwRF pooling fields", "median_r2_over_ceiling"):
+        assert section in page
+    assert page.count("data:image/png;base64,") == 4
+    assert main(["report", str(out), "--out", str(tmp_path / "again")]) == 0
+    assert {p.name for p in (tmp_path / "again" / "figures").iterdir()} >= {"comparison.png", "transfer_matrix.svg"}
+
+
 def test_rerun_reuses_every_job_and_a_damaged_one_is_recomputed(study, monkeypatch, caplog):
     out, cfg, _ = study
     import brainlike.encoding.study as S

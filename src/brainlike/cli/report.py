@@ -24,7 +24,11 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from brainlike.report import write_report
+    from brainlike.report.encoding import is_encoding_results, write_encoding_report
 
-    index = write_report(args.results_dir, args.out, pval=args.pval, roi=args.roi, dnn=args.dnn)
+    if is_encoding_results(args.results_dir):  # the output of brainlike encode
+        index = write_encoding_report(args.results_dir, args.out)
+    else:
+        index = write_report(args.results_dir, args.out, pval=args.pval, roi=args.roi, dnn=args.dnn)
     print(f"wrote {index}")
     return 0

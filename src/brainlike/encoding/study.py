@@ -129,7 +129,7 @@ def load_encoding_config(config) -> EncodingStudy:
 class EncodingStudyResult:
     """Tables of a study: ``voxels`` (one row per model, subject, ROI, voxel), ``comparison`` (per
     model and ROI), ``transfer`` (source x target ROI), ``tuning`` (per voxel and partition),
-    ``fields`` (fwRF pooling field per voxel and fold)."""
+    ``fields`` (fwRF pooling field per voxel and fold). The HTML report is ``out/report/index.html``."""
 
     voxels: pd.DataFrame
     comparison: pd.DataFrame
@@ -441,6 +441,9 @@ def run_encoding_study(config, out, *, brain=None, progress: bool = False) -> En
     save_json(results / "study.json", {"signature": jobs_dir.name, "config": study.as_dict(), "n_folds": n_folds,
                                        "subjects": list(Y),
                                        "trials_per_image": {s: float(n_reps[s].mean()) for s in Y}})
+    from brainlike.report.encoding import write_encoding_report
+
+    write_encoding_report(out)
     return result
 
 
