@@ -74,7 +74,7 @@ def test_cli_debug_shows_the_traceback(tmp_path):
     (["report", "r", "--pval", "x"], ["--pval", "invalid float value"]),
     (["extract", "--model", "m"], ["the following arguments are required"]),
     (["reproduce", "nonaka2020"], ["invalid choice: 'nonaka2020'"]),
-    (["benchmark", "v5"], ["invalid choice: 'v5'"]),
+    (["benchmark", "v5"], ["benchmark name must be one of ['v4-cowley2023'", "got 'v5'"]),
     (["datasets", "frobnicate"], ["invalid choice: 'frobnicate'"]),
 ], ids=["run-no-config", "unknown-command", "workers-not-int", "unknown-option", "demo-images-not-int",
         "report-pval-not-float", "extract-missing-required", "reproduce-unknown", "benchmark-unknown",
