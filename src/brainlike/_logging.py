@@ -61,9 +61,9 @@ def progress_enabled(requested: bool = True) -> bool:
 
 
 def progress_bar(iterable=None, *, enabled: bool = True, **kwargs):
-    """A tqdm bar on stderr when :func:`progress_enabled` (and stderr is a terminal), else a disabled
-    one with the same interface."""
+    """A tqdm bar on stderr when :func:`progress_enabled` (asked for explicitly, so drawn to a log file
+    too), else a disabled one with the same interface."""
     from tqdm.auto import tqdm
 
     kwargs.setdefault("file", sys.stderr)
-    return tqdm(iterable, disable=None if progress_enabled(enabled) else True, **kwargs)
+    return tqdm(iterable, disable=not progress_enabled(enabled), **kwargs)
