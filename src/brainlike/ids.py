@@ -61,6 +61,18 @@ def _examples(values: Iterable[str]) -> str:
     return f"[{shown}{', ...' if len(values) > N_SHOWN else ''}]"
 
 
+def _mismatch(missing: list, extra: list, source: str, wanted: str, source_examples=()) -> None:
+    """Raise the one error of a failed pairing: counts and first few of the missing and extra ids."""
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} id(s) of {wanted} are missing from {source}, e.g. {_examples(missing)}")
+    if extra:
+        parts.append(f"{len(extra)} id(s) of {source} are not in {wanted}, e.g. {_examples(extra)}")
+    if source_examples:
+        parts.append(f"{source} has e.g. {_examples(source_examples)}")
+    raise IdMismatchError(f"stimulus ids do not match: {'; '.join(parts)}", missing=missing, extra=extra)
+
+
 def align(source_ids, wanted_ids, *, source: str = "features", wanted: str = "brain data",
           allow_extra: bool = True) -> np.ndarray:
     """Rows of ``source`` that pair with each sample of ``wanted``: ``source[rows]`` lines up with it.
@@ -87,14 +99,7 @@ def align(source_ids, wanted_ids, *, source: str = "features", wanted: str = "br
         wanted_set = set(want.tolist())
         extra = [s for s in src.tolist() if s not in wanted_set]
     if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} id(s) of {wanted} are missing from {source}, e.g. {_examples(missing)}")
-        if extra:
-            parts.append(f"{len(extra)} id(s) of {source} are not in {wanted}, e.g. {_examples(extra)}")
-        if missing and src.size:
-            parts.append(f"{source} has e.g. {_examples(src.tolist())}")
-        raise IdMismatchError(f"stimulus ids do not match: {'; '.join(parts)}", missing=missing, extra=extra)
+        _mismatch(missing, extra, source, wanted, src.tolist() if missing else [])
     return first[pos_clipped].astype(np.intp)
 
 
@@ -105,12 +110,7 @@ def same_ids(a, b, *, name_a: str = "a", name_b: str = "b", ordered: bool = Fals
     only_a = [s for s in ia.tolist() if s not in sb]
     only_b = [s for s in ib.tolist() if s not in sa]
     if only_a or only_b:
-        parts = []
-        if only_b:
-            parts.append(f"{len(only_b)} id(s) of {name_b} are missing from {name_a}, e.g. {_examples(only_b)}")
-        if only_a:
-            parts.append(f"{len(only_a)} id(s) of {name_a} are not in {name_b}, e.g. {_examples(only_a)}")
-        raise IdMismatchError(f"stimulus ids do not match: {'; '.join(parts)}", missing=only_b, extra=only_a)
+        _mismatch(only_b, only_a, name_a, name_b)
     if ordered and not np.array_equal(ia, ib):
         k = int(np.flatnonzero(ia != ib)[0]) if ia.size == ib.size else 0
         raise IdMismatchError(
