@@ -92,6 +92,30 @@ def test_claim_of_a_sigkilled_process_is_taken_over(tmp_path):
             p.kill()
 
 
+def test_claims_of_dead_processes_are_swept_but_live_ones_kept(tmp_path):
+    """A run killed after its job's result was written leaves a claim no later run would take over
+    (the job is done): the next run sweeps the claims of this machine's dead processes."""
+    code = ("import sys, time; from brainlike.pipeline.claims import Claims\n"
+            "c = Claims(sys.argv[1], lease_s=600).__enter__()\n"
+            "assert c.claim(sys.argv[2]); print('held', flush=True); time.sleep(600)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), key], stdout=subprocess.PIPE, text=True,
+                              env=_env()) for key in ("dead-job", "live-job")]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "held"
+        os.kill(procs[0].pid, signal.SIGKILL)
+        procs[0].wait(timeout=30)
+        other = Claims(tmp_path, lease_s=600)
+        assert other.sweep_dead() == 1
+        left = list(tmp_path.glob("*.claim"))
+        assert left == [Path(other.path("live-job"))]  # the live process keeps its claim
+        assert not other.claim("live-job")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+
+
 # ------------------------------------------------------------------------------ two processes
 @pytest.mark.slow
 def test_two_processes_on_one_folder_compute_each_job_once(tmp_path):

@@ -167,12 +167,23 @@ class Claims:
             return self._create(path, key)
         if not self._expired(path, rec):
             return False
-        # take over: rename aside (one process wins), check it was the expired claim, create anew
+        if not self._remove_expired(path, rec):
+            return False
+        if self._create(path, key):
+            self.taken_over += 1
+            log.warning("took over the expired claim of job %s (owner %s pid %s)", key, rec.get("host"),
+                        rec.get("pid"))
+            return True
+        return False
+
+    def _remove_expired(self, path: str, rec: dict) -> bool:
+        """Remove the expired claim ``rec`` at ``path``: rename it aside (one process wins), check it
+        was that claim (else give it back), delete it. True when the path is free."""
         aside = f"{path}.expired-{secrets.token_hex(4)}"
         try:
             os.replace(path, aside)
         except FileNotFoundError:
-            return self._create(path, key)
+            return True
         got = self._read(aside) or {}
         if got.get("token") != rec.get("token"):
             # a fresh claim was made between our look and the rename: give it back
@@ -184,12 +195,18 @@ class Claims:
             return False
         os.unlink(aside)
         self._seen.pop(path, None)
-        if self._create(path, key):
-            self.taken_over += 1
-            log.warning("took over the expired claim of job %s (owner %s pid %s)", key, rec.get("host"),
-                        rec.get("pid"))
-            return True
-        return False
+        return True
+
+    def sweep_dead(self) -> int:
+        """Remove the claims of dead processes of this machine (a run killed after its job's result was
+        written leaves one that no later run would take over, the job being done); return how many."""
+        n = 0
+        for path in map(str, self.folder.glob("*.claim")):
+            rec = self._read(path)
+            mine = rec and rec.get("host") == self.me["host"] and rec.get("boot") == self.me["boot"]
+            if mine and "pid" in rec and rec["pid"] != self.me["pid"] and not _alive(int(rec["pid"])):
+                n += self._remove_expired(path, rec)
+        return n
 
     def release(self, key: str) -> None:
         """Remove our claim of ``key`` (after its result is in place)."""

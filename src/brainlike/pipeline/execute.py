@@ -61,6 +61,8 @@ def run_jobs(jobs: list[Job], context_path, workdir, *, scheduler="local", n_wor
     Jobs are claimed in ``<workdir>/claims`` with a lease of ``lease_s`` seconds: ``n_run`` counts
     the jobs this process computed, ``n_by_others`` those other processes on the same folder did.
     """
+    if (Path(workdir) / "claims").is_dir():
+        Claims(Path(workdir) / "claims", lease_s=lease_s).sweep_dead()  # left by killed runs, jobs done or not
     todo = pending_jobs(jobs, workdir)
     summary = {"n_jobs": len(jobs), "n_done_before": len(jobs) - len(todo), "n_run": 0, "n_by_others": 0,
                "scheduler": scheduler if client is None else "client"}
