@@ -24,16 +24,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
+from _machine import gemm_gflops  # noqa: E402
 from brainlike.encoding import FWRF, gaussian_fields, rf_grid  # noqa: E402
-
-
-def gemm_rate(n=1536, repeats=3):
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    a @ a
-    t = time.perf_counter()
-    for _ in range(repeats):
-        a @ a
-    return 2 * n**3 * repeats / (time.perf_counter() - t)
 
 
 def naive_fit_one_voxel(maps, y, cand, lambdas, tr, ho):
@@ -97,7 +89,7 @@ def main(argv=None):
     nf = sum(c for c, _ in layers)
     k = len(cand)
     Y = rng.standard_normal((n, nv), dtype=np.float32)
-    rate = gemm_rate()
+    rate = gemm_gflops(1536) * 1e9
     print(f"FWRF benchmark: {n} images ({int(np.ceil(0.1 * n))} held out), maps {[f'{c}x{h}x{h}' for c, h in layers]} "
           f"-> {nf} features, {k} candidate fields, {len(lambdas)} penalties, {nv} voxels; "
           f"float32 GEMM here: {rate / 1e9:.0f} GFLOP/s", flush=True)

@@ -32,6 +32,7 @@ import time
 import warnings
 
 import numpy as np
+from _machine import gemm_gflops
 from _memory import PeakRSS
 
 SIZES = {
@@ -129,16 +130,6 @@ def warm_up():
     StreamingSelectiveRidge(n_feat=3).fit(x, rng.standard_normal((40, 2)))  # one Gram per target
 
 
-def gemm_gflops(n=2000):
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    best = np.inf
-    for _ in range(3):
-        t0 = time.perf_counter()
-        a @ a.T.copy()
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
-
-
 def flops_ours(n_img, p, t, k, union):
     """Correlations (one GEMM), then the cheaper of one Gram of the selected units or one per voxel, Cholesky."""
     return 2 * n_img * p * t + min(n_img * union**2, t * n_img * k * k) + t * (k**3 / 3 + 2 * n_img * k)
@@ -155,7 +146,7 @@ def main(argv=None):
     size = "small" if args.small else "full"
     cfg = SIZES[size]
     n_img, t, k = cfg["n_img"], cfg["t"], cfg["k"]
-    gf = gemm_gflops()
+    gf = gemm_gflops(2000)
     print(f"bench_encoding_recipe ({size}); float32 GEMM here now: {gf:.0f} GFLOP/s on {os.cpu_count()} cores "
           "(shared machine: compare within this run)")
     print(f"{n_img} images x {cfg['rep']} repetitions, {cfg['n_test']} test images, {t} voxels, n_feat={k}, "

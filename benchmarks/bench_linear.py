@@ -36,6 +36,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _machine import gemm_gflops
 from _memory import PeakRSS
 
 SIZES = {
@@ -258,16 +259,6 @@ ROWS = {
 # ----------------------------------------------------------------------------- parent
 
 
-def gemm_gflops(n=3000):
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    best = np.inf
-    for _ in range(3):
-        t0 = time.perf_counter()
-        a @ a.T.copy()
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
-
-
 def flops_decoding(n, p, t, k):
     return n * p * p + 2 * n * p * t + t * (k**3 / 3 + 4 * k * k)
 
@@ -316,7 +307,7 @@ def main(argv=None):
 
     size = "small" if args.small else "full"
     cfg = SIZES[size]
-    gf = gemm_gflops()
+    gf = gemm_gflops(3000)
     print(f"bench_linear ({size}); float32 GEMM here now: {gf:.0f} GFLOP/s on {os.cpu_count()} cores "
           "(shared machine: figures vary, compare within this run)")
     failed = False
