@@ -323,19 +323,25 @@ def _gnet(study, mode, checkpoints):
                 **opts)
 
 
-def _job_result(path: Path):
-    """A finished job's arrays, or None: a damaged file is moved aside (named in a warning) and recomputed."""
-    from brainlike.pipeline.store import load_npz
-
+def _finished(path: Path, read):
+    """``read(path)`` of a finished job or analysis file, or None when it is absent; a damaged file is
+    moved aside (``.corrupt``, named in a warning) and None returned, so its work runs again."""
     if not path.is_file():
         return None
     try:
-        return load_npz(path)
+        return read(path)
     except Exception as err:
         bad = path.with_name(path.name + ".corrupt")
         path.replace(bad)
         log.warning("encoding study: %s could not be read (%s); moved to %s and recomputed", path, err, bad.name)
         return None
+
+
+def _job_result(path: Path):
+    """A finished fit's arrays, or None (see :func:`_finished`)."""
+    from brainlike.pipeline.store import load_npz
+
+    return _finished(path, load_npz)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,16 +495,8 @@ def _score_voxels(study, Y, preds, folds, avg, rois, n_reps) -> pd.DataFrame:
 
 
 def _job_table(path: Path):
-    """A finished analysis table (Parquet), or None; a damaged one is set aside and recomputed."""
-    if not path.is_file():
-        return None
-    try:
-        return pd.read_parquet(path)
-    except Exception as err:
-        bad = path.with_name(path.name + ".corrupt")
-        path.replace(bad)
-        log.warning("encoding study: %s could not be read (%s); moved to %s and recomputed", path, err, bad.name)
-        return None
+    """A finished analysis table (Parquet), or None (see :func:`_finished`)."""
+    return _finished(path, pd.read_parquet)
 
 
 def _tuning(study, fitted_fwrf, Y, folds, jobs_dir) -> pd.DataFrame:
