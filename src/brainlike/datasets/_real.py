@@ -223,6 +223,22 @@ def load_god(paths, subject=1, roi=None, **kw) -> BrainData:
     return load_bdata(_pick(paths, f"Subject{int(subject)}.h5"), roi=roi, subject=f"Subject{int(subject)}", **kw)
 
 
+def meta_shen(paths, subject="sub-01", roi=None, **_):
+    """``load_shen`` without the responses (datasets.metadata)."""
+    from .bdata import bdata_meta
+    from .metadata import stack_meta
+
+    return stack_meta([bdata_meta(_pick(paths, f"perceptionNaturalImage{part}_VC_v2.h5"), roi=roi, split=split,
+                                  subject=subject) for part, split in (("Training", "train"), ("Test", "test"))])
+
+
+def meta_god(paths, subject=1, roi=None, **_):
+    """``load_god`` without the responses (datasets.metadata)."""
+    from .bdata import bdata_meta
+
+    return bdata_meta(_pick(paths, f"Subject{int(subject)}.h5"), roi=roi, subject=f"Subject{int(subject)}")
+
+
 def load_decodeddnn_zips(paths, net="AlexNet", layers=None, modes=("accuracy", "rank"), **kw):
     from .decodeddnn import load_decodability
 
@@ -254,3 +270,11 @@ def load_nsd_registry(paths, subject=1, sessions=(1,), space="func1pt8mm", betas
 
     root = Path(_pick(paths, "nsd_expdesign.mat")).parents[3]
     return load_nsd(root, subject=subject, sessions=sessions, space=space, betas_format=betas_format, roi=roi, **kw)
+
+
+def meta_nsd(paths, subject=1, sessions=(1,), space="func1pt8mm", betas_format="hdf5", roi="V1", **_):
+    """``load_nsd_registry`` without the betas (datasets.metadata)."""
+    from .nsd import nsd_meta
+
+    root = Path(_pick(paths, "nsd_expdesign.mat")).parents[3]
+    return nsd_meta(root, subject=subject, sessions=sessions, space=space, betas_format=betas_format, roi=roi)

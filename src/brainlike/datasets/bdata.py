@@ -18,7 +18,7 @@ import numpy as np
 from ._braindata import BrainData
 from ._fetch import file_sha256
 
-__all__ = ["load_bdata", "float_label_to_id", "id_to_float_label", "stack_splits", "open_hdf5"]
+__all__ = ["load_bdata", "bdata_meta", "float_label_to_id", "id_to_float_label", "stack_splits", "open_hdf5"]
 
 LABEL_KEYS = ("stimulus_name", "stimulus_id", "Label", "image_index")
 DATATYPE_SPLITS = {1: "train", 2: "test", 3: "imagery"}
@@ -74,6 +74,104 @@ def _labels_from_index(values: np.ndarray, labels, key: str, path) -> np.ndarray
     return labels[vals.astype(np.int64) - 1]
 
 
+def _layout(f, p: Path, roi, label_key, extra_labels) -> dict:
+    """Columns of an open BData file: metadata keys and rows, label maps, the voxel and label columns
+    to read. Reads only ``/metadata`` and ``/vmap``, never ``/dataset``'s values."""
+    ds_name = "dataset" if "dataset" in f else "dataSet" if "dataSet" in f else None
+    md_name = "metadata" if "metadata" in f else "metaData" if "metaData" in f else None
+    if ds_name is None or md_name is None:
+        raise ValueError(f"{p} is not a BData file: expected /dataset and /metadata, found {list(f)}")
+    dset = f[ds_name]
+    keys = [k.decode() if isinstance(k, bytes) else str(k) for k in f[md_name]["key"][()]]
+    mdv = np.asarray(f[md_name]["value"][()], dtype=np.float64)
+    if mdv.shape != (len(keys), dset.shape[1]):
+        raise ValueError(
+            f"{p}: metadata/value must be ({len(keys)}, {dset.shape[1]}) (keys x columns); got {mdv.shape}"
+        )
+    cols = {k: mdv[i] == 1 for i, k in enumerate(keys)}
+    vmaps = {}
+    if "vmap" in f:
+        for k in f["vmap"]:
+            vmaps[k] = {float(v): (f["vmap"][k][v][()].decode() if isinstance(f["vmap"][k][v][()], bytes)
+                                   else str(f["vmap"][k][v][()])) for v in f["vmap"][k]}
+    roi_keys = [k for k in keys if k.startswith("ROI_")]
+    if "VoxelData" in cols:
+        voxel_cols = cols["VoxelData"]
+    elif roi_keys:
+        voxel_cols = np.logical_or.reduce([cols[k] for k in roi_keys])
+    else:
+        raise ValueError(f"{p}: no 'VoxelData' or 'ROI_*' metadata key; keys are {keys}")
+    voxel_idx = np.flatnonzero(voxel_cols)
+    if roi is not None:
+        names = [roi] if isinstance(roi, str) else list(roi)
+        avail = [k[4:] for k in roi_keys]
+        for nm in names:
+            if nm not in avail:
+                raise ValueError(f"roi must be among {avail} in {p}; got {nm!r}")
+        sel = np.logical_or.reduce([cols["ROI_" + nm] for nm in names]) & voxel_cols
+        voxel_idx = np.flatnonzero(sel)
+        if voxel_idx.size == 0:
+            raise ValueError(f"roi {names} selects no voxel in {p}")
+    if label_key is None:
+        label_key = next((k for k in LABEL_KEYS if k in cols), None)
+        if label_key is None:
+            raise ValueError(f"{p}: no stimulus label column among {LABEL_KEYS}; pass label_key (keys: {keys})")
+    elif label_key not in cols:
+        raise ValueError(f"label_key must be one of the metadata keys {keys}; got {label_key!r}")
+    for key in extra_labels:
+        if key not in cols:
+            raise ValueError(f"extra_labels: {key!r} is not a metadata key of {p}; keys are {keys}")
+    meta_keys = list(dict.fromkeys(
+        [k for k in (label_key, "Run", "Block", "Session", "DataType") if k in cols] + list(extra_labels)))
+    meta_idx = {}
+    for key in meta_keys:
+        idx = np.flatnonzero(cols[key])
+        if idx.size != 1:
+            raise ValueError(f"{p}: metadata key {key!r} must mark one column; it marks {idx.size}")
+        meta_idx[key] = int(idx[0])
+    return {"dset": dset, "keys": keys, "mdv": mdv, "cols": cols, "vmaps": vmaps, "roi_keys": roi_keys,
+            "voxel_idx": voxel_idx, "label_key": label_key, "meta_idx": meta_idx}
+
+
+def _sample_labels(lay: dict, meta_cols: dict, split, index_labels, extra_labels, p: Path):
+    """(stimulus ids, split, sample_info) from the label columns read."""
+    label_key, cols, vmaps = lay["label_key"], lay["cols"], lay["vmaps"]
+    if index_labels is None:
+        ids = _labels_from_column(meta_cols[label_key], vmaps.get(label_key))
+    else:
+        ids = _labels_from_index(meta_cols[label_key], index_labels, label_key, p)
+    sample_info = {k: _labels_from_column(meta_cols[k], vmaps.get(k)) for k in extra_labels}
+    for k, out in (("Run", "run"), ("Block", "block"), ("Session", "session")):
+        if k in cols:
+            sample_info[out] = meta_cols[k].astype(np.int64)
+    if split is None and "DataType" in cols:
+        dt = meta_cols["DataType"].astype(int)
+        split = np.array([DATATYPE_SPLITS.get(int(v), f"datatype{int(v)}") for v in dt])
+    return ids, split, sample_info
+
+
+def bdata_meta(path, roi=None, *, label_key: str | None = None, split: str | None = None, subject: str = "",
+               index_labels=None, extra_labels=()):
+    """What :func:`load_bdata` would return, without the responses: a ``BrainMeta``.
+
+    Reads ``/metadata``, ``/vmap`` and only the label columns (``image_index``, ``DataType``, ...)
+    of ``/dataset``; the voxel columns are never read. Fails where ``load_bdata`` fails on the layout.
+    """
+    from .metadata import BrainMeta
+
+    p = Path(path)
+    with open_hdf5(p) as f:
+        lay = _layout(f, p, roi, label_key, extra_labels)
+        n = lay["dset"].shape[0]
+        order = sorted(set(lay["meta_idx"].values()))
+        block = np.asarray(lay["dset"][:, order], dtype=np.float64) if order else np.empty((n, 0))
+    meta_cols = {k: block[:, order.index(j)] for k, j in lay["meta_idx"].items()}
+    ids, split, sample_info = _sample_labels(lay, meta_cols, split, index_labels, extra_labels, p)
+    rois = {k[4:]: lay["cols"][k][lay["voxel_idx"]] for k in lay["roi_keys"]}
+    return BrainMeta(ids, rois, split=split, subject=subject, n_voxels=int(lay["voxel_idx"].size),
+                     sample_info=sample_info, source=str(p))
+
+
 def load_bdata(
     path,
     roi=None,
@@ -102,80 +200,17 @@ def load_bdata(
     """
     p = Path(path)
     with open_hdf5(p) as f:
-        ds_name = "dataset" if "dataset" in f else "dataSet" if "dataSet" in f else None
-        md_name = "metadata" if "metadata" in f else "metaData" if "metaData" in f else None
-        if ds_name is None or md_name is None:
-            raise ValueError(f"{p} is not a BData file: expected /dataset and /metadata, found {list(f)}")
-        dset = f[ds_name]
-        keys = [k.decode() if isinstance(k, bytes) else str(k) for k in f[md_name]["key"][()]]
-        mdv = np.asarray(f[md_name]["value"][()], dtype=np.float64)
-        if mdv.shape != (len(keys), dset.shape[1]):
-            raise ValueError(
-                f"{p}: metadata/value must be ({len(keys)}, {dset.shape[1]}) (keys x columns); got {mdv.shape}"
-            )
-        cols = {k: mdv[i] == 1 for i, k in enumerate(keys)}
-        vmaps = {}
-        if "vmap" in f:
-            for k in f["vmap"]:
-                vmaps[k] = {float(v): (f["vmap"][k][v][()].decode() if isinstance(f["vmap"][k][v][()], bytes)
-                                       else str(f["vmap"][k][v][()])) for v in f["vmap"][k]}
-        roi_keys = [k for k in keys if k.startswith("ROI_")]
-        if "VoxelData" in cols:
-            voxel_cols = cols["VoxelData"]
-        elif roi_keys:
-            voxel_cols = np.logical_or.reduce([cols[k] for k in roi_keys])
-        else:
-            raise ValueError(f"{p}: no 'VoxelData' or 'ROI_*' metadata key; keys are {keys}")
-        voxel_idx = np.flatnonzero(voxel_cols)
-        if roi is not None:
-            names = [roi] if isinstance(roi, str) else list(roi)
-            avail = [k[4:] for k in roi_keys]
-            for nm in names:
-                if nm not in avail:
-                    raise ValueError(f"roi must be among {avail} in {p}; got {nm!r}")
-            sel = np.logical_or.reduce([cols["ROI_" + nm] for nm in names]) & voxel_cols
-            voxel_idx = np.flatnonzero(sel)
-            if voxel_idx.size == 0:
-                raise ValueError(f"roi {names} selects no voxel in {p}")
-        if label_key is None:
-            label_key = next((k for k in LABEL_KEYS if k in cols), None)
-            if label_key is None:
-                raise ValueError(f"{p}: no stimulus label column among {LABEL_KEYS}; pass label_key (keys: {keys})")
-        elif label_key not in cols:
-            raise ValueError(f"label_key must be one of the metadata keys {keys}; got {label_key!r}")
-        for key in extra_labels:
-            if key not in cols:
-                raise ValueError(f"extra_labels: {key!r} is not a metadata key of {p}; keys are {keys}")
-        meta_keys = list(dict.fromkeys(
-            [k for k in (label_key, "Run", "Block", "Session", "DataType") if k in cols] + list(extra_labels)))
-        meta_idx = {}
-        for key in meta_keys:
-            idx = np.flatnonzero(cols[key])
-            if idx.size != 1:
-                raise ValueError(f"{p}: metadata key {key!r} must mark one column; it marks {idx.size}")
-            meta_idx[key] = int(idx[0])
-        responses, meta = _read_columns(dset, voxel_idx, np.array(list(meta_idx.values()), dtype=np.intp), dtype)
-        meta_cols = {k: meta[:, i] for i, k in enumerate(meta_idx)}
-
-        def column(key):
-            return meta_cols[key]
-
-        if index_labels is None:
-            ids = _labels_from_column(column(label_key), vmaps.get(label_key))
-        else:
-            ids = _labels_from_index(column(label_key), index_labels, label_key, p)
-        sample_info = {k: _labels_from_column(column(k), vmaps.get(k)) for k in extra_labels}
-        for k, out in (("Run", "run"), ("Block", "block"), ("Session", "session")):
-            if k in cols:
-                sample_info[out] = column(k).astype(np.int64)
-        if split is None and "DataType" in cols:
-            dt = column("DataType").astype(int)
-            split = np.array([DATATYPE_SPLITS.get(int(v), f"datatype{int(v)}") for v in dt])
-        rois = {k[4:]: cols[k][voxel_idx] for k in roi_keys}
-        voxel_info = {}
-        for axis in ("voxel_x", "voxel_y", "voxel_z"):
-            if axis in keys:
-                voxel_info[axis] = mdv[keys.index(axis)][voxel_idx]
+        lay = _layout(f, p, roi, label_key, extra_labels)
+        responses, meta = _read_columns(lay["dset"], lay["voxel_idx"], np.array(list(lay["meta_idx"].values()),
+                                                                                dtype=np.intp), dtype)
+    meta_cols = {k: meta[:, i] for i, k in enumerate(lay["meta_idx"])}
+    ids, split, sample_info = _sample_labels(lay, meta_cols, split, index_labels, extra_labels, p)
+    label_key, voxel_idx, keys, mdv = lay["label_key"], lay["voxel_idx"], lay["keys"], lay["mdv"]
+    rois = {k[4:]: lay["cols"][k][voxel_idx] for k in lay["roi_keys"]}
+    voxel_info = {}
+    for axis in ("voxel_x", "voxel_y", "voxel_z"):
+        if axis in keys:
+            voxel_info[axis] = mdv[keys.index(axis)][voxel_idx]
     prov = {
         "dataset": "bdata",
         "files": {p.name: {"path": str(p), "sha256": file_sha256(p)}},

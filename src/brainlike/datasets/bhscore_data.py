@@ -31,7 +31,8 @@ import numpy as np
 from ._braindata import BrainData
 
 __all__ = ["FMRI_FILE", "FEATURE_TREES", "FEATURE_FOLDERS", "INDEX_FILE", "ROI_SELECTORS", "feature_labels", "bhscore_paths",
-           "load_bhscore_fmri", "read_feature_index"]
+           "load_bhscore_fmri", "bhscore_fmri_meta",
+           "read_feature_index"]
 
 # data/download_fmri.sh l.5-10
 FMRI_FILE = "fmri/{subject}_perceptionNaturalImage{part}_VC_v2.h5"
@@ -123,19 +124,9 @@ def read_feature_index(path, layers) -> dict[str, np.ndarray]:
     return out
 
 
-def load_bhscore_fmri(data, subject: str, dnn_dirs, rois=None, *, features: str = "features", nan: str = "warn",
-                      dtype=np.float32) -> BrainData:
-    """One subject's training and test fMRI from BHscore's ``data/`` folder, with feature-file ids.
-
-    ``image_index`` values are turned into the feature file stems of ``features/ImageNetTraining/<dir>``
-    (training file) and ``features/ImageNetTest/<dir>`` (test file). ``dnn_dirs``: the settings'
-    ``dir`` of every network; all must list the same images (the mapping is the same for each).
-    When the files also hold ``stimulus_name`` with a label map, it must agree with the ids.
-    ``rois``: ROI names (``V1`` for ``ROI_V1``; default all of the file). ``features``: the feature
-    folder whose file names ``image_index`` points into (``features`` or ``features_all``: the same images).
-    """
-    from .bdata import load_bdata, stack_splits
-
+def _read_parts(data, subject: str, dnn_dirs, features: str, read) -> tuple[Path, list[str], list]:
+    """Training and test part of one subject: ``read(fmri, split, labels, extra_labels)`` gives each
+    (``load_bdata`` or ``bdata_meta``); the ids checked against ``stimulus_name`` when present."""
     dirs = [dnn_dirs] if isinstance(dnn_dirs, str) else list(dnn_dirs)
     if not dirs:
         raise ValueError("dnn_dirs must name at least one network folder (the settings' 'dir')")
@@ -160,8 +151,7 @@ def load_bhscore_fmri(data, subject: str, dnn_dirs, rois=None, *, features: str 
             keys = [k.decode() if isinstance(k, bytes) else str(k) for k in f["metadata"]["key"][()]] \
                 if "metadata" in f else []
             has_name = NAME_KEY in keys and "vmap" in f and NAME_KEY in f["vmap"]
-        part = load_bdata(fmri, roi=rois, label_key=LABEL_KEY, split=split, subject=subject, nan=nan, dtype=dtype,
-                          index_labels=labels, extra_labels=(NAME_KEY,) if has_name else ())
+        part = read(fmri, split, labels, (NAME_KEY,) if has_name else ())
         if has_name:
             names = np.asarray(part.sample_info.pop(NAME_KEY)).astype(str)
             bad = names != np.asarray(part.stimulus_ids).astype(str)
@@ -172,9 +162,46 @@ def load_bhscore_fmri(data, subject: str, dnn_dirs, rois=None, *, features: str 
                                  f" but {NAME_KEY} {names[k]!r}: the feature tree does not hold the images of "
                                  "this fMRI file")
         parts.append(part)
+    return data, dirs, parts
+
+
+def load_bhscore_fmri(data, subject: str, dnn_dirs, rois=None, *, features: str = "features", nan: str = "warn",
+                      dtype=np.float32) -> BrainData:
+    """One subject's training and test fMRI from BHscore's ``data/`` folder, with feature-file ids.
+
+    ``image_index`` values are turned into the feature file stems of ``features/ImageNetTraining/<dir>``
+    (training file) and ``features/ImageNetTest/<dir>`` (test file). ``dnn_dirs``: the settings'
+    ``dir`` of every network; all must list the same images (the mapping is the same for each).
+    When the files also hold ``stimulus_name`` with a label map, it must agree with the ids.
+    ``rois``: ROI names (``V1`` for ``ROI_V1``; default all of the file). ``features``: the feature
+    folder whose file names ``image_index`` points into (``features`` or ``features_all``: the same images).
+    """
+    from .bdata import load_bdata, stack_splits
+
+    def read(fmri, split, labels, extra):
+        return load_bdata(fmri, roi=rois, label_key=LABEL_KEY, split=split, subject=subject, nan=nan, dtype=dtype,
+                          index_labels=labels, extra_labels=extra)
+
+    data, dirs, parts = _read_parts(data, subject, dnn_dirs, features, read)
     out = stack_splits(parts, dataset="bhscore-data")
     out.subject = subject
     out.provenance = {"dataset": "bhscore-data", "path": str(data), "features": features, "subject": subject,
                       "dnn_dirs": dirs,
                       "parts": [p.provenance for p in parts]}
+    return out
+
+
+def bhscore_fmri_meta(data, subject: str, dnn_dirs, rois=None, *, features: str = "features"):
+    """:func:`load_bhscore_fmri` without the responses: a ``BrainMeta`` from the feature trees' file
+    names and the fMRI files' metadata (:func:`brainlike.datasets.bdata.bdata_meta`)."""
+    from .bdata import bdata_meta
+    from .metadata import stack_meta
+
+    def read(fmri, split, labels, extra):
+        return bdata_meta(fmri, roi=rois, label_key=LABEL_KEY, split=split, subject=subject, index_labels=labels,
+                          extra_labels=extra)
+
+    _, _, parts = _read_parts(data, subject, dnn_dirs, features, read)
+    out = stack_meta(parts)
+    out.subject = subject
     return out

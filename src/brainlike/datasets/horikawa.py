@@ -35,7 +35,7 @@ from brainlike._zscore import train_stats
 from ._braindata import BrainData
 from .bdata import float_label_to_id
 
-__all__ = ["load_horikawa_bids", "find_runs", "derive_rois", "HORIKAWA_ROIS", "PREPROC_DIR"]
+__all__ = ["load_horikawa_bids", "horikawa_bids_meta", "find_runs", "derive_rois", "HORIKAWA_ROIS", "PREPROC_DIR"]
 
 log = logging.getLogger("brainlike")
 
@@ -231,6 +231,81 @@ def _stimulus_events(ev, path: Path, stimulus_event_type: int):
     return stim
 
 
+def _samples_of_run(bold_name: str, ev_path: Path, n_vols: int, tr: float, delay_s: float,
+                    stimulus_event_type: int):
+    """(volume mask, stimulus id, onset) of each stimulus event of one run: its sample is the mean of
+    the volumes acquired in [onset + delay, onset + duration + delay)."""
+    import pandas as pd
+
+    try:
+        ev = pd.read_csv(ev_path, sep="\t", na_values=["n/a"])
+    except (UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise ValueError(f"{ev_path}: not a tab-separated events table ({err})") from None
+    stim = _stimulus_events(ev, ev_path, stimulus_event_type)
+    t = np.arange(n_vols) * tr
+    out = []
+    for _, row in stim.iterrows():
+        start, stop = row["onset"] + delay_s, row["onset"] + row["duration"] + delay_s
+        vols = (t >= start - 1e-6) & (t < stop - 1e-6)
+        if not vols.any():
+            raise ValueError(f"{bold_name}: event at onset {row['onset']} s has no volume in the run")
+        out.append((vols, row["_id"], row["onset"]))
+    return out
+
+
+def _roi_masks(root: Path, subject: str, roi):
+    """(masks with derived ROIs, mask files, union of the voxels read, derived ROIs)."""
+    masks, mask_files = _read_masks(root, subject)
+    masks, made = derive_rois(masks)
+    if roi is not None:
+        want = [roi] if isinstance(roi, str) else list(roi)
+        for nm in want:
+            if nm not in masks:
+                raise ValueError(f"roi must be among {sorted(masks)}; got {nm!r}")
+        union = np.logical_or.reduce([masks[nm] for nm in want])
+    else:
+        union = np.logical_or.reduce(list(masks.values()))
+    return masks, mask_files, union, made
+
+
+def _run_header(bold: Path, mask_shape) -> tuple[object, float]:
+    """(NIfTI image, repetition time) of a run, its shape checked against the masks (header only)."""
+    import nibabel as nib
+
+    img = nib.load(bold)
+    if img.ndim != 4 or tuple(img.shape[:3]) != mask_shape:
+        raise ValueError(f"mask shape {mask_shape} does not match the functional data {bold.name}: {img.shape}")
+    tr = float(img.header.get_zooms()[3])
+    if not tr > 0:
+        raise ValueError(f"{bold.name}: repetition time (4th zoom) must be > 0; got {tr}")
+    return img, tr
+
+
+def horikawa_bids_meta(root, subject: str = "sub-01", roi=None, *, runs: str = "preprocessed",
+                       bold_glob: str | None = None, sessions: str = "ses-perception*", ignore=(),
+                       delay_s: float = 3.0, stimulus_event_type: int = 1, **_):
+    """:func:`load_horikawa_bids` without the responses: a ``BrainMeta`` from the file names, the
+    events tables, the ROI masks and the runs' NIfTI headers (no volume is read)."""
+    from .metadata import BrainMeta
+
+    root = Path(root)
+    pairs = find_runs(root, subject, runs=runs, bold_glob=bold_glob, sessions=sessions, ignore=ignore)
+    masks, _, union, _ = _roi_masks(root, subject, roi)
+    mask_shape = next(iter(masks.values())).shape
+    coords = np.argwhere(union)
+    ids, splits = [], []
+    for bold, ev_path in pairs:
+        img, tr = _run_header(bold, mask_shape)
+        split = _split_from_session(next((p for p in bold.name.split("_") if p.startswith("ses-")), "ses-")[4:])
+        for _, sid, _ in _samples_of_run(bold.name, ev_path, img.shape[3], tr, delay_s, stimulus_event_type):
+            ids.append(sid)
+            splits.append(split)
+    if not ids:
+        raise ValueError(f"{subject}: no stimulus events in {len(pairs)} run(s)")
+    return BrainMeta(np.array(ids), {nm: m[tuple(coords.T)] for nm, m in masks.items()}, split=np.array(splits),
+                     subject=subject, n_voxels=int(coords.shape[0]), source=str(root))
+
+
 def load_horikawa_bids(
     root,
     subject: str = "sub-01",
@@ -257,8 +332,6 @@ def load_horikawa_bids(
     patterns of files in the func folders to leave out (any other file that is not a run, an
     events table or a sidecar is an error naming it).
     """
-    import nibabel as nib
-    import pandas as pd
     from scipy.signal import detrend as sp_detrend
 
     root = Path(root)
@@ -267,53 +340,29 @@ def load_horikawa_bids(
     log.info("%s: %d %s run(s) from %s", subject, len(pairs), runs, where)
     if runs == "raw":
         log.warning("%s: using raw, unpreprocessed runs (no motion correction) as asked (runs='raw')", subject)
-    masks, mask_files = _read_masks(root, subject)
-    masks, made = derive_rois(masks)
+    masks, mask_files, union, made = _roi_masks(root, subject, roi)
     for name, parts in made.items():
         log.info("%s: ROI %s derived as %s", subject, name, " + ".join(parts))
     mask_shape = next(iter(masks.values())).shape
-    if roi is not None:
-        want = [roi] if isinstance(roi, str) else list(roi)
-        for nm in want:
-            if nm not in masks:
-                raise ValueError(f"roi must be among {sorted(masks)}; got {nm!r}")
-        union = np.logical_or.reduce([masks[nm] for nm in want])
-    else:
-        union = np.logical_or.reduce(list(masks.values()))
     coords = np.argwhere(union)
     lo, hi = coords.min(axis=0), coords.max(axis=0) + 1
     rel = coords - lo
     samples, ids, splits, run_ids, onsets = [], [], [], [], []
     for r, (bold, ev_path) in enumerate(pairs):
-        img = nib.load(bold)
-        if img.ndim != 4 or tuple(img.shape[:3]) != mask_shape:
-            raise ValueError(f"mask shape {mask_shape} does not match the functional data {bold.name}: {img.shape}")
-        tr = float(img.header.get_zooms()[3])
-        if not tr > 0:
-            raise ValueError(f"{bold.name}: repetition time (4th zoom) must be > 0; got {tr}")
+        img, tr = _run_header(bold, mask_shape)
         box = np.asarray(img.dataobj[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2], :], dtype=np.float64)
         ts = box[rel[:, 0], rel[:, 1], rel[:, 2], :].T  # (n_volumes, n_voxels)
         if detrend:
             ts = sp_detrend(ts, axis=0, type="linear")
         if zscore:
             ts = train_stats(ts, what=f"voxels of {bold.name}", level=logging.DEBUG).apply(ts)
-        try:
-            ev = pd.read_csv(ev_path, sep="\t", na_values=["n/a"])
-        except (UnicodeDecodeError, pd.errors.ParserError) as err:
-            raise ValueError(f"{ev_path}: not a tab-separated events table ({err})") from None
-        stim = _stimulus_events(ev, ev_path, stimulus_event_type)
-        ses = next((p for p in bold.name.split("_") if p.startswith("ses-")), "ses-")
-        t = np.arange(ts.shape[0]) * tr
-        for _, row in stim.iterrows():
-            start, stop = row["onset"] + delay_s, row["onset"] + row["duration"] + delay_s
-            vols = (t >= start - 1e-6) & (t < stop - 1e-6)
-            if not vols.any():
-                raise ValueError(f"{bold.name}: event at onset {row['onset']} s has no volume in the run")
+        split = _split_from_session(next((p for p in bold.name.split("_") if p.startswith("ses-")), "ses-")[4:])
+        for vols, sid, onset in _samples_of_run(bold.name, ev_path, ts.shape[0], tr, delay_s, stimulus_event_type):
             samples.append(ts[vols].mean(axis=0))
-            ids.append(row["_id"])
-            splits.append(_split_from_session(ses[4:]))
+            ids.append(sid)
+            splits.append(split)
             run_ids.append(r)
-            onsets.append(row["onset"])
+            onsets.append(onset)
     if not samples:
         raise ValueError(f"{subject}: no stimulus events in {len(pairs)} run(s)")
     return BrainData(

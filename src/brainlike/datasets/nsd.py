@@ -170,3 +170,60 @@ def load_nsd(
         voxel_info=voxel_info,
         sample_info={"trial": trials, "session": np.concatenate(sess_of)},
     )
+
+
+def nsd_meta(root, subject: int = 1, sessions=(1,), roi="V1", *, space: str = "func1pt8mm",
+             betas_format: str = "hdf5", ncsnr: bool = True, **_):
+    """:func:`load_nsd` without the betas: a ``BrainMeta`` from ``nsd_expdesign.mat``, the ROI
+    volumes, and the betas and ncsnr files' shapes (HDF5 dataset shape / NIfTI header)."""
+    import nibabel as nib
+
+    from .metadata import BrainMeta
+
+    root = Path(root)
+    s = int(subject)
+    sub = f"subj{s:02d}"
+    names = [roi] if isinstance(roi, str) else list(roi)
+    if not names:
+        raise ValueError("roi must name at least one ROI")
+    if betas_format not in ("hdf5", "nifti"):
+        raise ValueError(f"betas_format must be 'hdf5' or 'nifti'; got {betas_format!r}")
+    masks = _roi_volumes(root / "nsddata" / "ppdata" / sub / space / "roi", names)
+    union = np.logical_or.reduce(list(masks.values()))
+    if not union.any():
+        raise ValueError(f"roi {names} selects no voxel for {sub} in {space}")
+    coords = np.argwhere(union)
+    beta_dir = root / "nsddata_betas" / "ppdata" / sub / space / "betas_fithrf_GLMdenoise_RR"
+    images, shared = nsd_trial_images(root / "nsddata" / "experiments" / "nsd" / "nsd_expdesign.mat", s)
+    trial_idx = []
+    for k in sessions:
+        k = int(k)
+        if betas_format == "hdf5":
+            f = beta_dir / f"betas_session{k:02d}.hdf5"
+            with _open_h5(f) as h:
+                shape = tuple(h["betas"].shape)
+            if len(shape) != 4 or shape[1:] != tuple(union.shape[::-1]):
+                raise ValueError(
+                    f"mask shape {union.shape} (X, Y, Z) does not match the betas of {f}: "
+                    f"{shape} (trials, Z, Y, X) expected (n, {', '.join(map(str, union.shape[::-1]))})")
+            n = shape[0]
+        else:
+            f = beta_dir / f"betas_session{k:02d}.nii.gz"
+            if not f.is_file():
+                raise FileNotFoundError(f"betas file {f} not found")
+            img = nib.load(f)
+            if img.ndim != 4 or tuple(img.shape[:3]) != union.shape:
+                raise ValueError(
+                    f"mask shape {union.shape} does not match the betas of {f}: {img.shape} (X, Y, Z, trials)")
+            n = img.shape[3]
+        start = (k - 1) * TRIALS_PER_SESSION
+        if start + n > images.size:
+            raise ValueError(f"session {k} has {n} trials, beyond the {images.size} trials of nsd_expdesign")
+        trial_idx.append(np.arange(start, start + n))
+    nc_file = beta_dir / "ncsnr.nii.gz"
+    if ncsnr and nc_file.is_file() and tuple(nib.load(nc_file).shape[:3]) != union.shape:
+        raise ValueError(f"mask shape {union.shape} does not match ncsnr {nc_file}: {nib.load(nc_file).shape}")
+    ids = images[np.concatenate(trial_idx)]
+    return BrainMeta(ids.astype(str), {nm: m[tuple(coords.T)] for nm, m in masks.items()},
+                     split=np.where(np.isin(ids, shared), "test", "train"), subject=sub,
+                     n_voxels=int(coords.shape[0]), source=str(root))

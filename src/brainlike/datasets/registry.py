@@ -121,6 +121,9 @@ class DatasetInfo:
     options: dict = field(default_factory=dict)  # option -> (default, help)
     access: str = "open"  # "open" | "mirror-only" | "registration"
     kind: str = "brain"
+    # brain data only: a function (paths, **options) -> BrainMeta (stimulus ids, splits, ROI masks without
+    # the responses; datasets.metadata) or its "module:function" name; None: checks load the data whole
+    metadata: str | Callable | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name or "/" in self.name:
@@ -148,6 +151,12 @@ class DatasetInfo:
         if callable(self.loader):
             return self.loader
         module, func = self.loader.split(":")
+        return getattr(importlib.import_module(module), func)
+
+    def metadata_function(self) -> Callable:
+        if callable(self.metadata):
+            return self.metadata
+        module, func = self.metadata.split(":")
         return getattr(importlib.import_module(module), func)
 
     def file_list(self, **options) -> list[RemoteFile]:
@@ -331,6 +340,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "https://figshare.com/articles/dataset/Deep_Image_Reconstruction/7033577", _shen_files,
             "brainlike.datasets._real:load_shen", {"subject": ("sub-01", "sub-01, sub-02 or sub-03"),
                                                    "roi": (None, "ROI name(s) to read (None: all voxels)")},
+            metadata="brainlike.datasets._real:meta_shen",
         ),
         DatasetInfo(
             "horikawa2017_god", "Horikawa & Kamitani 2017 Generic Object Decoding: preprocessed fMRI (BData HDF5)",
@@ -338,6 +348,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "Horikawa & Kamitani (2017) Nat Commun 8:15037.", "CC BY 4.0 (figshare)",
             "https://figshare.com/articles/dataset/Generic_Object_Decoding/7387130", _god_files,
             "brainlike.datasets._real:load_god", {"subject": (1, "1..5"), "roi": (None, "ROI name(s)")},
+            metadata="brainlike.datasets._real:meta_god",
         ),
         DatasetInfo(
             "horikawa2019_decodability", "Horikawa et al. 2019 DNN feature decodability (accuracy / rank / decoded / true)",
@@ -373,6 +384,7 @@ DATASETS: dict[str, DatasetInfo] = {
             {"subject": (1, "1..8"), "sessions": ((1,), "session numbers (1-based)"),
              "space": ("func1pt8mm", "func1pt8mm or func1mm"), "betas_format": ("hdf5", "hdf5 or nifti"),
              "roi": ("V1", "ROI name(s) (prf-visualrois / nsdgeneral)")}, access="registration",
+            metadata="brainlike.datasets._real:meta_nsd",
         ),
     ]
 }

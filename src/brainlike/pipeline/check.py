@@ -4,8 +4,14 @@
 (:func:`~brainlike.pipeline.config.load_config`: keys, types, finite numbers in range, duplicate
 YAML keys) it resolves what the run would resolve, and fails where the run would fail:
 
-- the dataset (registered name and options), its subjects, ROIs and train/test split, read with
-  the same loaders the run uses; NaN voxels and too few test images;
+- the dataset (registered name and options), its subjects, ROIs, stimulus ids and train/test
+  split, and too few test images. These are read from the data's metadata without the voxel
+  matrix (:mod:`brainlike.datasets.metadata`: BData HDF5, npz, BIDS, BHscore's data folder, and the
+  registered ``shen2019_deeprecon``, ``horikawa2017_god`` and ``nsd``); NaN voxels, which only the
+  responses show, are then found by the run when it reads them. Data given in Python, and
+  registered datasets without a metadata reader (``cowley2023_v4``, ``kay2008_vim1``,
+  ``kay2008_vim1_npz``, your ``register``-ed ones without ``metadata``), are loaded whole as the
+  run loads them, NaN voxels included;
 - the stimuli (every stimulus id of the brain data has an image);
 - each DNN: the model name (loaded as the run loads it) and its layers, resolved by tracing the
   model once; a BHscore feature tree: every layer folder and every image file;
@@ -157,19 +163,26 @@ def check_experiment(config, *, brain=None, stimuli=None, features=None, feature
                 raise NotADirectoryError(f"config key 'out': {parent} is a file, not a folder")
             break
 
-    # brain data: the same loaders as the run
+    # brain data: its metadata where the format has them, else the same loaders as the run
+    metas = None
     if brain is None:
         _check_dataset_name(exp)
-    brains = I.load_brain(exp, brain)
+        metas = I.load_brain_meta(exp)
+    brains = metas if metas is not None else I.load_brain(exp, brain)
     rois = I.resolve_rois(exp, brains)
     rep.rois = rois
     needed: set[str] = set()
     for s, b in brains.items():
-        arr = I.split_subject(b, rois, s)
+        if metas is not None:
+            arr = I.split_meta(b, rois, s)
+            counts = arr["n_train"], arr["n_test"], arr["n_voxels"]
+        else:
+            arr = I.split_subject(b, rois, s)
+            counts = (int(arr["train_x"].shape[0]), int(arr["test_x"].shape[0]),
+                      {r: int(arr[f"roi_{r}"].sum()) for r in rois})
         needed.update(arr["train_ids"].tolist())
         needed.update(arr["test_ids"].tolist())
-        rep.subjects[s] = {"n_train": int(arr["train_x"].shape[0]), "n_test": int(arr["test_x"].shape[0]),
-                           "n_voxels": {r: int(arr[f"roi_{r}"].sum()) for r in rois}}
+        rep.subjects[s] = dict(zip(("n_train", "n_test", "n_voxels"), counts))
     if not exp.dataset:
         name = "(given in Python)"
     elif "format" in exp.dataset:

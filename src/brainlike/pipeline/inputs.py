@@ -65,6 +65,34 @@ def load_brain(exp: Experiment, brain=None) -> dict[str, object]:
     return items
 
 
+def load_brain_meta(exp: Experiment) -> dict[str, object] | None:
+    """{subject: BrainMeta} of the config's dataset read from metadata only (no responses), as
+    :func:`load_brain` would resolve it; None for a registered dataset without a metadata reader."""
+    from brainlike.datasets.metadata import local_meta, registered_meta
+
+    if exp.dataset is None:
+        return None
+    if "format" in exp.dataset:
+        if not exp.subjects:
+            raise ValueError(f"config key 'subjects': list the subjects of the {exp.dataset['format']} files "
+                             f"at {exp.dataset['path']!r}")
+        dirs = list(dict.fromkeys(d.dir for d in exp.dnns.values() if d.dir))
+        return {s: local_meta(exp.dataset, s, exp.rois, dnn_dirs=dirs) for s in exp.subjects}
+    name, opts = exp.dataset["name"], dict(exp.dataset["options"])
+    if not exp.subjects:
+        meta = registered_meta(name, **opts)
+        return None if meta is None else {getattr(meta, "subject", "") or "subject-1": meta}
+    key = exp.dataset["subject_option"]
+    out = {}
+    for s in exp.subjects:
+        meta = registered_meta(name, **{**opts, key: subject_value(s, name, key)})
+        if meta is None:
+            return None
+        meta.subject = s
+        out[s] = meta
+    return out
+
+
 def subject_value(name: str, dataset: str | None = None, option: str = "subject"):
     """The value given to a dataset loader's subject option for the config's subject ``name``.
 
@@ -169,6 +197,23 @@ def split_subject(brain, rois: list[str], subject: str) -> dict:
     for r in rois:
         out[f"roi_{r}"] = np.asarray(brain.rois[r], dtype=bool)[union]
     return out
+
+
+def split_meta(meta, rois: list[str], subject: str) -> dict:
+    """What :func:`split_subject` checks and counts, from a BrainMeta (no responses: NaN voxels are
+    not seen). Returns n_train, n_test (repetition-averaged images), voxels per ROI, and the ids."""
+    if meta.split is None:
+        raise ValueError(f"brain data of subject {subject!r} has no train/test split (BrainData.split is None)")
+    splits = set(np.asarray(meta.split).tolist())
+    if not {"train", "test"} <= splits:
+        raise ValueError(f"brain data of subject {subject!r} needs 'train' and 'test' samples; got splits {sorted(splits)}")
+    ids = np.asarray(meta.stimulus_ids).astype(str)
+    train_ids = ids[meta.split == "train"]
+    test_ids = np.array(list(dict.fromkeys(ids[meta.split == "test"].tolist())), dtype=str)
+    if test_ids.size < 3:
+        raise ValueError(f"subject {subject!r} has {test_ids.size} test image(s); need at least 3 for Pearson r")
+    return {"n_train": int(train_ids.size), "n_test": int(test_ids.size), "train_ids": train_ids,
+            "test_ids": test_ids, "n_voxels": {r: int(np.asarray(meta.rois[r]).sum()) for r in rois}}
 
 
 def write_subject(path, arrays: dict, feature_ids) -> tuple[Path, str]:
