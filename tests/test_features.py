@@ -275,24 +275,25 @@ def test_batch_written_but_not_recorded_is_recomputed(images, tmp_path):
 def test_disk_full_keeps_nothing_half_written(images, tmp_path, monkeypatch, threaded):
     monkeypatch.setattr(_store, "WRITER_THREAD", threaded)
     m = tiny_model()
-    real = _store._write_rows
+    real = _store._write_layer
     seen = []
 
-    def full_at_batch_2(arr, start, stop, data):
-        seen.append(start)
-        if start == 4:
-            real(arr, start, stop, data)  # first layer of the batch lands, then the disk is full
-            if len(seen) > 1 and seen.count(4) == 2:
+    def full_at_batch_2(chunks, codec, array, batch, blocks):
+        if batch == 2:
+            seen.append(array)
+            if len(seen) == 2:  # the first layer of batch 2 landed, then the disk is full
                 raise OSError(errno.ENOSPC, "No space left on device")
+        real(chunks, codec, array, batch, blocks)
 
-    monkeypatch.setattr(_store, "_write_rows", lambda a, s, e, d: (real(a, s, e, d) if s != 4 else full_at_batch_2(a, s, e, d)))
+    monkeypatch.setattr(_store, "_write_layer", full_at_batch_2)
     store = tmp_path / "s"
     with pytest.raises(OSError, match="no space left on device.*unfinished batch was removed") as info:
         extract(m, images, ["relu1", "fc"], store=store, batch_size=2, progress=False)
     assert info.value.errno == errno.ENOSPC
     assert _store._done_batches(store) == {0, 1}
     assert not (store / "L0" / "c" / "2").exists() and not (store / "L1" / "c" / "2").exists()
-    monkeypatch.setattr(_store, "_write_rows", real)
+    assert seen == ["L0", "L1"]
+    monkeypatch.setattr(_store, "_write_layer", real)
     fs = extract(m, images, ["relu1", "fc"], store=store, batch_size=2, progress=False)
     np.testing.assert_allclose(np.asarray(fs["fc"]), reference(m, images)["fc"], rtol=1e-5, atol=1e-6)
 
@@ -301,7 +302,7 @@ def test_disk_full_on_first_batch_removes_the_store(images, tmp_path, monkeypatc
     def full(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(_store, "_write_rows", full)
+    monkeypatch.setattr(_store, "_write_layer", full)
     store = tmp_path / "s"
     with pytest.raises(OSError, match="nothing was kept"):
         extract(tiny_model(), images, ["fc"], store=store, batch_size=4, progress=False)

@@ -174,6 +174,51 @@ def test_records_hold_xxh3_of_each_chunk_file(clean):
         f.stat().st_size for f in store.glob("L*/c/*/*"))
 
 
+class DeadNet(torch.nn.Module):
+    """A layer whose every output is zero (a dead ReLU) beside a live one."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1 = torch.nn.Conv2d(3, 6, 3, stride=2, padding=1)
+        self.dead = torch.nn.ReLU()
+
+    def forward(self, x):
+        return self.dead(-1.0 - self.conv1(x).abs())
+
+
+def test_all_zero_chunks_are_written_recorded_and_read_back(tmp_path, images):
+    """A dead layer's chunks are all zeros: they are written and recorded like any other (never
+    skipped as 'empty', which left a batch without its chunk files and failed the extraction)."""
+    store = tmp_path / "dead"
+    fs = features.extract(models.wrap(DeadNet(), input_size=32, name="dead"), images, ["dead", "conv1"],
+                          store=store, batch_size=4, progress=False)
+    dead = np.asarray(fs["dead"])
+    assert dead.shape == (14, 1536) and not dead.any() and np.asarray(fs["conv1"]).any()
+    rec = json.loads((store / "_done" / "batch_000000").read_text())
+    assert [k for k in rec["chunks"] if k.startswith("L0/")] == [f"L0/c/0/{j}" for j in range(4)]
+    assert features.verify(store).ok and all((store / k).is_file() for k in rec["chunks"])
+
+
+def test_chunk_files_are_the_bytes_zarr_writes(clean, tmp_path):
+    """The store encodes its chunks itself (not through zarr's write path): each chunk file, edge
+    chunks with their zero padding included, equals what zarr writes for the same values."""
+    import zarr
+
+    store, values = clean
+    ref = zarr.open_group(str(tmp_path / "ref"), mode="w")
+    for i, name in enumerate(LAYERS):
+        have = zarr.open_array(store=str(store), path=f"L{i}", mode="r")
+        arr = ref.create_array(f"L{i}", shape=have.shape, chunks=have.chunks, dtype=have.dtype,
+                               compressors=have.compressors, fill_value=0, config={"write_empty_chunks": True})
+        arr[:] = values[name]
+        files = sorted(p.relative_to(store) for p in (store / f"L{i}" / "c").glob("*/*"))
+        assert files and files == sorted(p.relative_to(tmp_path / "ref") for p in
+                                         (tmp_path / "ref" / f"L{i}" / "c").glob("*/*"))
+        for f in files:  # 14 images in batches of 4, 1,536 units in chunks of 400: edges both ways
+            assert (store / f).read_bytes() == (tmp_path / "ref" / f).read_bytes(), f
+
+
 def test_codec_is_lossless_and_shrinks_relu_outputs(clean, images):
     store, values = clean
     meta = json.loads((store / "L0" / "zarr.json").read_text())

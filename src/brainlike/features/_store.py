@@ -40,7 +40,7 @@ from ._integrity import (
     CheckedStore,
     DamagedStoreError,
     Problem,
-    RecordingStore,
+    ChunkWriter,
     StoreState,
     check_store,
     make_record,
@@ -56,10 +56,19 @@ _CHUNK_BYTES = 4 << 20
 # activations through at GB/s (benchmarks/bench_features.py measures both). Lossless.
 CODEC = {"cname": "lz4", "clevel": 1, "shuffle": "noshuffle"}
 log = logging.getLogger("brainlike")
-# Write every chunk as is: zarr's default compares each chunk with the fill value first to skip
-# empty ones, which costs more CPU than the write (5x slower writes measured here), and a batch
-# must own all its chunk files for the completion record to mean what it says.
-_ZARR_WRITE = {"write_empty_chunks": True}
+# Every chunk is written, also an all-zero one (a dead layer): a batch must own all its chunk files
+# for the completion record to mean what it says (zarr's default skips chunks equal to the fill value).
+_ZARR_CREATE = {"write_empty_chunks": True}
+_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}  # numcodecs.Blosc's constants
+
+
+def _chunk_codec(meta: dict):
+    """The numcodecs Blosc that encodes a chunk to the bytes zarr's BloscCodec writes for this store
+    (same cname, clevel, shuffle; typesize from the array's dtype)."""
+    from numcodecs import Blosc
+
+    c = meta["codec"]
+    return Blosc(cname=c["cname"], clevel=int(c["clevel"]), shuffle=_SHUFFLE[c["shuffle"]])
 
 
 class _StopForward(Exception):
@@ -277,8 +286,10 @@ def _write_marker(path: Path, batch: int, record: bytes) -> None:
     write_record(path, batch, record)
 
 
-def _write_rows(arr, start: int, stop: int, data: np.ndarray) -> None:
-    arr[start:stop, :] = data
+def _write_layer(chunks: ChunkWriter, codec, array: str, batch: int, blocks: list) -> None:
+    """Encode and write one layer's chunk blocks of ``batch`` (zarr v3 keys ``<array>/c/<batch>/<j>``)."""
+    for j, block in enumerate(blocks):
+        chunks.write(f"{array}/c/{batch}/{j}", codec.encode(block))
 
 
 def _fsync_dir(d: Path) -> None:
@@ -363,11 +374,14 @@ def _prefetched(stimuli, todo, bs: int, preprocess):
 
 
 class _Capture:
-    """Forward hooks that copy the requested outputs (before any in-place op changes them)."""
+    """Forward hooks that copy the requested outputs (before any in-place op changes them), straight
+    into the store's chunk layout: one C-ordered (batch_size, unit_chunk) block per chunk file,
+    zero-padded at the edges as zarr stores edge chunks. That copy is the only one before encoding."""
 
-    def __init__(self, module, paths):
+    def __init__(self, module, paths, unit_chunk: dict, batch_size: int, dtype):
         self.paths = list(dict.fromkeys(paths))
-        self.out: dict[str, np.ndarray] = {}
+        self.unit_chunk, self.bs, self.dtype = unit_chunk, int(batch_size), np.dtype(dtype)
+        self.out: dict[str, list] = {}
         self.handles = []
         subs = dict(module.named_modules())
         for p in self.paths:
@@ -378,14 +392,28 @@ class _Capture:
 
         def hook(_mod, _inp, out):
             t = out.detach()
+            if t.device.type != "cpu":
+                t = t.to("cpu")
             # copy now: a later in-place op (ReLU(inplace=True)) would change the tensor under us
-            t = t.to("cpu", memory_format=torch.contiguous_format) if t.device.type != "cpu" else \
-                t.clone(memory_format=torch.contiguous_format)
-            self.out[path] = t.numpy().reshape(t.shape[0], -1)
+            self.out[path] = self._blocks(t.reshape(t.shape[0], -1).numpy(), self.unit_chunk[path])
             if len(self.out) == len(self.paths):
                 raise _StopForward
 
         return hook
+
+    def _blocks(self, flat: np.ndarray, uc: int) -> list:
+        rows, n = flat.shape
+        blocks = []
+        for s in range(0, n, uc):
+            w = min(uc, n - s)
+            block = np.empty((self.bs, uc), self.dtype)
+            block[:rows, :w] = flat[:, s:s + w]
+            if rows < self.bs:
+                block[rows:] = 0
+            if w < uc:
+                block[:rows, w:] = 0
+            blocks.append(block)
+        return blocks
 
     def run(self, module, x):
         import torch
@@ -419,9 +447,10 @@ class _Writer(threading.Thread):
     compression and I/O, which release the GIL.
     """
 
-    def __init__(self, path: Path, store: RecordingStore, arrays, meta: dict, threaded: bool):
+    def __init__(self, path: Path, meta: dict, threaded: bool):
         super().__init__(daemon=True)
-        self.path, self.store, self.arrays, self.meta = path, store, arrays, meta
+        self.path, self.meta = path, meta
+        self.chunks, self.codec = ChunkWriter(path), _chunk_codec(meta)
         self.arrays_meta = meta["layers"]
         self.threaded = threaded
         self.q: queue.Queue = queue.Queue(maxsize=1)
@@ -431,9 +460,9 @@ class _Writer(threading.Thread):
     def write(self, item):
         b, start, stop, outs = item
         try:
-            for arr, data in zip(self.arrays, outs):
-                _write_rows(arr, start, stop, data)
-            chunks = self.store.take_batch(self.meta, b)
+            for spec, blocks in zip(self.arrays_meta, outs):
+                _write_layer(self.chunks, self.codec, spec["array"], b, blocks)
+            chunks = self.chunks.take_batch(self.meta, b)
             _flush_batch(self.path, self.arrays_meta, b)
             _write_marker(self.path, b, make_record(b, (start, stop), chunks))
         except BaseException as err:
@@ -494,7 +523,7 @@ def _create_store(path: Path, meta: dict, n: int, batch_size: int, dtype) -> Non
         for spec in meta["layers"]:
             n_units = int(np.prod(spec["unit_shape"]))
             group.create_array(spec["array"], shape=(n, n_units), chunks=(batch_size, spec["unit_chunk"]),
-                               dtype=np.dtype(dtype).name, compressors=codec, fill_value=0, config=_ZARR_WRITE)
+                               dtype=np.dtype(dtype).name, compressors=codec, fill_value=0, config=_ZARR_CREATE)
         meta["array_meta"] = {spec["array"]: hash_file(tmp / spec["array"] / "zarr.json") for spec in meta["layers"]}
         meta["check"] = _meta_check(meta)
         group.attrs[ATTR] = meta
@@ -608,29 +637,25 @@ def extract(model, stimuli, layers, store=None, batch_size: int = 32, device="cp
 
 def _run_batches(model, stimuli, path, meta, todo, n_done, dev, progress, dtype, created):
     import torch
-    import zarr
     from brainlike._logging import progress_bar
 
     bs, n_batches = int(meta["batch_size"]), int(meta["n_batches"])
     for tmp in path.rglob("*.partial"):  # leftovers of a killed write
         tmp.unlink(missing_ok=True)
-    store = RecordingStore(path)
-    arrays = [zarr.open_array(store=store, path=spec["array"], mode="r+", config=_ZARR_WRITE)
-              for spec in meta["layers"]]
     paths = [spec["module"] for spec in meta["layers"]]
     module = model.module
     param = next(iter(module.parameters()), None)
     home = param.device if param is not None else torch.device("cpu")
     module.to(dev)
-    capture = _Capture(module, paths)
-    writer = _Writer(path, store, arrays, meta, WRITER_THREAD)
+    capture = _Capture(module, paths, {spec["module"]: int(spec["unit_chunk"]) for spec in meta["layers"]}, bs, dtype)
+    writer = _Writer(path, meta, WRITER_THREAD)
     writer.begin()
     bar = progress_bar(total=n_batches, initial=n_done, enabled=progress, unit="batch",
                desc=f"extract {model.name}", leave=False)
     try:
         for b, (start, stop), x in _prefetched(stimuli, todo, bs, model.preprocess):
             outs = capture.run(module, x.to(dev))
-            writer.put((b, start, stop, [outs[p].astype(dtype, copy=False) for p in paths]))
+            writer.put((b, start, stop, [outs[p] for p in paths]))
             bar.update(1)
         writer.finish()
         if writer.error is not None:
