@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from brainlike import features, models
-from brainlike.features import _store
+from brainlike.features import _extract, _store
 from brainlike.features import extract
 from brainlike.stimuli import ImageSet
 
@@ -91,7 +91,7 @@ def count_forwards(model):
 
 @pytest.mark.parametrize("threaded", [False, True], ids=["inline-writer", "writer-thread"])
 def test_extract_matches_plain_forward_in_one_pass(images, tmp_path, monkeypatch, threaded):
-    monkeypatch.setattr(_store, "WRITER_THREAD", threaded)
+    monkeypatch.setattr(_extract, "WRITER_THREAD", threaded)
     m = tiny_model()
     calls = count_forwards(m)
     fs = extract(m, images, ["conv1", "relu1", "fc", "conv2"], store=tmp_path / "s", batch_size=5, progress=False)
@@ -213,7 +213,7 @@ def _script(tmp_path, store, delay, body=""):
         ns = {{}}
         exec(compile({NET_SRC!r}, "tinynet", "exec"), ns)
         from brainlike import models
-        from brainlike.features import extract, _store
+        from brainlike.features import _extract, _store, extract
         from brainlike.stimuli import ImageSet
         images = ImageSet.from_array(np.load({str(tmp_path / 'imgs.npy')!r}), name="rand16")
         model = models.wrap(ns["make"]({delay}), input_size=32, name="tiny")
@@ -252,12 +252,12 @@ def test_batch_written_but_not_recorded_is_recomputed(images, tmp_path):
     np.save(tmp_path / "imgs.npy", images.array())
     store = tmp_path / "store"
     body = """
-    real = _store._write_marker
+    real = _extract._write_marker
     def marker(path, batch, info):
         if batch == 2:
             os._exit(9)  # data of batch 2 is on disk, its record is not
         real(path, batch, info)
-    _store._write_marker = marker
+    _extract._write_marker = marker
     """
     script = _script(tmp_path, store, delay=0.0, body=body)
     assert subprocess.run([sys.executable, str(script)]).returncode == 9
@@ -273,9 +273,9 @@ def test_batch_written_but_not_recorded_is_recomputed(images, tmp_path):
 
 @pytest.mark.parametrize("threaded", [False, True], ids=["inline-writer", "writer-thread"])
 def test_disk_full_keeps_nothing_half_written(images, tmp_path, monkeypatch, threaded):
-    monkeypatch.setattr(_store, "WRITER_THREAD", threaded)
+    monkeypatch.setattr(_extract, "WRITER_THREAD", threaded)
     m = tiny_model()
-    real = _store._write_layer
+    real = _extract._write_layer
     seen = []
 
     def full_at_batch_2(chunks, codec, array, batch, blocks):
@@ -285,7 +285,7 @@ def test_disk_full_keeps_nothing_half_written(images, tmp_path, monkeypatch, thr
                 raise OSError(errno.ENOSPC, "No space left on device")
         real(chunks, codec, array, batch, blocks)
 
-    monkeypatch.setattr(_store, "_write_layer", full_at_batch_2)
+    monkeypatch.setattr(_extract, "_write_layer", full_at_batch_2)
     store = tmp_path / "s"
     with pytest.raises(OSError, match="no space left on device.*unfinished batch was removed") as info:
         extract(m, images, ["relu1", "fc"], store=store, batch_size=2, progress=False)
@@ -293,7 +293,7 @@ def test_disk_full_keeps_nothing_half_written(images, tmp_path, monkeypatch, thr
     assert _store._done_batches(store) == {0, 1}
     assert not (store / "L0" / "c" / "2").exists() and not (store / "L1" / "c" / "2").exists()
     assert seen == ["L0", "L1"]
-    monkeypatch.setattr(_store, "_write_layer", real)
+    monkeypatch.setattr(_extract, "_write_layer", real)
     fs = extract(m, images, ["relu1", "fc"], store=store, batch_size=2, progress=False)
     np.testing.assert_allclose(np.asarray(fs["fc"]), reference(m, images)["fc"], rtol=1e-5, atol=1e-6)
 
@@ -302,7 +302,7 @@ def test_disk_full_on_first_batch_removes_the_store(images, tmp_path, monkeypatc
     def full(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(_store, "_write_layer", full)
+    monkeypatch.setattr(_extract, "_write_layer", full)
     store = tmp_path / "s"
     with pytest.raises(OSError, match="nothing was kept"):
         extract(tiny_model(), images, ["fc"], store=store, batch_size=4, progress=False)

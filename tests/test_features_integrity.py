@@ -14,7 +14,7 @@ import xxhash
 
 from brainlike import features, models
 from brainlike.cli import main
-from brainlike.features import DamagedStoreError, FeatureSet, _store
+from brainlike.features import DamagedStoreError, FeatureSet, _extract
 from brainlike.stimuli import ImageSet
 
 LAYERS = ["relu1", "fc"]
@@ -42,7 +42,7 @@ def tiny():
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch):
     # 400 units x 4 images a chunk: relu1 (1,536 units) spans 4 chunk files per batch, fc one
-    monkeypatch.setattr(_store, "_CHUNK_BYTES", 400 * 4 * 4)
+    monkeypatch.setattr(_extract, "_CHUNK_BYTES", 400 * 4 * 4)
 
 
 @pytest.fixture
