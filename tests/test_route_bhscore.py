@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from brainlike.cli import main
-from brainlike.demo.layouts import bhscore_layout
+from brainlike.demo.layouts import BH_SHAPES, bhscore_layout
 
 pytestmark = pytest.mark.slow
 
@@ -342,8 +342,10 @@ def test_encoding_recipe_and_control_from_the_command_line(mini, tmp_path, capsy
     assert sorted(tree["AlexNet"]) == sorted(settings["dnns"]["AlexNet"]["layers"])
 
 
-def test_features_all_folder(mini, tmp_path, capsys):
-    """--bhscore-features features_all reads data/features_all (BHscore's encoding scripts' folder)."""
+def test_features_all_folder(mini, tmp_path, capsys, caplog):
+    """--bhscore-features features_all reads data/features_all (BHscore's encoding scripts' folder); a data
+    folder with only features_all/ is read for both analyses by default, and the log says so."""
+    import logging
     import shutil
 
     data = tmp_path / "data"
@@ -357,10 +359,52 @@ def test_features_all_folder(mini, tmp_path, capsys):
     assert main(["run", str(tmp_path / "settings.json"), "--bhscore-data", str(data), "--out", str(tmp_path / "o"),
                  "--bhscore-features", "features_all", "--check"]) == 0
     assert "features_all/ImageNetTraining/caffe/AlexNet" in capsys.readouterr().out
-    # without it, the decoding scripts' folder is looked for and its absence named
+    with caplog.at_level(logging.INFO, logger="brainlike"):
+        assert main(["run", str(tmp_path / "settings.json"), "--bhscore-data", str(data), "--out",
+                     str(tmp_path / "o"), "--check"]) == 0
+    assert "only features_all/" in caplog.text
+    assert "features_all/ImageNetTraining/caffe/AlexNet" in capsys.readouterr().out
+    # forced to the decoding scripts' folder, its absence is named
     assert main(["run", str(tmp_path / "settings.json"), "--bhscore-data", str(data), "--out", str(tmp_path / "o"),
-                 "--check"]) == 2
+                 "--bhscore-features", "features", "--check"]) == 2
     assert "features/ImageNetTraining/caffe/AlexNet" in capsys.readouterr().err
+
+
+def test_decoding_reads_features_encoding_reads_features_all(tmp_path, capsys):
+    """With both of BHscore's folders (features/: a unit subset per layer; features_all/: every unit), one
+    run decodes the subset and encodes from every unit, each source fingerprinted on its own; the BH
+    scores equal those of the two analyses run apart with the folder forced."""
+    mini = bhscore_layout(tmp_path / "BHscore", subjects=["sub-01"], n_train=60, n_test=20, voxels_per_roi=30,
+                          features_all=True, seed=3)
+    settings, data = str(mini["settings"]), str(mini["data"])
+
+    def run(out, *extra):
+        assert main(["run", settings, "--bhscore-data", data, "--out", str(tmp_path / out), "--scheduler",
+                     "synchronous", "--no-progress", "--no-report", *extra]) == 0
+        res = tmp_path / out / "results"
+        return (pd.read_csv(res / "bh_scores.csv").set_index(["dnn", "kind"])["score"],
+                json.loads((res / "provenance.json").read_text())["inputs"], res)
+
+    assert main(["run", settings, "--bhscore-data", data, "--out", str(tmp_path / "c"), "--analyses", "decoding",
+                 "encoding", "--check"]) == 0
+    printed = capsys.readouterr().out
+    assert "features/ImageNetTraining/caffe/AlexNet" in printed and "features_all/ImageNetTraining" in printed
+    both, prov, res = run("both", "--analyses", "decoding", "encoding")
+    full = {layer: int(np.prod(shape)) for layer, shape in BH_SHAPES.items()}
+    subset = {layer: len(u) for layer, u in mini["decoding_units"].items()}
+    assert all(subset[k] < full[k] for k in full)
+    table = pd.read_parquet(res / "decoding_accuracy.parquet")
+    assert table.groupby("layer", observed=True)["unit"].nunique().to_dict() == subset
+    assert prov["n_units"]["AlexNet"] == subset
+    assert prov["encoding_features"]["AlexNet"]["n_units"] == full
+    assert "features_all" in prov["encoding_features"]["AlexNet"]["source"][0]
+    assert prov["encoding_features"]["AlexNet"]["content"] != prov["features"]["AlexNet"]["content"]
+    dec, prov_dec, _ = run("dec", "--analyses", "decoding", "--bhscore-features", "features")
+    enc, prov_enc, _ = run("enc", "--analyses", "encoding", "--bhscore-features", "features_all")
+    assert prov_dec["n_units"]["AlexNet"] == subset and prov_enc["n_units"]["AlexNet"] == full
+    assert both[("AlexNet", "decoding")] == dec[("AlexNet", "decoding")]
+    assert both[("AlexNet", "encoding")] == enc[("AlexNet", "encoding")]
+    assert both[("AlexNet", "decoding")] > 0.5 and both[("AlexNet", "encoding")] > 0.5
 
 
 def test_local_bids_and_single_file_bdata(tmp_path):

@@ -28,9 +28,10 @@ def register(subparsers) -> None:
                    help="BHscore's data/ folder as its scripts lay it out: fMRI from DATA/fmri, features of each "
                    "DNN 'dir' from DATA/features/ImageNetTraining and DATA/features/ImageNetTest; accuracies are "
                    "also written in BHscore's trees under --out")
-    p.add_argument("--bhscore-features", default="features", choices=["features", "features_all"],
-                   help="with --bhscore-data: the feature folder to read, 'features' (BHscore's decoding scripts) or "
-                   "'features_all' (all units, as its encoding scripts)")
+    p.add_argument("--bhscore-features", default=None, choices=["features", "features_all"],
+                   help="with --bhscore-data: the one feature folder both analyses read, 'features' (BHscore's "
+                   "decoding scripts) or 'features_all' (all units, as its encoding scripts); default: as BHscore, "
+                   "decoding reads features/ and encoding features_all/ (the one there when only one is)")
     p.add_argument("--analyses", nargs="+", default=None, metavar="ANALYSIS",
                    help="analyses to run instead of the config's (e.g. 'decoding encoding'; a settings.json runs "
                    "decoding only, encoding with BHscore's recipe)")

@@ -113,7 +113,7 @@ def _float_label(name: str) -> float:
 
 def bhscore_layout(root, *, subjects=None, n_train: int = 100, n_test: int = 50, train_reps: int = 2,
                    test_reps: int = 3, voxels_per_roi: int = 60, noise: float = 2.0, feature_index: bool = False,
-                   seed: int = 0) -> dict:
+                   features_all: bool = False, seed: int = 0) -> dict:
     """Write a miniature KamitaniLab/BHscore checkout under ``root``; return its paths.
 
     ``root/settings.json`` (the repository's ``settings.json``, with one network) and ``root/data/``:
@@ -130,8 +130,18 @@ def bhscore_layout(root, *, subjects=None, n_train: int = 100, n_test: int = 50,
       ``(1,) + unit shape``;
     - with ``feature_index``, ``data/features/ImageNetTraining/caffe/AlexNet/index_random1000.mat``
       (``feature_decoding_train.py`` l.75, ``featenc_fastl2lir_predict.py`` l.40): about 3/4 of each
-      layer's units, bdpy's ``feature_index`` format.
+      layer's units, bdpy's ``feature_index`` format;
+    - with ``features_all``, both of BHscore's feature folders as published: ``data/features_all/...``
+      with every unit (``data/download_features_all.sh``; read by the encoding scripts,
+      ``encoding/bhscore_caffe_AlexNet_allunits.yaml`` 'training feature dir' / 'test feature dir') and
+      ``data/features/...`` with a random 3/4 of each layer's units, flattened to ``(1, k)`` (the
+      published ``features/`` hold 1000 random units per layer, read whole by
+      ``feature_decoding_train.py`` l.106 ``Features(...)`` without an index). The subset is returned
+      as ``"decoding_units"`` ({layer: indices into the flattened layer}).
     """
+    if features_all and feature_index:
+        raise ValueError("features_all: the features/ folder then holds the unit subset itself; "
+                         "feature_index=True would subset it again")
     root = Path(root)
     subjects = list(BH_SUBJECTS if subjects is None else subjects)
     rng = np.random.default_rng(seed)
@@ -142,13 +152,21 @@ def bhscore_layout(root, *, subjects=None, n_train: int = 100, n_test: int = 50,
     latents = {s: rng.standard_normal((len(names[s]), len(BH_ROIS), n_lat)) for s in names}
     # features: layer l reads the latents of ROI BH_LAYER_ROI[l] through its own mixing, plus unit noise
     mixing = {layer: rng.standard_normal((n_lat, int(np.prod(BH_SHAPES[layer])))) / np.sqrt(n_lat) for layer in BH_LAYERS}
+    sub_rng = np.random.default_rng(seed + 1)  # its own draws: the rest of the miniature is the same either way
+    subset = {layer: np.sort(sub_rng.choice(int(np.prod(BH_SHAPES[layer])), size=int(np.prod(BH_SHAPES[layer])) * 3 // 4,
+                                            replace=False)) for layer in BH_LAYERS} if features_all else {}
     for split, part in (("train", "ImageNetTraining"), ("test", "ImageNetTest")):
         for li, layer in enumerate(BH_LAYERS):
             z = latents[split][:, BH_LAYER_ROI[li]]
             feats = z @ mixing[layer] + 0.3 * rng.standard_normal((z.shape[0], mixing[layer].shape[1]))
             for name, row in zip(names[split], feats):
-                _save_feat(data / "features" / part / BH_DIR / layer / f"{name}.mat",
-                           row.reshape((1, *BH_SHAPES[layer])))
+                full = row.reshape((1, *BH_SHAPES[layer]))
+                if features_all:
+                    _save_feat(data / "features_all" / part / BH_DIR / layer / f"{name}.mat", full)
+                    _save_feat(data / "features" / part / BH_DIR / layer / f"{name}.mat",
+                               full.reshape(-1)[subset[layer]][None])
+                else:
+                    _save_feat(data / "features" / part / BH_DIR / layer / f"{name}.mat", full)
     if feature_index:
         import hdf5storage
 
@@ -178,7 +196,8 @@ def bhscore_layout(root, *, subjects=None, n_train: int = 100, n_test: int = 50,
     settings = {"subjects": subjects, "rois": list(BH_ROIS), "dnns": {"AlexNet": {"dir": BH_DIR, "layers": BH_LAYERS}}}
     (root / "settings.json").write_text(json.dumps(settings, indent=4) + "\n")
     return {"root": root, "settings": root / "settings.json", "data": data, "subjects": subjects,
-            "images": names, "dir": BH_DIR, "layers": list(BH_LAYERS), "rois": list(BH_ROIS)}
+            "images": names, "dir": BH_DIR, "layers": list(BH_LAYERS), "rois": list(BH_ROIS),
+            "decoding_units": subset}
 
 
 def main(argv=None) -> int:
@@ -188,8 +207,10 @@ def main(argv=None) -> int:
     p.add_argument("dir", help="folder to write (created)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--feature-index", action="store_true", help="also write index_random1000.mat (unit subsets)")
+    p.add_argument("--features-all", action="store_true",
+                   help="write features_all/ (every unit, read by encoding) and a unit subset in features/ (decoding)")
     args = p.parse_args(argv)
-    info = bhscore_layout(args.dir, seed=args.seed, feature_index=args.feature_index)
+    info = bhscore_layout(args.dir, seed=args.seed, feature_index=args.feature_index, features_all=args.features_all)
     print(f"BHscore miniature: {info['settings']} and {info['data']} ({len(info['subjects'])} subjects, "
           f"{len(info['images']['train'])} training and {len(info['images']['test'])} test images, "
           f"{len(info['layers'])} layers of {info['dir']})")

@@ -14,7 +14,8 @@ YAML keys) it resolves what the run would resolve, and fails where the run would
   run loads them, NaN voxels included;
 - the stimuli (every stimulus id of the brain data has an image);
 - each DNN: the model name (loaded as the run loads it) and its layers, resolved by tracing the
-  model once; a BHscore feature tree: every layer folder and every image file;
+  model once; a BHscore feature tree: every layer folder and every image file (of the
+  ``encoding_features`` tree too when the encoding analysis reads one);
 - the scheduler: the address format, and for a remote scheduler that something answers there.
 
 Nothing is written and no feature is extracted.
@@ -221,8 +222,16 @@ def check_experiment(config, *, brain=None, stimuli=None, features=None, feature
             units = _check_model_layers(dnn)
             src = dnn.model
         else:
-            units = _check_feature_tree(dnn, ids)
-            src = " + ".join(dnn.features) if isinstance(dnn.features, list) else dnn.features
+            decodes = bool({"decoding", "decodability"} & set(exp.analyses))
+            enc = I.encoding_source(dnn) if dnn.encoding_features is not None else None
+            read = [("", dnn)] if enc is None else [("decoding", dnn)] * decodes + [("encoding", enc)] * (
+                "encoding" in exp.analyses)
+            units, parts = {}, []
+            for what, d in read or [("", dnn)]:
+                units = _check_feature_tree(d, ids)
+                tree = " + ".join(d.features) if isinstance(d.features, list) else d.features
+                parts.append(f"{tree} ({what})" if what else tree)
+            src = "; ".join(parts)
         rep.layers[dname] = units
         sizes = ", ".join(f"{k} {v}" if v is not None else k for k, v in units.items())
         lines.append(f"    {dname}: {len(dnn.layers)} layers from {src}" + (f" [{dnn.control}]" if dnn.control else "")

@@ -71,7 +71,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _DNN_KEYS = {"model", "layers", "pretrained", "seed", "features", "dir", "layer_labels", "batch_size", "control",
-             "input_size", "feature_index", "model_options"}
+             "input_size", "feature_index", "model_options", "encoding_features"}
 CONTROLS = ("layer_shuffled",)
 _DATASET_KEYS = {"name", "options", "subject_option"}
 # local files instead of a registered name: {format: ..., path: ..., <format options>}
@@ -101,6 +101,8 @@ class DNN:
     control: str | None = None  # "layer_shuffled": units dealt out to the layers at random (no hierarchy)
     input_size: int | None = None  # images resized to this instead of the model's own input size
     feature_index: str | None = None  # bdpy feature_index file (BHscore's index_random1000.mat): units kept per layer
+    # the encoding analysis reads this feature tree (all its units) instead of `features` (BHscore: features_all/)
+    encoding_features: str | list[str] | None = None
 
 
 @dataclass
@@ -140,7 +142,8 @@ class Experiment:
                     "model_options": d.model_options,
                     "features": d.features,
                     "dir": d.dir, "layer_labels": d.layer_labels, "batch_size": d.batch_size,
-                    "control": d.control, "input_size": d.input_size, "feature_index": d.feature_index}
+                    "control": d.control, "input_size": d.input_size, "feature_index": d.feature_index,
+                    "encoding_features": d.encoding_features}
                 for k, d in self.dnns.items()
             },
             "decoding": self.decoding,
@@ -341,7 +344,7 @@ def load_config(config, **overrides) -> Experiment:
     """
     features_root = overrides.pop("features_root", None)
     bhscore_data = overrides.pop("bhscore_data", None)
-    bhscore_features = overrides.pop("bhscore_features", "features")
+    bhscore_features = overrides.pop("bhscore_features", None)
     add_controls = overrides.pop("add_controls", ())
     if isinstance(config, Experiment):
         raw, source = copy.deepcopy(config.raw), config.source
@@ -388,32 +391,51 @@ def add_control_networks(raw: dict, control: str = "layer_shuffled") -> dict:
     return raw
 
 
-def apply_bhscore_data(raw: dict, data, features: str = "features") -> dict:
-    """Point a config at BHscore's ``data/`` folder: its fMRI files and its two feature trees.
+def apply_bhscore_data(raw: dict, data, features: str | None = None) -> dict:
+    """Point a config at BHscore's ``data/`` folder: its fMRI files and its feature trees.
 
     The dataset becomes ``{format: bhscore, path: DATA}`` (unless the config names one); each DNN
-    with a ``dir`` and no ``model``/``features`` reads ``DATA/features/ImageNetTraining/<dir>`` and
-    ``DATA/features/ImageNetTest/<dir>``, with ``index_random1000.mat`` of the training tree's
-    network folder when it is there (see :mod:`brainlike.datasets.bhscore_data`). ``features``:
-    ``features`` (BHscore's decoding scripts) or ``features_all`` (all units, as its encoding scripts).
+    with a ``dir`` and no ``model``/``features`` reads ``DATA/<folder>/ImageNetTraining/<dir>`` and
+    ``DATA/<folder>/ImageNetTest/<dir>``, with ``index_random1000.mat`` of the training tree's
+    network folder when it is there (see :mod:`brainlike.datasets.bhscore_data`).
+
+    ``features=None`` (default) is BHscore's own arrangement: decoding reads ``features/`` (its
+    decoding scripts; the published files hold 1000 random units per layer) and encoding reads
+    ``features_all/`` (every unit, ``encoding/bhscore_caffe_*_allunits.yaml``), each DNN getting
+    ``encoding_features``; when only one of the two folders is there, both analyses read it (logged).
+    ``features="features"`` or ``"features_all"`` makes both analyses read that folder.
     """
+    import logging
+
     from brainlike.datasets.bhscore_data import FEATURE_FOLDERS, FEATURE_TREES, INDEX_FILE
 
-    if features not in FEATURE_FOLDERS:
+    if features is not None and features not in FEATURE_FOLDERS:
         raise ValueError(f"--bhscore-features must be one of {list(FEATURE_FOLDERS)}; got {features!r}")
 
     data = Path(data)
     if not data.is_dir():
         raise FileNotFoundError(f"--bhscore-data: folder not found: {data} (BHscore's data/ folder, with fmri/ "
                                 "and features/ inside)")
+    decoding, encoding = features, None
+    if features is None:
+        have = [f for f in FEATURE_FOLDERS if (data / f).is_dir()]
+        decoding = have[0] if have else "features"  # none there: --check names the missing folder
+        if len(have) == 2:
+            encoding = "features_all"
+        elif have:
+            logging.getLogger("brainlike").info("--bhscore-data: only %s/ in %s: decoding and encoding both read it",
+                                                decoding, data)
     if raw.get("dataset") is None:
-        raw["dataset"] = {"format": "bhscore", "path": str(data), "features": features}
+        raw["dataset"] = {"format": "bhscore", "path": str(data), "features": decoding}
     for d in (raw.get("dnns") or {}).values():
         if isinstance(d, dict) and d.get("dir") and not d.get("model") and not d.get("features"):
-            d["features"] = [str(data / features / FEATURE_TREES[s] / d["dir"]) for s in ("train", "test")]
-            index = data / features / FEATURE_TREES["train"] / d["dir"] / INDEX_FILE
+            d["features"] = [str(data / decoding / FEATURE_TREES[s] / d["dir"]) for s in ("train", "test")]
+            index = data / decoding / FEATURE_TREES["train"] / d["dir"] / INDEX_FILE
             if d.get("feature_index") is None and index.is_file():
                 d["feature_index"] = str(index)
+            if encoding is not None and d.get("encoding_features") is None:
+                d["encoding_features"] = [str(data / encoding / FEATURE_TREES[s] / d["dir"])
+                                          for s in ("train", "test")]
     return raw
 
 
@@ -431,10 +453,11 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
                 raw["stimuli"][k] = fix(raw["stimuli"][k])
     if isinstance(raw.get("dnns"), dict):
         for d in raw["dnns"].values():
-            if isinstance(d, dict) and isinstance(d.get("features"), str):
-                d["features"] = fix(d["features"])
-            elif isinstance(d, dict) and isinstance(d.get("features"), list):
-                d["features"] = [fix(f) if isinstance(f, str) else f for f in d["features"]]
+            for key in ("features", "encoding_features"):
+                if isinstance(d, dict) and isinstance(d.get(key), str):
+                    d[key] = fix(d[key])
+                elif isinstance(d, dict) and isinstance(d.get(key), list):
+                    d[key] = [fix(f) if isinstance(f, str) else f for f in d[key]]
             if isinstance(d, dict) and isinstance(d.get("feature_index"), str):
                 d["feature_index"] = fix(d["feature_index"])
             model = d.get("model") if isinstance(d, dict) else None
@@ -529,6 +552,13 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
         if features is not None and not (isinstance(features, str) or (
                 isinstance(features, list) and features and all(isinstance(f, str) and f for f in features))):
             raise _err(f"{key}.features", "a folder path or a list of folder paths", features)
+        enc_features = d.get("encoding_features")
+        if enc_features is not None and not (isinstance(enc_features, str) or (
+                isinstance(enc_features, list) and enc_features and all(isinstance(f, str) and f for f in enc_features))):
+            raise _err(f"{key}.encoding_features", "a folder path or a list of folder paths", enc_features)
+        if enc_features is not None and model is not None:
+            raise _err(f"{key}.encoding_features", "no value with 'model' (a feature tree for the encoding analysis "
+                       "of a DNN read from 'features')", enc_features)
         feature_index = d.get("feature_index")
         if feature_index is not None and not isinstance(feature_index, str):
             raise _err(f"{key}.feature_index", "null or the path of a bdpy feature_index file", feature_index)
@@ -560,7 +590,7 @@ def validate(raw: dict, source: str = "<dict>") -> Experiment:
         dnns[dname] = DNN(name=dname, layers=layers, model=model, pretrained=pretrained, seed=dseed,
                           model_options=dict(model_options), features=features,
                           dir=d.get("dir"), layer_labels=labels, batch_size=bs, control=control,
-                          input_size=input_size, feature_index=feature_index)
+                          input_size=input_size, feature_index=feature_index, encoding_features=enc_features)
 
     subjects = _str_list(cfg["subjects"], "subjects")
     rois = _str_list(cfg["rois"], "rois")

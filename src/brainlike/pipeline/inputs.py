@@ -449,6 +449,14 @@ def feature_handles(exp: Experiment, dnn: DNN, stimuli, ids: list[str], store, p
     return handles, fp
 
 
+def encoding_source(dnn: DNN) -> DNN:
+    """The DNN as its encoding analysis reads it: its ``encoding_features`` tree, every unit (the
+    ``feature_index`` subsets ``features`` only)."""
+    import dataclasses
+
+    return dataclasses.replace(dnn, features=dnn.encoding_features, feature_index=None, encoding_features=None)
+
+
 def feature_store_name(dnn: DNN, model, stimuli) -> str:
     """One store folder per (model weights + preprocessing, layers, stimulus pixels and ids): the
     feature cache is keyed by content, so changed weights or images never meet a stale store."""

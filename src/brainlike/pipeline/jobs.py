@@ -105,6 +105,13 @@ class Context:
     encoding_voxels: dict = field(default_factory=dict)
     encoding_roi_voxels: dict = field(default_factory=dict)  # {subject: {roi: sorted voxel columns}}
     signatures: dict = field(default_factory=dict)  # {"decode"|"kernel"|"encode": {dnn: signature}}
+    # {dnn: {layer: handle}} read by the kernel / encode / recipe jobs of DNNs whose encoding analysis
+    # reads another feature tree than their decoding (BHscore: features_all/ vs features/)
+    encoding_features: dict = field(default_factory=dict)
+
+    def encoding_handle(self, dnn: str, layer: str):
+        """The features the encoding jobs of ``dnn`` read for ``layer``."""
+        return self.encoding_features.get(dnn, self.features[dnn])[layer]
 
     def save(self, path) -> Path:
         from .store import save_bytes
@@ -259,7 +266,7 @@ def _decode(ctx: Context, job: Job, out: Path, feats: np.ndarray, context_path: 
 
 
 def _kernel(ctx: Context, job: Job, out: Path) -> None:
-    handle = ctx.features[job.dnn][job.layer]
+    handle = ctx.encoding_handle(job.dnn, job.layer)
     gram = compute.accumulate_gram(iter_blocks(handle, int(ctx.encoding["chunk_size"])), ctx.train_rows_all)
     save_npz(out, z=compute.embed_gram(gram))
 
@@ -295,7 +302,7 @@ def _encode_recipe(ctx: Context, job: Job, out: Path) -> None:
     sub = _load_subject(ctx.subjects[job.subject])
     vox = recipe_voxels(ctx, job.subject, job.chunk)
     acc, pred, truth, n_const = compute.encode_recipe(
-        ctx.features[job.dnn][job.layer], sub["train_rows"], sub["train_x"][:, vox], sub["test_rows"],
+        ctx.encoding_handle(job.dnn, job.layer), sub["train_rows"], sub["train_x"][:, vox], sub["test_rows"],
         sub["test_x"][:, vox], alpha=enc["alpha"], n_feat=enc["n_feat"], chunk_size=enc["chunk_size"],
         memory_mb=enc["memory_mb"], dtype=enc["dtype"])
     if n_const:

@@ -91,12 +91,14 @@ def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progres
                                                 wanted="the training samples") for arr in subjects.values()]))
     train_all = train_all.tolist()
 
-    # features: one extraction per (model, pretrained); controls reuse their network's features
-    handles, fingerprints, cache = {}, {}, {}
-    for name, dnn in exp.dnns.items():
+    # features: one extraction per (model, pretrained); controls reuse their network's features. A DNN
+    # with `encoding_features` (BHscore: features_all/) has a second source, read by the encoding jobs only.
+    handles, fingerprints, enc_handles, enc_fingerprints, cache = {}, {}, {}, {}, {}
+    decodes = bool({"decoding", "decodability"} & set(exp.analyses))
+
+    def source(name, dnn, given):
         key = (dnn.model, dnn.pretrained, dnn.seed, json.dumps(dnn.model_options, sort_keys=True), dnn.input_size,
                json.dumps(dnn.features), dnn.feature_index, tuple(dnn.layers))
-        given = None if features is None else features.get(name)
         if given is None and key in cache:
             h, fp = cache[key]
         else:
@@ -106,7 +108,16 @@ def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progres
         if dnn.control == "layer_shuffled":
             h = I.shuffled_layers(h, exp.seed, name)
             fp = {**fp, "control": "layer_shuffled", "seed": exp.seed}
-        handles[name], fingerprints[name] = h, fp
+        return h, fp
+
+    for name, dnn in exp.dnns.items():
+        given = None if features is None else features.get(name)
+        enc_dnn = None if dnn.encoding_features is None or given is not None else I.encoding_source(dnn)
+        if enc_dnn is not None and not decodes:
+            dnn, enc_dnn = enc_dnn, None  # only the encoding analysis runs: its source is the one read
+        handles[name], fingerprints[name] = source(name, dnn, given)
+        if enc_dnn is not None and "encoding" in exp.analyses:
+            enc_handles[name], enc_fingerprints[name] = source(name, enc_dnn, None)
     n_units = {d: {layer: I._shape(h)[1] for layer, h in hs.items()} for d, hs in handles.items()}
     units = {d: {layer: I.select_units(n, exp.decoding["units_per_layer"], exp.seed, d, layer)
                  for layer, n in ns.items()} for d, ns in n_units.items()}
@@ -121,15 +132,17 @@ def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progres
                    exp.scores["voxels_per_roi"]]
     else:
         enc_sig = {k: enc[k] for k in ("alphas", "cv", "chunk_size", "dtype")}
+    enc_fp = {d: enc_fingerprints.get(d, fingerprints[d]) for d in handles}  # what the encoding jobs read
     sig = {
         "decode": {d: _hash([decoding_settings, sig_in, fingerprints[d], exp.seed, exp.dnns[d].layers]) for d in handles},
-        "kernel": {d: _hash([exp.encoding["chunk_size"], ids, train_all, fingerprints[d], exp.dnns[d].layers])
+        "kernel": {d: _hash([exp.encoding["chunk_size"], ids, train_all, enc_fp[d], exp.dnns[d].layers])
                    for d in handles},
-        "encode": {d: _hash([enc_sig, sig_in, fingerprints[d], exp.dnns[d].layers]) for d in handles},
+        "encode": {d: _hash([enc_sig, sig_in, enc_fp[d], exp.dnns[d].layers]) for d in handles},
     }
     roi_voxels = ({s: sample_voxels(arr, rois, exp.scores["voxels_per_roi"], exp.seed, s) for s, arr in subjects.items()}
                   if recipe and "encoding" in exp.analyses else {})
-    ctx = Context(workdir=str(work), subjects=subject_paths, rois=rois, features=handles, units=units,
+    ctx = Context(workdir=str(work), subjects=subject_paths, rois=rois, features=handles,
+                  encoding_features=enc_handles, units=units,
                   n_units=n_units, decoding=exp.decoding, encoding=exp.encoding,
                   train_rows_all=np.asarray(train_all, dtype=np.int64), signatures=sig,
                   encoding_voxels={s: np.unique(np.concatenate(list(v.values()))) for s, v in roi_voxels.items()},
@@ -144,6 +157,10 @@ def prepare(exp: Experiment, *, brain=None, stimuli=None, features=None, progres
                                "fingerprint": stim.fingerprint() if stim is not None and hasattr(stim, "fingerprint")
                                else None},
                    "features": fingerprints, "rois": rois,
+                   # DNNs whose encoding analysis reads another feature tree (BHscore's features_all/)
+                   "encoding_features": {d: {**fp, "n_units": {layer: I._shape(h)[1]
+                                                               for layer, h in enc_handles[d].items()}}
+                                         for d, fp in enc_fingerprints.items()},
                    "n_units": n_units, "units_analysed": {d: {k: int(len(v)) for k, v in u.items()}
                                                           for d, u in units.items()}}
     return ctx_path, jobs, prov_inputs
@@ -172,8 +189,8 @@ def sample_voxels(arrays: dict, rois: list[str], per_roi, seed: int, subject: st
 
 
 def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None, features_root=None,
-                   bhscore_data=None, scheduler=None, n_workers=None, client=None, progress=True,
-                   report=None) -> RunResult:
+                   bhscore_data=None, bhscore_features=None, scheduler=None, n_workers=None, client=None,
+                   progress=True, report=None) -> RunResult:
     """Run an experiment end to end; rerunning after a crash does only the missing jobs.
 
     config: a YAML/JSON path (BHscore's settings.json accepted), a dict or an Experiment.
@@ -187,12 +204,14 @@ def run_experiment(config, *, out=None, brain=None, stimuli=None, features=None,
     bhscore_data: BHscore's ``data/`` folder (fMRI and both feature trees, see
     :func:`brainlike.pipeline.config.apply_bhscore_data`); accuracies of the networks given by a
     ``dir`` are then also written in BHscore's trees (``<out>/decoding_accuracy/ImageNetTest/...``).
+    bhscore_features: None (decoding reads ``features/``, encoding ``features_all/``, as BHscore), or
+    ``"features"`` / ``"features_all"`` for both analyses.
     scheduler: "local", "synchronous" or a Dask scheduler address (overrides the config).
     """
     t0 = time.perf_counter()
     ex = {"scheduler": scheduler, "n_workers": n_workers}
     exp = load_config(config, out=str(out) if out is not None else None, features_root=features_root,
-                      bhscore_data=bhscore_data,
+                      bhscore_data=bhscore_data, bhscore_features=bhscore_features,
                       execution={k: v for k, v in ex.items() if v is not None} or None)
     if client is None:
         exp.execution["scheduler"] = check_spawn_safe(exp.execution["scheduler"])
