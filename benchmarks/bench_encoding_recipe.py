@@ -64,6 +64,23 @@ def zscore(feats, y, n_img):
     return x.astype(np.float32), ((y - y.mean(0)) / y.std(0, ddof=1)).astype(np.float32)
 
 
+def agreement(x, rows, y, sel_ours, chosen_peer, r_ours, r_peer, k):
+    """Per voxel: do both select the same k units? For those that do, max |dr|; for the others, how
+    far the swapped units' |correlation| (float64) lies from the k-th largest: a near-tie in float32
+    (FastL2LiR and brainlike compute the correlations in different orders) or a real difference."""
+    same = np.array([np.array_equal(np.sort(sel_ours[v]), np.flatnonzero(chosen_peer[:, v]))
+                     for v in range(sel_ours.shape[0])])
+    dr = np.abs(r_ours - r_peer)
+    gap = 0.0
+    for v in np.flatnonzero(~same):
+        c = np.abs(pearson(x[rows].astype(np.float64), y[:, v:v + 1].astype(np.float64)))
+        kth = np.sort(c)[-k]
+        swapped = np.setxor1d(sel_ours[v], np.flatnonzero(chosen_peer[:, v]))
+        gap = max(gap, float(np.abs(c[swapped] - kth).max()))
+    return {"n_same": int(same.sum()), "dr_same": float(np.nanmax(dr[same])) if same.any() else 0.0,
+            "dr_other": float(np.nanmax(dr[~same])) if (~same).any() else 0.0, "gap": gap}
+
+
 def pearson(a, b):
     a, b = a - a.mean(0), b - b.mean(0)
     return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
@@ -74,7 +91,7 @@ def run_ours(cfg, x, rows, y, test):
 
     t0 = time.perf_counter()
     m = StreamingSelectiveRidge(alpha=ALPHA, n_feat=cfg["k"], chunk_size=4096).fit(x, y, rows=rows, test_rows=test)
-    return time.perf_counter() - t0, m.test_predictions_, np.unique(m.selected_).size
+    return time.perf_counter() - t0, m.test_predictions_, m.selected_
 
 
 def run_fastl2lir(cfg, x, rows, y, test):
@@ -86,7 +103,7 @@ def run_fastl2lir(cfg, x, rows, y, test):
         t0 = time.perf_counter()
         m = fastl2lir.FastL2LiR().fit(X, y, alpha=ALPHA, n_feat=cfg["k"], dtype=np.float32)
         pred = m.predict(x[test], dtype=np.float32)
-    return time.perf_counter() - t0, pred
+    return time.perf_counter() - t0, pred, np.asarray(m.W) != 0  # a unit's weight is 0 unless it was selected
 
 
 class ComputedUnits:
@@ -151,20 +168,23 @@ def main(argv=None):
           "(shared machine: compare within this run)")
     print(f"{n_img} images x {cfg['rep']} repetitions, {cfg['n_test']} test images, {t} voxels, n_feat={k}, "
           f"alpha={ALPHA:g}, float32")
-    print(f"{'units':>8} {'ours s':>8} {'bound s':>8} {'FastL2LiR s':>12} {'ratio':>7} {'max |dr|':>9}")
+    print(f"{'units':>8} {'ours s':>8} {'bound s':>8} {'FastL2LiR s':>12} {'ratio':>7}   agreement with FastL2LiR "
+          "(voxels selecting the same units: max |dr|; the others: max |dr|, |corr| gap of the swapped units)")
     warm_up()
     ours_t, peer_t, ok = [], [], True
     for p in cfg["units"]:
         feats, rows, y, test, y_test = make_data(cfg, p)
         x, yz = zscore(feats, y, n_img)
-        t_ours, pred, union = run_ours(cfg, x, rows, yz, test)
-        t_peer, pred_peer = run_fastl2lir(cfg, x, rows, yz, test)
-        dr = float(np.nanmax(np.abs(pearson(pred, y_test) - pearson(pred_peer, y_test))))
-        ok &= dr < 1e-3
-        bound = flops_ours(n_img, p, t, k, union) / (gf * 1e9)
+        t_ours, pred, selected = run_ours(cfg, x, rows, yz, test)
+        t_peer, pred_peer, chosen_peer = run_fastl2lir(cfg, x, rows, yz, test)
+        ag = agreement(x, rows, yz, selected, chosen_peer, pearson(pred, y_test), pearson(pred_peer, y_test), k)
+        # the same units must give the same accuracy; other units only where their correlations tie in float32
+        ok &= ag["dr_same"] < 1e-4 and ag["gap"] < 1e-5 and ag["n_same"] >= 0.9 * t
+        bound = flops_ours(n_img, p, t, k, np.unique(selected).size) / (gf * 1e9)
         ours_t.append(t_ours)
         peer_t.append(t_peer)
-        print(f"{p:>8} {t_ours:>8.3g} {bound:>8.3g} {t_peer:>12.3g} {t_peer / t_ours:>6.1f}x {dr:>9.1e}")
+        print(f"{p:>8} {t_ours:>8.3g} {bound:>8.3g} {t_peer:>12.3g} {t_peer / t_ours:>6.1f}x   {ag['n_same']}/{t} same: "
+              f"{ag['dr_same']:.1e}; others: {ag['dr_other']:.1e}, gap {ag['gap']:.1e}")
     print("\nours at larger unit counts (units computed on demand, never held whole; peak RSS above the inputs):")
     mem = []
     for p in cfg["mem_units"]:
@@ -194,7 +214,8 @@ def main(argv=None):
     print(f"  FastL2LiR on conv1_1 would hold X ({n_trials} x {p1:,}: {4 * n_trials * p1 / 1e9:.0f} GB) and its "
           f"Gram ({4 * (p1 + 1) ** 2 / 1e12:.0f} TB) in float32: it cannot run there")
     if not ok:
-        print("FAILED: accuracies differ from FastL2LiR's by >= 1e-3", file=sys.stderr)
+        print("FAILED: the same units gave accuracies 1e-4 apart, or units were swapped that do not tie "
+              "(|corr| gap >= 1e-5), or fewer than 90 % of voxels selected the same units", file=sys.stderr)
     return 0 if ok else 1
 
 
