@@ -18,3 +18,22 @@ def gemm_gflops(n: int = 2000, repeats: int = 3) -> float:
         a @ b
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best / 1e9
+
+
+def torch_gemm_gflops(device: str = "cuda", n: int = 8192, repeats: int = 5) -> float:
+    """The same for torch float32 on ``device`` (a GPU's rate, for the FLOP bounds of its rows)."""
+    import torch
+
+    a = torch.randn(n, n, device=device)
+    b = a.T.contiguous()
+    a @ b
+    best = np.inf
+    for _ in range(repeats):
+        if a.is_cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        a @ b
+        if a.is_cuda:
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9

@@ -77,13 +77,14 @@ def test_rf_grid_paper_size():
     assert np.abs(grid[:, :2]).max() <= 0.55 + 1e-12
 
 
+@pytest.mark.parametrize("solver", ["cholesky", "eigh"])
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_identical_to_per_voxel_reference(rng, backend):
+def test_identical_to_per_voxel_reference(rng, backend, solver):
     maps, Y = _data(rng)
     cand = rf_grid(n_sizes=2, min_size=0.1, max_size=0.3)
     lambdas = np.array([0.1, 3.0, 100.0])
     model = FWRF(cand, alphas=lambdas, holdout=0.25, dtype="float64", backend=backend, device="cpu",
-                 candidate_batch_size=5, voxel_batch_size=2, sample_batch_size=17)
+                 candidate_batch_size=5, voxel_batch_size=2, sample_batch_size=17, solver=solver)
     model.fit(maps, Y)
     c, li, loss, w = reference_fwrf(maps, Y, cand, lambdas, model.train_index_, model.holdout_index_)
     np.testing.assert_array_equal(model.candidate_index_, c)
@@ -94,6 +95,23 @@ def test_identical_to_per_voxel_reference(rng, backend):
     # predictions on the holdout reproduce the selection loss
     pred = model.predict(maps)
     np.testing.assert_allclose(((Y[model.holdout_index_] - pred[model.holdout_index_]) ** 2).sum(0), loss, rtol=1e-8)
+
+
+def test_cholesky_and_eigh_solvers_agree_in_float32(rng):
+    """The Cholesky path ("auto" with positive penalties) against the eigendecomposition path."""
+    maps, Y = _data(rng, n=120, nv=40)
+    maps = [m.astype(np.float32) for m in maps]
+    cand = rf_grid(n_sizes=3, min_size=0.08, max_size=0.3)
+    kw = dict(alphas=np.logspace(-1, 3, 6), candidate_batch_size=4, voxel_batch_size=16)
+    a = FWRF(cand, **kw).fit(maps, Y)
+    b = FWRF(cand, solver="eigh", **kw).fit(maps, Y)
+    assert FWRF(cand, **kw)._use_cholesky(a.alphas_) and not FWRF(cand, alphas=[0.0, 1.0])._use_cholesky(np.array([0.0, 1.0]))
+    np.testing.assert_array_equal(a.candidate_index_, b.candidate_index_)
+    np.testing.assert_array_equal(a.alpha_, b.alpha_)
+    np.testing.assert_allclose(a.holdout_loss_, b.holdout_loss_, rtol=1e-4)
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-3, atol=1e-5)
+    with pytest.raises(ValueError, match="solver must be one of"):
+        FWRF(cand, solver="qr").fit(maps, Y)
 
 
 def test_float32_close_to_float64(rng):

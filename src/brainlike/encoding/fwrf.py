@@ -6,7 +6,8 @@ features (optionally compressed and z-scored) are mapped to the voxel by ridge r
 Field and ridge penalty are chosen per voxel on a holdout split.
 
 The expensive part is shared: for a batch of candidate fields the pooled features of all
-images are computed once, their Gram matrix is diagonalised once, and then every voxel and
+images are computed once (the maps read once per batch), each field's Gram matrix is factored
+once per penalty (Cholesky; or diagonalised once for all penalties), and then every voxel and
 every penalty is scored with matrix products (all voxels of a batch at once). Memory stays
 bounded by the candidate, sample and voxel batch sizes.
 """
@@ -52,6 +53,12 @@ class FWRF(RenamedParams, TargetScoreMixin, BaseEstimator):
     refit : refit the chosen (field, penalty) on all samples (the paper keeps the training-part fit).
     backend, device, dtype : "numpy" or "torch"; device None = CUDA when present (``brainlike._backend``);
         float32 by default.
+    solver : "auto", "cholesky" or "eigh": how each field's ridge problems are solved. "cholesky" factors
+        (X'X + alpha I) once per penalty and solves the holdout features against it; "eigh"
+        diagonalises X'X once for all penalties. Both are exact (equal up to rounding); "auto" takes
+        Cholesky when every penalty is > 0 and there are at most 16 (a symmetric eigendecomposition
+        runs far below the GEMM rate, so a few Cholesky factors are cheaper), else eigh. The Cholesky
+        path holds candidate_batch_size x n_alphas factors (F x F) at a time.
     n_threads : BLAS/torch CPU threads during fit/predict (restored afterwards); 1 is fastest on a
         machine whose cores are already busy (threads then spin-wait).
     extractor : optional callable images -> list of feature maps (one (b, C, H, W) per layer); when
@@ -92,6 +99,7 @@ class FWRF(RenamedParams, TargetScoreMixin, BaseEstimator):
         extractor=None,
         extractor_batch_size: int = 64,
         n_threads: int | None = None,
+        solver: str = "auto",
     ):
         self.candidates = candidates
         self.aperture = aperture
@@ -113,6 +121,7 @@ class FWRF(RenamedParams, TargetScoreMixin, BaseEstimator):
         self.extractor = extractor
         self.extractor_batch_size = extractor_batch_size
         self.n_threads = n_threads
+        self.solver = solver
 
     # -- helpers ---------------------------------------------------------------------------
     def _inputs(self, X):
@@ -182,13 +191,11 @@ class FWRF(RenamedParams, TargetScoreMixin, BaseEstimator):
             for m, g in zip(maps.batch(idx), fields):
                 m = be.asarray(m)
                 b, c = m.shape[0], m.shape[1]
-                p = m.reshape((b * c, -1)) @ g  # (b*C, k)
-                parts.append(be.T(p.reshape((b, c, k))))  # (b, k, C)
-            feats = be.concat(parts, axis=2)  # (b, k, F)
-            out.append(feats)
-        pooled = be.concat(out, axis=0)  # (n, k, F)
-        pooled = apply_nonlinearity(be, pooled, self.nonlinearity)
-        return be.permute(pooled, (1, 0, 2))
+                # (k, HW) @ (HW, b*C): the maps are read once, the result is already field-major
+                parts.append((be.T(g) @ be.T(m.reshape((b * c, -1)))).reshape((k, b, c)))
+            out.append(be.concat(parts, axis=2))  # (k, b, F)
+        pooled = be.concat(out, axis=1) if len(out) > 1 else out[0]  # (k, n, F)
+        return apply_nonlinearity(be, pooled, self.nonlinearity)
 
     def _fields(self, be, cand_rows, maps: _Maps):
         return [
@@ -205,6 +212,27 @@ class FWRF(RenamedParams, TargetScoreMixin, BaseEstimator):
             mu = be.mean(ref, axis=1, keepdims=True) if self.fit_intercept else be.zeros((P.shape[0], 1, P.shape[2]))
             sd = be.zeros((P.shape[0], 1, P.shape[2])) + 1.0
         return (P - mu) / sd, mu[:, 0, :], sd[:, 0, :]
+
+    def _use_cholesky(self, lam) -> bool:
+        check_choice(self.solver, "solver", ("auto", "cholesky", "eigh"))
+        if self.solver == "auto":
+            return bool(lam.min() > 0 and lam.size <= 16)
+        return self.solver == "cholesky"
+
+    def _cholesky_holdout(self, be, Xtr, Xho, lam):
+        """Per field c and penalty l a solver of (G_c + lam_l I) (its Cholesky factor, kept to form the
+        weights of the voxels it wins) and H[l, c] = Xho_c (G_c + lam_l I)^-1 (nl, kb, n_ho, F): the
+        holdout predictions of penalty l are then H[l] @ X'Y (one batched GEMM per penalty)."""
+        kb, n_ho, nf = Xho.shape
+        H = be.zeros((len(lam), kb, n_ho, nf))
+        solvers = {}
+        for c in range(kb):
+            G = be.gram(Xtr[c])
+            xho_t = be.T(Xho[c])
+            for li, a in enumerate(lam):
+                solvers[c, li] = be.spd_solver(be.add_diag(G, float(a)))
+                H[li, c] = be.T(solvers[c, li](xho_t))
+        return solvers, H
 
     def _thread_scope(self):
         import contextlib
@@ -254,6 +282,7 @@ class FWRF(RenamedParams, TargetScoreMixin, BaseEstimator):
         ymean = be.mean(Ytr, axis=0) if self.fit_intercept else be.zeros((nv,))
         Ytr_c, Yho_c = Ytr - ymean, Yho - ymean
         lam_t = be.asarray(lam)
+        use_chol = self._use_cholesky(lam)
 
         best_loss = np.full(nv, np.inf)
         best_cand = np.full(nv, -1, dtype=np.int64)
@@ -280,21 +309,28 @@ class FWRF(RenamedParams, TargetScoreMixin, BaseEstimator):
             cand_mean[c0 : c0 + kb] = be.to_numpy(mu)
             cand_scale[c0 : c0 + kb] = be.to_numpy(sd)
             Xtr, Xho = Z[:, tr_t, :], Z[:, ho_t, :]
-            K = be.T(Xtr) @ Xtr  # (kb, F, F)
-            s, V = be.batched_eigh(K)
-            s = be.maximum_scalar(s, 0.0)
-            A = Xho @ V  # (kb, n_ho, F)
+            del Z
+            if use_chol:
+                solvers, H = self._cholesky_holdout(be, Xtr, Xho, lam)  # H: (nl, kb, n_ho, F)
+            else:
+                s, V = be.batched_eigh(be.T(Xtr) @ Xtr)
+                s = be.maximum_scalar(s, 0.0)
+                A = Xho @ V  # (kb, n_ho, F)
             be.sync()
             t1 = time.perf_counter()
             t_shared += t1 - t0
             for v0 in range(0, nv, self.voxel_batch_size):
                 vs = slice(v0, v0 + self.voxel_batch_size)
-                B = be.T(V) @ (be.T(Xtr) @ Ytr_c[:, vs])  # (kb, F, nvb)
+                XtY = be.T(Xtr) @ Ytr_c[:, vs]  # (kb, F, nvb)
                 yho = Yho_c[:, vs]
+                if not use_chol:
+                    B = be.T(V) @ XtY
                 losses = []
                 for li in range(len(lam)):
-                    pred = A @ (B / (s[:, :, None] + lam_t[li]))  # (kb, n_ho, nvb)
-                    losses.append(be.sum((yho[None] - pred) ** 2, axis=1))  # (kb, nvb)
+                    err = H[li] @ XtY if use_chol else A @ (B / (s[:, :, None] + lam_t[li]))  # (kb, n_ho, nvb)
+                    err -= yho[None]  # in place: the holdout errors are the largest arrays of the loop
+                    err *= err
+                    losses.append(be.sum(err, axis=1))  # (kb, nvb)
                 L = be.to_numpy(be.concat([l_[None] for l_ in losses], axis=0)).astype(np.float64)  # (nl, kb, nvb)
                 L = L.transpose(1, 0, 2).reshape(kb * len(lam), -1)  # candidate-major: (kb*nl, nvb)
                 flat = np.argmin(L, axis=0)
@@ -308,10 +344,16 @@ class FWRF(RenamedParams, TargetScoreMixin, BaseEstimator):
                 best_loss[vox] = val[imp]
                 best_cand[vox] = c0 + ci
                 best_lam[vox] = li
+                local = np.flatnonzero(imp)
+                if use_chol:  # weights of the improved voxels: (G + lambda I)^-1 X'y with the kept factors
+                    for c, l_ in {(int(a), int(b)) for a, b in zip(ci, li)}:
+                        sel = (ci == c) & (li == l_)
+                        w = solvers[c, l_](XtY[c][:, be.index(local[sel])])
+                        coef[:, vox[sel]] = be.to_numpy(w).astype(be.dtype)
+                    continue
                 # weights of the improved voxels: V diag(1/(s+lambda)) V' X'y
                 Bn = be.to_numpy(B)
                 Vn, sn = be.to_numpy(V), be.to_numpy(s)
-                local = np.flatnonzero(imp)
                 for c in np.unique(ci):
                     sel = ci == c
                     cols = local[sel]

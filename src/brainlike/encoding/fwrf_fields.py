@@ -153,11 +153,17 @@ class _Maps:
         return tuple(src.shape)
 
     def batch(self, idx):
-        """List of arrays (b, C, H, W) for the samples ``idx`` (sorted ints)."""
+        """List of arrays (b, C, H, W) for the samples ``idx`` (sorted ints); a run of consecutive
+        samples is sliced (a view: no copy of the maps, which pooling reads once per field batch)."""
+        idx = np.asarray(idx)
+        run = idx.size > 0 and idx[-1] - idx[0] + 1 == idx.size
         out = []
         for src in self.sources:
             if hasattr(src, "unit_shape") and hasattr(src, "maps"):
                 out.append(src.maps(idx))
+            elif run:
+                part = src[int(idx[0]) : int(idx[-1]) + 1]
+                out.append(part if hasattr(part, "detach") else np.asarray(part))
             elif hasattr(src, "detach"):
                 out.append(src[idx])
             else:
