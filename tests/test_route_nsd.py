@@ -107,18 +107,20 @@ def test_report_page_and_brainlike_report(study, tmp_path):
 
 def test_rerun_reuses_every_job_and_a_damaged_one_is_recomputed(study, monkeypatch, caplog):
     out, cfg, _ = study
-    import brainlike.encoding.study as S
+    import brainlike.encoding.study_jobs as J
 
     before = pd.read_csv(out / "results" / "voxel_accuracy.csv")
     calls = []
-    for name in ("_fit_ridge", "_fit_fwrf", "_gnet"):
-        real = getattr(S, name)
-        monkeypatch.setattr(S, name, lambda *a, _r=real, _n=name: calls.append(_n) or _r(*a))
-    job = next((out / "jobs").glob("*/ridge/1-fold0.npz"))
+    for name in ("ridge", "fwrf"):
+        monkeypatch.setitem(J.FITTERS, name, lambda *a, _r=J.FITTERS[name], _n=name: calls.append(_n) or _r(*a))
+    real_gnet = J.gnet
+    monkeypatch.setattr(J, "gnet", lambda *a: calls.append("gnet") or real_gnet(*a))
+    job = next((out / "jobs").glob("ridge-*/1/fold0.npz"))
     job.write_bytes(job.read_bytes()[:50])  # a truncated result
-    run_encoding_study(load_encoding_config(str(cfg)), out)
-    assert calls == ["_fit_ridge"]  # only the damaged job ran again: no fit, no analysis recomputed
-    assert "could not be read" in caplog.text and job.with_name(job.name + ".corrupt").is_file()
+    res = run_encoding_study(load_encoding_config(str(cfg)), out)
+    assert calls == ["ridge"] and res.jobs["n_run"] == 1  # only the damaged job ran again, no analysis recomputed
+    aside = list((out / "jobs" / "corrupt").rglob("fold0.npz.*"))  # set aside by pipeline.store.set_aside
+    assert len(aside) == 1 and aside[0].parent.name == "1" and "moved to" in caplog.text
     after = pd.read_csv(out / "results" / "voxel_accuracy.csv")
     pd.testing.assert_frame_equal(before, after)
 

@@ -13,7 +13,9 @@ def register(subparsers) -> None:
         description="Validate CONFIG (YAML, or BHscore's settings.json as is), then run its jobs over "
         "(DNN, subject, ROI, layer, unit chunk) on a Dask LocalCluster (default), synchronously, or on an "
         "existing Dask cluster. Results are written per job atomically: running the same command again "
-        "after an interruption does only the missing jobs.",
+        "after an interruption does only the missing jobs. An encoding-study config (a 'network' and 'models' such "
+        "as fwrf, gnet8j; docs/encoding.md) runs as 'brainlike encode CONFIG --out DIR' does (--workers: its "
+        "LocalCluster; default scheduler: synchronous).",
     )
     p.add_argument("config", help="experiment YAML, or BHscore's settings.json")
     p.add_argument("--out", default=None, help="output folder (overrides the config's 'out')")
@@ -51,6 +53,8 @@ def run(args) -> int:
     from ..pipeline import check_experiment, load_config, run_experiment
     from . import out_folder
 
+    if _is_study(args.config):  # an encoding study (models: fwrf, gnet8j, ...): what brainlike encode runs
+        return _run_study(args)
     if args.out is not None:
         out_folder(args.out, "--out")
     if args.features is not None and not Path(args.features).is_dir():
@@ -90,3 +94,25 @@ def run(args) -> int:
     print(f"{s['n_run']} of {s['n_jobs']} jobs run ({s['n_done_before']} already done) in "
           f"{res.timings.get('total_s', 0):.1f} s", file=sys.stderr)
     return 0
+
+
+def _is_study(config) -> bool:
+    from brainlike.encoding.study import is_encoding_study
+    from brainlike.pipeline.config import read_config_file
+
+    path = Path(config)
+    return path.is_file() and path.suffix.lower() in (".yaml", ".yml", ".json") and \
+        is_encoding_study(read_config_file(path))
+
+
+def _run_study(args) -> int:
+    from .encode import run_study
+
+    for opt, value in (("--dataset", args.dataset), ("--features", args.features),
+                       ("--bhscore-data", args.bhscore_data), ("--analyses", args.analyses), ("--control", args.control)):
+        if value:
+            raise ValueError(f"{opt}: not an option of an encoding study (its config names the dataset and analyses)")
+    if args.out is None and not args.check:
+        raise ValueError(f"--out: an encoding study ({args.config}) needs an output folder")
+    return run_study(args.config, args.out, scheduler=args.scheduler or "synchronous", n_workers=args.workers,
+                     check=args.check, quiet=args.no_progress)

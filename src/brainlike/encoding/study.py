@@ -1,15 +1,20 @@
 """Encoding studies (St-Yves et al. 2022): fwRF, GNet8j, GNet8r and ridge on the same images, folds and voxels.
 
-``run_encoding_study(config, out)`` (``brainlike encode CONFIG --out DIR``) fits every requested
-model per (model, subject, fold) — GNet8j and GNet8r jointly over subjects, per fold — and writes
-each fit's predictions atomically (a job is done iff its file is there and reads back whole, so a
-killed study resumes where it stopped; a damaged file is set aside and recomputed). It then scores
+``run_encoding_study(config, out)`` (``brainlike encode CONFIG --out DIR``, or ``brainlike run`` on
+such a config) fits every requested model as jobs of the pipeline's executor
+(``pipeline.execute.run_jobs``: synchronously, on a Dask LocalCluster or an existing Dask cluster;
+claimed, so several processes on one folder split them) — fwRF, ridge and PLS per (model, subject,
+ROI, fold), GNet8j and GNet8r per fold, jointly over subjects (``study_jobs``). Each fit's result
+is written atomically (a job is done iff its file is there and reads back whole, so a killed study
+resumes where it stopped; a damaged file is set aside and recomputed). It then scores
 every voxel (Pearson r, R², and R² over the NSD noise ceiling where the data carry ``ncsnr``) and
 runs the paper's analyses: the model comparison, the transfer matrix of GNet8r, the layer-wise and
 bipartite tuning of fwRF named by the network's layers, and synthetic transfer. Folds are the
 shared-1000 validation images (``validation: shared1000``, the data's ``test`` split, as the seed
 does) or K folds over the training images (``validation: {kfold: K}``). Responses are averaged over
 repetitions of an image before fitting; every pairing of responses and images is by stimulus id.
+The tables, figures and report are published together as one results generation
+(``pipeline.generations``: ``OUT/current``, read by ``load_results``).
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ import numpy as np
 import pandas as pd
 
 from brainlike._hash import ContentHasher
-from brainlike._zscore import train_stats
 
-__all__ = ["ENCODING_MODELS", "EncodingStudy", "EncodingStudyResult", "load_encoding_config", "run_encoding_study"]
+__all__ = ["ENCODING_MODELS", "EncodingStudy", "EncodingStudyResult", "is_encoding_study", "load_encoding_config",
+           "run_encoding_study"]
 
 log = logging.getLogger("brainlike")
 
@@ -56,6 +61,15 @@ class EncodingStudy:
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def is_encoding_study(raw) -> bool:
+    """Whether a config mapping is an encoding study (a ``network``, ``models`` among :data:`ENCODING_MODELS`
+    or left to their default) rather than an experiment of ``brainlike run`` (``dnns``)."""
+    if not isinstance(raw, dict) or "dnns" in raw or "network" not in raw:
+        return False
+    models = raw.get("models", list(ENCODING_MODELS))
+    return isinstance(models, list) and any(m in ENCODING_MODELS for m in models)
 
 
 def _need(cond: bool, key: str, msg: str) -> None:
@@ -138,6 +152,7 @@ class EncodingStudyResult:
     synthetic_transfer: pd.DataFrame | None = None
     fields: pd.DataFrame | None = None
     out: Path | None = None
+    jobs: dict | None = None  # the executor's job counts (n_jobs, n_done_before, n_run, n_by_others)
 
     def summary(self) -> str:
         """Mean voxel r per model and ROI (and the transfer matrix), as printed by the command."""
@@ -233,129 +248,29 @@ def _signature(study: EncodingStudy, subjects: dict) -> str:
     return h.hexdigest()[:16]
 
 
-# ---------------------------------------------------------------------------------------------
-# models
-def _device(study) -> str:
-    if study.device != "auto":
-        return study.device
-    import torch
+def _whole(path: Path, work: Path) -> bool:
+    """Whether a subject's inputs file is there and whole (a damaged one is set aside and written again)."""
+    from brainlike.pipeline.store import CorruptResultError, check_result, set_aside
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _network(study):
-    from brainlike import models
-
-    n = study.network
-    model = models.load(n["model"], pretrained=bool(n.get("pretrained", True)), seed=int(n.get("seed", 0)))
-    size = n.get("input_size")
-    if size is None:
-        return model
-    import dataclasses
-
-    pre = model.preprocess  # images shown at their own size (e.g. NSD's 227 px crops) instead of the net's default
-    return dataclasses.replace(model, input_size=(int(size), int(size)),
-                               preprocess=models.Preprocess(int(size), mean=pre.mean, std=pre.std,
-                                                            interpolation=pre.interpolation))
-
-
-def _maps(study, net, images, store) -> list[np.ndarray]:
-    from brainlike import features
-
-    fs = features.extract(net, images, list(study.network["layers"]), store=store, progress=False)
-    return [np.ascontiguousarray(fs[layer].maps(), dtype=np.float32) for layer in study.network["layers"]]
-
-
-def _fit_fwrf(study, maps, Y, fit, ev):
-    from brainlike.encoding.fwrf import FWRF, rf_grid
-
-    opts = dict(study.fwrf)
-    grid = opts.pop("grid", {})
-    cand = rf_grid(**grid) if isinstance(grid, dict) else np.asarray(grid, dtype=np.float64)
-    device = _device(study)
-    model = FWRF(cand, random_state=study.seed, backend="torch" if device == "cuda" else "numpy",
-                 device=device if device == "cuda" else None, **opts)
-    model.fit([m[fit] for m in maps], Y[fit])
-    return model, model.predict([m[ev] for m in maps])
-
-
-def _layer_matrix(study, options: dict, maps, fit):
-    """One layer's maps flattened to (images, units), z-scored with the fitting images' statistics."""
-    layers = list(study.network["layers"])
-    X = maps[layers.index(options.pop("layer", layers[len(layers) // 2]))]
-    X = X.reshape(len(X), -1)
-    # a constant unit gets scale 1 (brainlike._zscore): it carries nothing and stays 0 after centring
-    return train_stats(X[fit], what="units").apply(X)
-
-
-def _fit_ridge(study, maps, Y, fit, ev):
-    from brainlike.linear import RidgeCV
-
-    opts = dict(study.ridge)
-    X = _layer_matrix(study, opts, maps, fit)
-    alphas = np.asarray(opts.pop("alphas", np.logspace(-1, 5, 13)), dtype=np.float64)
-    model = RidgeCV(alphas=alphas, alpha_per_target=True, **opts).fit(X[fit], Y[fit])
-    return model, model.predict(X[ev])
-
-
-def _fit_pls(study, maps, Y, fit, ev):
-    from brainlike.linear import PLSCV
-
-    opts = dict(study.pls)
-    X = _layer_matrix(study, opts, maps, fit)
-    model = PLSCV(**{"n_components": (1, 2, 4, 8, 16), **opts}).fit(X[fit], Y[fit])
-    return model, model.predict(X[ev])
-
-
-def _gnet(study, mode, checkpoints):
-    from brainlike.encoding.gnet import GNet, alexnet_prefilter, efficientnet_prefilter
-
-    opts = dict(study.gnet)
-    prefilter = opts.pop("prefilter", "alexnet")
-    pretrained = bool(study.network.get("pretrained", True))
-    if prefilter == "alexnet":
-        pf = alexnet_prefilter(pretrained=pretrained, seed=int(study.network.get("seed", 0)))
-    elif prefilter == "efficientnet_lite0":
-        pf = efficientnet_prefilter(pretrained=pretrained)
-    else:
-        raise ValueError(f"config key 'gnet.prefilter': must be alexnet or efficientnet_lite0; got {prefilter!r}")
-    return GNet(pf, mode=mode, random_state=study.seed, device=_device(study), checkpoint_dir=checkpoints, progress=False,
-                **opts)
-
-
-def _finished(path: Path, read):
-    """``read(path)`` of a finished job or analysis file, or None when it is absent; a damaged file is
-    moved aside (``.corrupt``, named in a warning) and None returned, so its work runs again."""
     if not path.is_file():
-        return None
+        return False
     try:
-        return read(path)
-    except Exception as err:
-        bad = path.with_name(path.name + ".corrupt")
-        path.replace(bad)
-        log.warning("encoding study: %s could not be read (%s); moved to %s and recomputed", path, err, bad.name)
-        return None
-
-
-def _job_result(path: Path):
-    """A finished fit's arrays, or None (see :func:`_finished`)."""
-    from brainlike.pipeline.store import load_npz
-
-    return _finished(path, load_npz)
+        check_result(path, ("Y", "rows"))
+    except CorruptResultError:
+        set_aside(path, work)
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
-def run_encoding_study(config, out, *, brain=None, progress: bool = False) -> EncodingStudyResult:
-    """Run an encoding study (see the module docstring); ``brain``: {subject: BrainData} in place of
-    the config's dataset. Returns the tables, also written under ``out/results``."""
-    from brainlike.encoding.analyses import comparison_table, plot_comparison
-    from brainlike.encoding.gnet import PrefilteredImages
+def _prepare(study: EncodingStudy, out: Path, brain, say):
+    """The study's context, written once into ``OUT/jobs`` (per-subject arrays, feature maps in
+    ``OUT/features``), its path, and what the tables need: {subject: averaged data}, trials per image."""
     from brainlike.ids import align
-    from brainlike.pipeline.store import save_json, save_npz, save_table
+    from brainlike.pipeline.store import save_npz
 
-    say = log.info if progress else log.debug
-    study = load_encoding_config(config)
-    out = Path(out)
+    from .study_jobs import StudyContext, feature_maps
+
     subjects = _load_subjects(study, brain)
     avg = {s: d.average_repetitions() for s, d in subjects.items()}
     n_reps = {}  # trials averaged per image, in the order of the averaged samples
@@ -363,201 +278,121 @@ def run_encoding_study(config, out, *, brain=None, progress: bool = False) -> En
         uniq, counts = np.unique(np.asarray(d.stimulus_ids).astype(str), return_counts=True)
         n_reps[s] = counts[align(uniq, np.asarray(avg[s].stimulus_ids).astype(str), source="trials",
                                  wanted="averaged samples")]
-    jobs_dir = out / "jobs" / _signature(study, subjects)
+    sig = _signature(study, subjects)
+    work = out / "jobs"
     folds = {s: _folds(study, a) for s, a in avg.items()}
-    n_folds = len(next(iter(folds.values())))
     # one image set for all subjects (the GNets train jointly): the union of their images, by id
     all_ids = list(dict.fromkeys(i for a in avg.values() for i in np.asarray(a.stimulus_ids).astype(str)))
     images = _union_images({s: d.stimuli for s, d in subjects.items()}, all_ids)
-    rows_of = {s: align(all_ids, np.asarray(a.stimulus_ids).astype(str), source="the images",
-                        wanted=f"responses of subject {s!r}") for s, a in avg.items()}
-    Y = {s: np.asarray(a.responses, dtype=np.float32) for s, a in avg.items()}
-    rois = {s: {r: np.asarray(a.rois[r], bool) for r in study.rois} for s, a in avg.items()}
-    preds = {m: {s: np.full_like(Y[s], np.nan) for s in Y} for m in study.models}
-
+    paths = {}
+    for s, a in avg.items():
+        paths[s] = str(work / f"inputs-{sig}" / f"{s}.npz")
+        if not _whole(Path(paths[s]), work):
+            rows = align(all_ids, np.asarray(a.stimulus_ids).astype(str), source="the images",
+                         wanted=f"responses of subject {s!r}")
+            save_npz(paths[s], Y=np.asarray(a.responses, dtype=np.float32), rows=rows,
+                     **{f"roi_{r}": np.asarray(a.rois[r], bool) for r in study.rois},
+                     **{f"{w}_{k}": f[i] for k, f in enumerate(folds[s]) for i, w in enumerate(("fit", "eval"))})
     maps = None
     if {"fwrf", "ridge", "pls"} & set(study.models):
         say(f"encoding study: features of {len(images)} images, layers {study.network['layers']}")
-        maps = _maps(study, _network(study), images, out / "features")
-    fitted_fwrf, fields_of = {}, {}
-    for k in range(n_folds):
-        for model, fitter in (("fwrf", _fit_fwrf), ("ridge", _fit_ridge), ("pls", _fit_pls)):
-            if model not in study.models:
-                continue
-            for s in Y:
-                fit, ev = folds[s][k]
-                path = jobs_dir / model / f"{s}-fold{k}.npz"
-                done = _job_result(path)
-                keep = (model == "fwrf" and k == 0 and "tuning" in study.analyses  # the tuning needs the model
-                        and _job_table(jobs_dir / "tuning" / f"{s}.parquet") is None)
-                if done is None or keep:
-                    say(f"encoding study: {model}, subject {s}, fold {k + 1}/{n_folds}")
-                    sub_maps = [m[rows_of[s]] for m in maps]
-                    est, pred = fitter(study, sub_maps, Y[s], fit, ev)
-                    if keep:
-                        fitted_fwrf[s] = (est, [m[ev] for m in sub_maps])
-                    if done is None:
-                        extra = {}
-                        if model == "fwrf":  # each voxel's chosen pooling field (x, y, sigma), image width 1
-                            extra["fields"] = np.stack([est.rf_x_, est.rf_y_, est.rf_sigma_], axis=1)
-                        save_npz(path, pred=np.asarray(pred, np.float32), eval_rows=ev, **extra)
-                        done = {"pred": pred, "eval_rows": ev, **extra}
-                preds[model][s][done["eval_rows"]] = done["pred"]
-                if model == "fwrf":
-                    fields_of.setdefault(s, []).append(done["fields"])
-        for model, mode in (("gnet8j", "joint"), ("gnet8r", "roi")):
-            if model not in study.models:
-                continue
-            path = jobs_dir / model / f"fold{k}.npz"
-            done = _job_result(path)
-            if done is None:
-                say(f"encoding study: {model}, fold {k + 1}/{n_folds}, {len(Y)} subject(s)")
-                g = _gnet(study, mode, jobs_dir / model / f"fold{k}-checkpoints")
-                pre = g.prefilter_images(images)
-                g.fit(pre, {s: Y[s][folds[s][k][0]] for s in Y},
-                      image_index={s: rows_of[s][folds[s][k][0]] for s in Y}, rois=rois if mode == "roi" else None)
-                done = {}
-                for s in Y:
-                    ev = folds[s][k][1]
-                    done[f"pred_{s}"] = g.predict(PrefilteredImages(pre.maps[rows_of[s][ev]]), subject=s)
-                    done[f"rows_{s}"] = ev
-                save_npz(path, **done)
-            for s in Y:
-                preds[model][s][done[f"rows_{s}"]] = done[f"pred_{s}"]
+        maps = feature_maps(study, images, out / "features")
+    ctx = StudyContext(workdir=str(work), study=study, sig=sig, subjects=paths,
+                       n_folds=len(next(iter(folds.values()))), images=images, maps=maps)
+    ctx_path = work / f"context-{sig}.pkl"
+    import pickle
 
-    voxels = _score_voxels(study, Y, preds, folds, avg, rois, n_reps)
-    acc = {m: {roi: voxels[(voxels.model == m) & (voxels.roi == roi)]["r"].to_numpy() for roi in study.rois}
-           for m in study.models}
-    comparison = comparison_table(acc)
-    results = out / "results"
-    save_table(voxels, results / "voxel_accuracy.parquet")
-    save_table(comparison, results / "comparison.parquet")
-    plot_comparison(acc, results / "comparison.png", reference=study.models[0])
-    save_npz(results / "predictions.npz", **{f"{m}__{s}": preds[m][s] for m in study.models for s in Y},
-             **{f"ids__{s}": np.asarray(avg[s].stimulus_ids).astype(str) for s in Y})
-    result = EncodingStudyResult(voxels=voxels, comparison=comparison, out=out)
-    if fields_of:
-        result.fields = _fields_table(study, fields_of, rois)
-        save_table(result.fields, results / "fwrf_fields.parquet")
-    if "tuning" in study.analyses:
-        result.tuning = _tuning(study, fitted_fwrf, Y, folds, jobs_dir)
-        save_table(result.tuning, results / "tuning.parquet")
-    if {"transfer", "synthetic_transfer"} & set(study.analyses):
-        _transfer(study, result, images, Y, folds, rows_of, rois, jobs_dir, results)
-    save_json(results / "study.json", {"signature": jobs_dir.name, "config": study.as_dict(), "n_folds": n_folds,
-                                       "subjects": list(Y),
-                                       "trials_per_image": {s: float(n_reps[s].mean()) for s in Y}})
-    from brainlike.report.encoding import write_encoding_report
+    from brainlike.pipeline.store import save_bytes
 
-    write_encoding_report(out)
+    blob = pickle.dumps(ctx, protocol=pickle.HIGHEST_PROTOCOL)
+    if not ctx_path.is_file() or ctx_path.read_bytes() != blob:  # unchanged: workers keep their cached copy
+        save_bytes(ctx_path, blob)
+    return ctx_path, avg, n_reps
+
+
+def run_encoding_study(config, out, *, brain=None, progress: bool = False, scheduler: str = "synchronous",
+                       n_workers: int | None = None, client=None) -> EncodingStudyResult:
+    """Run an encoding study (see the module docstring); ``brain``: {subject: BrainData} in place of
+    the config's dataset. scheduler: "synchronous" (in this process, the default), "local" (a Dask
+    LocalCluster of ``n_workers`` processes) or a Dask scheduler address; or pass a
+    ``distributed.Client`` as ``client``. Returns the tables, also published under ``out/results``."""
+    from brainlike.pipeline import generations
+    from brainlike.pipeline.execute import run_jobs
+    from brainlike.pipeline.jobs import load_context
+    from brainlike.pipeline.spawn import check_spawn_safe
+    from brainlike.pipeline.store import CorruptResultError
+
+    from .study_tables import DamagedJobs, collect
+
+    say = log.info if progress else log.debug
+    study = load_encoding_config(config)
+    if not isinstance(scheduler, str) or not (scheduler in ("synchronous", "local") or "://" in scheduler):
+        raise ValueError(f"scheduler: must be 'synchronous', 'local' or a Dask address (tcp://host:port); "
+                         f"got {scheduler!r}")
+    if client is None:
+        scheduler = check_spawn_safe(scheduler)
+    out = Path(out)
+    ctx_path, avg, n_reps = _prepare(study, out, brain, say)
+    ctx = load_context(ctx_path)
+    jobs = ctx.plan()
+    say(f"encoding study: {len(jobs)} jobs ({sum(not j.done(ctx.workdir) for j in jobs)} to run) on "
+        f"{'a Dask client' if client is not None else scheduler}")
+    summary = None
+    for attempt in range(3):
+        s = run_jobs(jobs, ctx_path, ctx.workdir, scheduler=scheduler, n_workers=n_workers, client=client,
+                     progress=progress)
+        summary = s if summary is None else {**summary, "n_run": summary["n_run"] + s["n_run"],
+                                             "n_by_others": summary["n_by_others"] + s["n_by_others"]}
+        try:
+            collected = collect(ctx, jobs)
+            break
+        except DamagedJobs as e:  # set aside: their jobs run again
+            if attempt == 2:
+                raise CorruptResultError(e.paths[0], f"damaged again after recomputing {len(e.paths)} result(s)")
+    stage = generations.start_generation(out)
+    try:
+        result = _write_generation(study, ctx, collected, avg, n_reps, summary, stage)
+    except BaseException as e:
+        generations.mark_failed(stage, e)
+        raise
+    gen = generations.publish(out, stage, analyses=list(study.analyses), study="encoding")
+    say(f"encoding study: results generation {gen.name} published: {out / 'results'}")
+    result.out, result.jobs = out, summary
     return result
 
 
-def _fields_table(study, fields_of, rois) -> pd.DataFrame:
-    """fwRF pooling field of every voxel, per fold (x, y: centre, image width 1, y up; sigma: size)."""
-    rows = []
-    for s, per_fold in fields_of.items():
-        for k, f in enumerate(per_fold):
-            for roi in study.rois:
-                vox = np.flatnonzero(rois[s][roi])
-                rows.append(pd.DataFrame({"subject": s, "roi": roi, "voxel": vox, "fold": k, "x": f[vox, 0],
-                                          "y": f[vox, 1], "sigma": f[vox, 2]}))
-    return pd.concat(rows, ignore_index=True)
+def _write_generation(study, ctx, collected, avg, n_reps, summary, stage: Path) -> EncodingStudyResult:
+    """Tables, figures, study.json and the report into the (unpublished) generation ``stage``."""
+    from brainlike.encoding.analyses import comparison_table, plot_comparison
+    from brainlike.pipeline.store import save_json, save_npz, save_table
+    from brainlike.report.encoding import write_encoding_report
 
+    from .study_tables import fields_table, score_voxels, transfer_tables
 
-def _score_voxels(study, Y, preds, folds, avg, rois, n_reps) -> pd.DataFrame:
-    """Per voxel r and R² over every evaluated image; R² / noise ceiling where ncsnr is known."""
-    from brainlike.metrics import pearson, r2
-    from brainlike.metrics.ceiling import ncsnr_to_noise_ceiling
-
-    rows = []
-    for s in Y:
-        ev = np.unique(np.concatenate([f[1] for f in folds[s]]))
-        nc = None
-        if "ncsnr" in (avg[s].voxel_info or {}):
-            # NSD's ceiling for images averaged over different numbers of trials: the noise term is the
-            # mean of 1/n over the evaluated images (NSD data manual, ncsnr), i.e. n = their harmonic mean
-            n_eff = 1.0 / np.mean(1.0 / n_reps[s][ev])
-            nc = ncsnr_to_noise_ceiling(np.asarray(avg[s].voxel_info["ncsnr"], np.float64), n_trials=n_eff) / 100
-        for model in study.models:
-            r = pearson(preds[model][s][ev], Y[s][ev])
-            rr = r2(Y[s][ev], preds[model][s][ev])
-            for roi in study.rois:
-                vox = np.flatnonzero(rois[s][roi])
-                df = pd.DataFrame({"model": model, "subject": s, "roi": roi, "voxel": vox, "r": r[vox],
-                                   "r2": rr[vox], "n_images": ev.size})
-                if nc is not None:
-                    df["noise_ceiling"] = nc[vox]
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        df["r2_norm"] = np.where(nc[vox] > 0, rr[vox] / nc[vox], np.nan)
-                rows.append(df)
-    return pd.concat(rows, ignore_index=True)
-
-
-def _job_table(path: Path):
-    """A finished analysis table (Parquet), or None (see :func:`_finished`)."""
-    return _finished(path, pd.read_parquet)
-
-
-def _tuning(study, fitted_fwrf, Y, folds, jobs_dir) -> pd.DataFrame:
-    """Layer-wise and bipartite tuning of each subject's fwRF (fold 0), partitions named by network layer."""
-    from brainlike.encoding.analyses import bipartite_partitions, layer_partitions, n_readout_features, tuning_analysis
-    from brainlike.pipeline.store import save_table
-
-    names = list(study.network["layers"])
-    tables = []
-    for s in Y:
-        path = jobs_dir / "tuning" / f"{s}.parquet"
-        done = _job_table(path)
-        if done is None:
-            est, ev_maps = fitted_fwrf[s]
-            ev = folds[s][0][1]
-            parts_of = []
-            for kind, parts in (("layer", layer_partitions(est, names=names)),
-                                ("bipartite", bipartite_partitions(est, names=names))):
-                res = tuning_analysis(lambda mask, e=est, m=ev_maps: e.predict(m, feature_mask=mask), Y[s][ev],
-                                      parts, n_readout_features(est))
-                t = res.table()
-                t.insert(0, "analysis", kind)
-                t.insert(0, "subject", s)
-                parts_of.append(t)
-            done = pd.concat(parts_of, ignore_index=True)
-            save_table(done, path)
-        tables.append(done)
-    return pd.concat(tables, ignore_index=True)
-
-
-def _transfer(study, result, images, Y, folds, rows_of, rois, jobs_dir, results) -> None:
-    """Transfer matrix and synthetic transfer of GNet8r (fold 0; its fit resumes from the checkpoints)."""
-    from brainlike.encoding.analyses import TransferResult, plot_transfer_matrix, synthetic_transfer, transfer_matrix
-    from brainlike.encoding.gnet import PrefilteredImages
-    from brainlike.pipeline.store import save_table
-
-    wanted = [a for a in ("transfer", "synthetic_transfer") if a in study.analyses]
-    done = {a: _job_table(jobs_dir / f"{a}.parquet") for a in wanted}
-    if any(t is None for t in done.values()):
-        g = _gnet(study, "roi", jobs_dir / "gnet8r" / "fold0-checkpoints")
-        pre = g.prefilter_images(images)
-        fit = {s: folds[s][0][0] for s in Y}
-        ev = {s: folds[s][0][1] for s in Y}
-        g.fit(pre, {s: Y[s][fit[s]] for s in Y}, image_index={s: rows_of[s][fit[s]] for s in Y}, rois=rois)
-        if done.get("transfer", 0) is None:
-            tm = transfer_matrix(g, pre, {s: Y[s][fit[s]] for s in Y}, pre, {s: Y[s][ev[s]] for s in Y},
-                                 train_index={s: rows_of[s][fit[s]] for s in Y},
-                                 val_index={s: rows_of[s][ev[s]] for s in Y})
-            done["transfer"] = tm.relative.rename_axis("source").reset_index()
-        if done.get("synthetic_transfer", 0) is None:
-            fit_img = np.unique(np.concatenate([rows_of[s][fit[s]] for s in Y]))
-            ev_img = np.unique(np.concatenate([rows_of[s][ev[s]] for s in Y]))
-            st = synthetic_transfer(g, PrefilteredImages(pre.maps[fit_img]), PrefilteredImages(pre.maps[ev_img]),
-                                    seed=study.seed)
-            done["synthetic_transfer"] = st.relative.rename_axis("source").reset_index()
-        for a in wanted:
-            save_table(done[a], jobs_dir / f"{a}.parquet")
-    for a in wanted:
-        save_table(done[a], results / ("transfer_matrix.parquet" if a == "transfer" else f"{a}.parquet"))
-        matrix = done[a].set_index("source")
-        matrix.columns.name = "target"
-        setattr(result, a, matrix)
-    if "transfer" in wanted:
-        plot_transfer_matrix(TransferResult(relative=result.transfer), results / "transfer_matrix.png")
+    results = stage / "results"
+    preds = collected["preds"]
+    voxels = score_voxels(study, ctx, preds, avg, n_reps)
+    acc = {m: {roi: voxels[(voxels.model == m) & (voxels.roi == roi)]["r"].to_numpy() for roi in study.rois}
+           for m in study.models}
+    comparison = comparison_table(acc)
+    save_table(voxels, results / "voxel_accuracy.parquet")
+    save_table(comparison, results / "comparison.parquet")
+    plot_comparison(acc, results / "comparison.png", reference=study.models[0])
+    save_npz(results / "predictions.npz", **{f"{m}__{s}": preds[m][s] for m in study.models for s in ctx.subjects},
+             **{f"ids__{s}": np.asarray(avg[s].stimulus_ids).astype(str) for s in ctx.subjects})
+    result = EncodingStudyResult(voxels=voxels, comparison=comparison)
+    if collected["fields"]:
+        result.fields = fields_table(study, collected["fields"], lambda s, roi: ctx.arrays(s)[f"roi_{roi}"])
+        save_table(result.fields, results / "fwrf_fields.parquet")
+    if "tuning" in study.analyses:
+        result.tuning = pd.concat(collected["tuning"], ignore_index=True)
+        save_table(result.tuning, results / "tuning.parquet")
+    if {"transfer", "synthetic_transfer"} & set(study.analyses):
+        for name, matrix in transfer_tables(ctx, results).items():
+            setattr(result, name, matrix)
+    jobs = {k: summary[k] for k in ("n_jobs", "n_done_before", "n_run", "n_by_others", "scheduler")}
+    save_json(results / "study.json", {"signature": ctx.sig, "config": study.as_dict(), "n_folds": ctx.n_folds,
+                                       "subjects": list(ctx.subjects), "jobs": jobs,
+                                       "trials_per_image": {s: float(n_reps[s].mean()) for s in ctx.subjects}})
+    write_encoding_report(stage, staged=True)
+    return result

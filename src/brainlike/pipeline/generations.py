@@ -36,7 +36,9 @@ log = logging.getLogger("brainlike")
 
 INCOMPLETE = ".incomplete"
 MANIFEST = "MANIFEST.json"
-TABLES = ("decoding_accuracy", "encoding_accuracy", "bh_scores", "data_quality")
+TABLES = ("decoding_accuracy", "encoding_accuracy", "bh_scores", "data_quality",
+          # an encoding study's (brainlike encode, brainlike.encoding.study)
+          "voxel_accuracy", "comparison", "fwrf_fields", "transfer_matrix", "tuning", "synthetic_transfer")
 # OUT/<name> -> current/<name>; decoding_accuracy / encoding_accuracy: BHscore's trees (pipeline.bhscore_tree)
 LINKED = ("results", "report", "decodability", "decoding_accuracy", "encoding_accuracy")
 CHECKED = ("results", "decodability", "decoding_accuracy", "encoding_accuracy")  # folders the manifest lists
@@ -50,8 +52,10 @@ class ResultsError(ValueError):
 class Results:
     """One results generation as read by :func:`load_results`.
 
-    ``tables`` maps ``decoding_accuracy``, ``encoding_accuracy``, ``bh_scores``, ``data_quality`` to
-    DataFrames (a table the run did not write is absent); ``generation`` is None for a plain folder of tables
+    ``tables`` maps ``decoding_accuracy``, ``encoding_accuracy``, ``bh_scores``, ``data_quality`` (an
+    encoding study: ``voxel_accuracy``, ``comparison``, ``fwrf_fields``, ``transfer_matrix``, ``tuning``,
+    ``synthetic_transfer``) to DataFrames (a table the run did not write is absent); ``provenance``
+    is ``provenance.json`` (an encoding study's ``study.json``); ``generation`` is None for a plain folder of tables
     that no brainlike run published (then nothing is verified).
     """
 
@@ -293,7 +297,9 @@ def load_results(path, *, verify_files: bool = True, staged: bool = False) -> Re
         if t is not None:
             tables[stem] = t
     prov = {}
-    if (folder / "provenance.json").is_file() and (present is None or "provenance.json" in present):
-        prov = json.loads((folder / "provenance.json").read_text())
+    for name in ("provenance.json", "study.json"):
+        if (folder / name).is_file() and (present is None or name in present):
+            prov = json.loads((folder / name).read_text())
+            break
     return Results(dir=folder, tables=tables, provenance=prov,
                    generation=None if gen is None else gen.name, manifest=man)

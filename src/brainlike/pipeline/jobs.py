@@ -14,6 +14,12 @@ Kinds:
 - ``recipe``  (dnn, subject, layer, voxel chunk): BHscore's encoding recipe for a chunk of the
   subject's sampled voxels (all ROIs together), streaming every unit of the layer
   (``encoding.method: recipe``).
+
+Other modules add kinds with :func:`register_kind` (the encoding study's fits,
+``brainlike.encoding.study_jobs``): their files lie under ``<workdir>/<kind>-<sig>/`` and their
+bodies are methods of the context they are run against (a pickled object with a ``run_job``
+method), so the same executor, claims and set-aside rule serve them, and a worker process learns
+them by unpickling that context.
 """
 
 from __future__ import annotations
@@ -38,6 +44,16 @@ RESULT_KEYS = {
 
 
 KINDS = ("decode", "kernel", "encode", "recipe")
+_REGISTERED: set[str] = set()
+
+
+def register_kind(kind: str, result_keys) -> None:
+    """Add a job kind run by its own context (``context.run_job(job)``); ``result_keys``: the arrays
+    every result file of the kind holds (a file without them is damaged, never done)."""
+    if kind in KINDS:
+        raise ValueError(f"job kind {kind!r} is one of the pipeline's own {list(KINDS)}")
+    RESULT_KEYS[kind] = tuple(result_keys)
+    _REGISTERED.add(kind)
 
 
 @dataclass(frozen=True, order=True)
@@ -72,7 +88,12 @@ class Job:
         if self.kind == "recipe":
             return (root / f"encoding-recipe-{self.sig}" / safe_name(self.dnn) / safe_name(self.subject)
                     / safe_name(self.layer) / f"voxels-{self.chunk:05d}.npz")
-        raise ValueError(f"job kind must be one of {list(KINDS)}; got {self.kind!r}")
+        if self.kind in _REGISTERED:
+            # <kind>-<sig>/<dnn>/<subject>/<roi>/<layer>[-<chunk>].npz, empty fields left out
+            parts = [safe_name(p) for p in (self.dnn, self.subject, self.roi, self.layer) if p != ""] or ["result"]
+            chunk = f"-{self.chunk:05d}" if self.chunk >= 0 else ""
+            return root.joinpath(f"{self.kind}-{self.sig}", *parts[:-1], f"{parts[-1]}{chunk}.npz")
+        raise ValueError(f"job kind must be one of {list(KINDS) + sorted(_REGISTERED)}; got {self.kind!r}")
 
     def done(self, workdir) -> bool:
         return self.path(workdir).is_file()
@@ -192,6 +213,9 @@ def _chunk_features(context_path: str, mtime: float, dnn: str, layer: str, chunk
 def run_job(context_path, job: Job) -> str:
     """Run one job (on any worker) and write its result atomically; return the result path."""
     ctx = load_context(context_path)
+    own = getattr(ctx, "run_job", None)
+    if own is not None:  # a context that brings its own job kinds (register_kind)
+        return str(own(job))
     out = job.path(ctx.workdir)
     if out.is_file():
         return str(out)

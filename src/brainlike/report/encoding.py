@@ -92,14 +92,18 @@ def _fields_figure(fields: pd.DataFrame):
     return fig
 
 
-def write_encoding_report(path, out_dir=None) -> Path:
+def write_encoding_report(path, out_dir=None, *, staged: bool = False) -> Path:
     """Write ``index.html`` (figures embedded, also as PNG/SVG under ``figures/``) for the encoding
-    study whose output folder (or ``results/``) is ``path``; default place: ``report/`` beside ``results/``."""
+    study whose output folder (or ``results/``) is ``path``; default place: ``report/`` beside ``results/``.
+    The tables are those of the current results generation, checked against its manifest
+    (``pipeline.load_results``); ``staged=True``: the generation the study itself is still writing."""
+    from brainlike.pipeline import load_results
     from brainlike.report import _save
 
     results = _results_dir(path)
     if not (results / "study.json").is_file():
         raise FileNotFoundError(f"results_dir: {results} holds no encoding study (study.json not found)")
+    results = load_results(results, staged=staged).dir
     study = json.loads((results / "study.json").read_text())
     voxels, comparison = _read(results, "voxel_accuracy"), _read(results, "comparison")
     if voxels is None or comparison is None:
